@@ -1,0 +1,104 @@
+"""The terminal view of `psmon up`: a table of the 34 provinces, refreshed every second.
+
+Reads the worker's in-process `LiveRates` (no scraping). A cell is highlighted when the ratio is
+under its floor with enough volume to mean something (`FLOORS`, from the official targets of
+BRIEF §1 less a margin; the alerting thresholds file will supersede them). Without a terminal
+(tests, CI, `--no-view`) it logs one summary line per interval instead.
+"""
+
+import logging
+import sys
+from datetime import datetime
+from typing import Any
+
+from mode import Service
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from psmon.schemas.provinces import registry
+from psmon.streams.live import LiveRates
+from psmon.streams.windows import Metric, Window
+from psmon.timeutil import LOCAL_TZ
+
+__all__ = ["FLOORS", "MIN_VOLUME", "LiveView", "render_table"]
+
+log = logging.getLogger(__name__)
+
+FLOORS: dict[Metric, float] = {
+    "online_submission": 0.50,
+    "online_payment": 0.40,
+    "result_digitization": 0.60,
+    "on_time": 0.80,
+}
+MIN_VOLUME = 20
+_COLUMNS: tuple[tuple[Metric, Window, str], ...] = (
+    ("online_submission", "5m", "online 5m"),
+    ("online_submission", "1h", "online 1h"),
+    ("online_submission", "24h", "online 24h"),
+    ("online_submission", "today", "online today"),
+    ("full_online", "24h", "full-online 24h"),
+    ("online_payment", "24h", "paid online 24h"),
+    ("result_digitization", "24h", "result digit. 24h"),
+    ("on_time", "24h", "on time 24h"),
+)
+
+
+def render_table(live: LiveRates, *, title: str = "") -> Table:
+    table = Table(title=title, expand=False, header_style="bold")
+    table.add_column("code")
+    table.add_column("province")
+    for _m, _w, label in _COLUMNS:
+        table.add_column(label, justify="right")
+    table.add_column("dossiers 24h", justify="right")
+    for province in registry().current:
+        cells: list[Any] = [province.code, province.name]
+        below = False
+        ratios = {w: live.rates.ratios(province.code, w) for w in {w for _m, w, _l in _COLUMNS}}
+        for metric, window, _label in _COLUMNS:
+            r = ratios[window][metric]
+            if r.value is None:
+                cells.append("–")
+                continue
+            low = metric in FLOORS and r.denominator >= MIN_VOLUME and r.value < FLOORS[metric]
+            below |= low
+            text = f"{r.value:6.1%}"
+            cells.append(f"[bold red]{text}[/]" if low else text)
+        cells.append(str(live.rates.sums(province.code, "24h")["submitted"]))
+        table.add_row(*cells, style="on grey15" if below else None)
+    return table
+
+
+class LiveView(Service):
+    def __init__(self, live: LiveRates, *, interactive: bool, interval_s: float = 1.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.live = live
+        self.interactive = interactive
+        self.interval_s = interval_s
+        self._display: Live | None = None
+
+    async def on_start(self) -> None:
+        if self.interactive:
+            self._display = Live(console=Console(file=sys.stdout), auto_refresh=False, screen=False)
+            self._display.start()
+
+    async def on_stop(self) -> None:
+        if self._display is not None:
+            self._display.stop()
+
+    @Service.timer(1.0)
+    async def _refresh(self) -> None:
+        reg = self.live.metrics.registry
+        processed = reg.get_sample_value("psmon_events_processed_total", {"stage": "validate"}) or 0
+        invalid = sum(s.value for f in self.live.metrics.invalid.collect() for s in f.samples if s.name.endswith("_total"))
+        duplicates = reg.get_sample_value("psmon_events_duplicate_total") or 0
+        wm = self.live.rates.watermark_s
+        title = (
+            f"psmon live — events validated {processed:,.0f} · dead letters {invalid:,.0f} · "
+            f"duplicates {duplicates:,.0f} · provinces {len(self.live.rates.provinces)}"
+            + (f" · event time {datetime.fromtimestamp(wm, LOCAL_TZ):%Y-%m-%d %H:%M:%S} (UTC+7)" if wm else "")
+        )
+        if self._display is not None:
+            self._display.update(render_table(self.live, title=title), refresh=True)
+        else:
+            log.info("%s", title)

@@ -1,0 +1,84 @@
+"""`psmon up`: the whole pipeline in one process, for the demo and for trying psmon out.
+
+With no `--start`, the simulator's clock starts now during office hours, or else at the latest
+working morning, so the demo shows a working day's traffic at any hour. Starts, in order: the local broker (unless `--kafka` is given), the topics, the metrics server,
+then one Faust worker running stage 1 and 2 agents plus the sink (stage 3), the simulator and
+the live view as services on the same event loop. Ctrl-C or SIGTERM stops the services in
+reverse order (the sink finishes and commits its batch), then the broker is stopped by PID. Logs
+go to `<data_dir>/psmon.log` while the live table owns the terminal.
+"""
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from mode import Service
+
+from psmon.cli.liveview import LiveView
+from psmon.cli.services import Deadline, SimulatorService
+from psmon.embedded.broker import LocalBroker
+from psmon.settings import Settings
+from psmon.simulator.profiles import default_profiles, with_drop
+from psmon.simulator.runner import SimulationConfig
+from psmon.sinks.prometheus import PipelineMetrics, serve_metrics
+from psmon.sinks.service import SinkService
+from psmon.streams.app import run_worker
+from psmon.streams.live import LiveRates
+from psmon.streams.topics import ensure_topics
+from psmon.timeutil import utc_now
+from psmon.workcalendar import demo_start
+
+__all__ = ["run_up"]
+
+log = logging.getLogger(__name__)
+
+
+def run_up(
+    settings: Settings,
+    *,
+    embedded_broker: bool,
+    rate_eps: float,
+    speedup: float,
+    start: datetime | None,
+    drops: list[tuple[str, str, float]],
+    bad_fraction: float,
+    duration_s: float | None,
+    interactive: bool,
+) -> None:
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logfile = data_dir / "psmon.log"
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=str(logfile) if interactive else None,
+    )
+    broker: LocalBroker | None = None
+    try:
+        if embedded_broker:
+            broker = LocalBroker(log_path=data_dir / "broker.log").start()
+            settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+            print(f"local broker (Tansu) on {broker.bootstrap}, pid {broker.pid}")
+        ensure_topics(settings)
+        metrics = PipelineMetrics()
+        if settings.metrics_port:
+            serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.metrics_port)
+            print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+        print(f"ClickHouse at {settings.resolved_clickhouse_dsn}; logs in {logfile if interactive else 'stderr'}")
+        live = LiveRates(metrics=metrics, dedup_max_ids=settings.dedup_max_ids, worker="up")
+        services: list[Service] = [SinkService(settings, metrics)]
+        if rate_eps > 0:
+            profiles = default_profiles()
+            for province, metric, value in drops:
+                profiles = with_drop(profiles, province, metric, value)
+            sim_start = start or demo_start(utc_now())
+            print(f"simulator: {rate_eps:g} events/s at peak, clock from {sim_start:%Y-%m-%d %H:%M %Z} x{speedup:g}")
+            sim = SimulationConfig(profiles, rate_eps=rate_eps, speedup=speedup, start=sim_start, bad_fraction=bad_fraction)
+            services.append(SimulatorService(sim, bootstrap=settings.kafka_bootstrap, topic=settings.topic_events))
+        services.append(LiveView(live, interactive=interactive))
+        if duration_s:
+            services.append(Deadline(duration_s))
+        run_worker(settings, live, services=services, logfile=str(logfile) if interactive else None)
+    finally:
+        if broker is not None:
+            broker.stop()

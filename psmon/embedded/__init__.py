@@ -1,0 +1,1 @@
+"""Local stand-ins for production servers, for the demo and tests (not production)."""

@@ -1,0 +1,104 @@
+"""One typed settings object for every psmon process.
+
+Values come from, in rising priority: defaults here, `PSMON_*` environment variables, and CLI
+flags (the CLI builds a `Settings` with explicit overrides). Only the CLI reads the environment;
+library code receives a `Settings` (or plain keyword arguments) and never looks at `os.environ`.
+Every duration and size carries its unit in its name.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["LogLevel", "Settings"]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class Settings(BaseSettings):
+    """Configuration of psmon; see README "Configuration" for the table of variables."""
+
+    model_config = SettingsConfigDict(env_prefix="PSMON_", extra="forbid", frozen=True)
+
+    # Kafka
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    topic_prefix: str = Field("psmon", description="prefix of every psmon topic")
+    topic_partitions: int = Field(8, ge=1, le=1024, description="partitions per psmon topic")
+    app_id: str = Field("psmon", description="Faust app id; consumer group of the worker")
+    session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout")
+    heartbeat_interval_s: float = Field(1.0, gt=0, description="Kafka heartbeat interval")
+    commit_interval_s: float = Field(1.0, gt=0, description="worker offset commit interval")
+
+    # ClickHouse
+    clickhouse_dsn: str = Field(
+        "",
+        description="chdb:///<abs dir> (embedded) or http(s)://user:pass@host:8123; "
+        "empty = embedded chDB in <data_dir>/clickhouse",
+    )
+    clickhouse_database: str = Field("psmon", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    # Stage 2: live rates
+    rates_refresh_interval_s: float = Field(1.0, gt=0, description="gauge refresh period")
+    rates_snapshot_interval_s: float = Field(
+        10.0, gt=0, description="period of rate snapshots sent to ClickHouse"
+    )
+    dedup_max_ids: int = Field(
+        1_000_000, ge=1000, description="bound on remembered event_ids (covers 24 h)"
+    )
+
+    # Stage 3: sink
+    sink_batch_max_rows: int = Field(5000, ge=1, description="rows per ClickHouse insert")
+    sink_flush_interval_ms: int = Field(500, ge=1, description="max wait to fill a batch")
+    sink_retry_max_backoff_s: float = Field(30.0, gt=0, description="cap of retry backoff")
+
+    # Fault injection, for tests only: kill the sink (SIGKILL) right after its N-th ClickHouse
+    # write and before the offset commit, the moment where a wrong protocol would lose or
+    # double-count data. 0 = off.
+    test_sink_crash_after_writes: int = Field(0, ge=0)
+
+    # Process
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="interface for /metrics")
+    data_dir: Path = Field(Path("./psmon-data"), description="state and logs of local runs")
+    log_level: LogLevel = "info"
+    worker_name: str = Field("", description="label for this process in metrics; default host:pid")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _strip_scheme(cls, v: str) -> str:
+        # Accept the kafka:// form Faust uses as well as plain host:port lists.
+        return v.removeprefix("kafka://")
+
+    @property
+    def topic_events(self) -> str:
+        return f"{self.topic_prefix}.events"
+
+    @property
+    def topic_valid(self) -> str:
+        return f"{self.topic_prefix}.valid"
+
+    @property
+    def topic_dead_letter(self) -> str:
+        return f"{self.topic_prefix}.dead-letter"
+
+    @property
+    def topic_rates(self) -> str:
+        return f"{self.topic_prefix}.rates"
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        return (self.topic_events, self.topic_valid, self.topic_dead_letter, self.topic_rates)
+
+    @property
+    def resolved_clickhouse_dsn(self) -> str:
+        if self.clickhouse_dsn:
+            return self.clickhouse_dsn
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.resolved_clickhouse_dsn.startswith("chdb:")

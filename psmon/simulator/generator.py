@@ -1,0 +1,184 @@
+"""Realistic portal events: dossiers arrive per province on a simulated clock, each with a life.
+
+A dossier is submitted; if fee-bearing it is paid (online or at the counter); its components may
+be digitized; it is resolved (on time or late) and its result may be digitized. Each step is an
+event at its own time a few minutes after the previous one, kept in a heap and released when
+the simulated clock reaches it, so event time never runs ahead of the clock.
+
+Arrival intensity follows `workcalendar.activity_weight` (office hours, weekdays, holidays) and
+the provinces' volume weights. Some events carry the old 63-province code of their area, as
+portals still do; on request a fraction is replaced by bad events of every dead-letter reason.
+Everything derives from one seeded `random.Random`, so a run is reproducible.
+"""
+
+import heapq
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from psmon.schemas.provinces import registry
+from psmon.simulator.profiles import ProvinceProfile
+from psmon.workcalendar import activity_weight
+
+__all__ = ["EVENTS_PER_DOSSIER", "EventGenerator", "SimEvent"]
+
+#: Mean events per dossier with the default profiles (submitted, paid, digitized, resolved, ...).
+EVENTS_PER_DOSSIER = 3.9
+
+
+@dataclass(order=True)
+class SimEvent:
+    occurred_at_s: float
+    seq: int
+    key: bytes = field(compare=False)
+    value: bytes = field(compare=False)
+    bad_reason: str | None = field(default=None, compare=False)
+
+
+def _rfc3339(ts_s: float) -> str:
+    return datetime.fromtimestamp(ts_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventGenerator:
+    def __init__(
+        self,
+        profiles: dict[str, ProvinceProfile],
+        *,
+        seed: int,
+        old_code_fraction: float = 0.05,
+        bad_fraction: float = 0.0,
+        source_system: str = "psmon-sim",
+    ):
+        self._profiles = profiles
+        self._rng = random.Random(seed)
+        self._codes = list(profiles)
+        self._weights = [p.volume_weight for p in profiles.values()]
+        self._old_codes: dict[str, list[str]] = {}
+        for old, _old_name, new, _new_name in registry().merger_rows():
+            if old != new:
+                self._old_codes.setdefault(new, []).append(old)
+        self._old_fraction = old_code_fraction
+        self._bad_fraction = bad_fraction
+        self._source = source_system
+        self._prefix = f"sim{seed}"
+        self._seq = 0
+        self._heap: list[SimEvent] = []
+        self._pending_dossiers = 0.0
+
+    # -- the clock drives everything ----------------------------------------------------------
+    def advance(self, from_s: float, to_s: float, *, dossiers_per_s: float) -> Iterator[SimEvent]:
+        """Start the dossiers arriving in (from_s, to_s] and release every event due by `to_s`."""
+        if to_s > from_s:
+            mid = datetime.fromtimestamp((from_s + to_s) / 2, UTC)
+            self._pending_dossiers += dossiers_per_s * activity_weight(mid) * (to_s - from_s)
+            while self._pending_dossiers >= 1.0:
+                self._pending_dossiers -= 1.0
+                self._start_dossier(self._rng.uniform(from_s, to_s))
+        while self._heap and self._heap[0].occurred_at_s <= to_s:
+            yield heapq.heappop(self._heap)
+
+    def drain(self) -> Iterator[SimEvent]:
+        """Every scheduled event, in time order (ends a finite run)."""
+        while self._heap:
+            yield heapq.heappop(self._heap)
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._heap)
+
+    # -- a dossier's life ---------------------------------------------------------------------
+    def _start_dossier(self, t0: float) -> None:
+        rng = self._rng
+        code = rng.choices(self._codes, self._weights)[0]
+        p = self._profiles[code]
+        sent_code = code
+        if self._old_codes.get(code) and rng.random() < self._old_fraction:
+            sent_code = rng.choice(self._old_codes[code])
+        self._seq += 1
+        dossier = f"{sent_code}.{self._seq:09d}"
+        base = {
+            "schema_version": 1,
+            "province_code": sent_code,
+            "level": rng.choices(("province", "commune", "ministry"), (0.45, 0.5, 0.05))[0],
+            "procedure_code": f"1.{rng.randrange(1000, 14000):06d}",
+            "dossier_id": f"H{dossier}",
+            "source_system": self._source,
+        }
+        online = rng.random() < p.online_submission
+        if online:
+            channel = "online"
+            full = rng.random() < (p.full_online / p.online_submission if p.online_submission else 0)
+            mode = "full_online" if full else "partial_online"
+        else:
+            channel = "postal" if rng.random() < 0.1 else "counter"
+            mode = "offline" if rng.random() < 0.5 else "partial_online"
+        fee = rng.random() < p.fee_bearing
+        self._emit(t0, base, "application.submitted", channel=channel, service_mode=mode, fee_bearing=fee)
+        t = t0
+        if fee:
+            t += rng.uniform(5, 600)
+            method = "online" if rng.random() < p.online_payment else "counter"
+            self._emit(t, base, "payment.completed", method=method, amount_vnd=rng.choice((0, 15000, 50000, 100000, 200000)))
+        if rng.random() < p.dossier_digitization:
+            self._emit(t0 + rng.uniform(5, 300), base, "record.digitized", kind="dossier")
+        t_res = t + rng.uniform(60, 3600)
+        self._emit(t_res, base, "application.resolved", on_time=rng.random() < p.on_time)
+        if rng.random() < p.result_digitization:
+            self._emit(t_res + rng.uniform(5, 300), base, "record.digitized", kind="result")
+
+    def _emit(self, t: float, base: dict[str, Any], event_type: str, **fields: Any) -> None:
+        self._seq += 1
+        body = {
+            "event_id": f"{self._prefix}-{self._seq}",
+            "event_type": event_type,
+            "occurred_at": _rfc3339(t),
+            **base,
+            **fields,
+        }
+        key = str(base["province_code"]).encode()
+        if self._bad_fraction and self._rng.random() < self._bad_fraction:
+            reason, value = self._corrupt(body)
+            heapq.heappush(self._heap, SimEvent(t, self._seq, key, value, reason))
+            return
+        heapq.heappush(self._heap, SimEvent(t, self._seq, key, orjson.dumps(body)))
+
+    def _corrupt(self, body: dict[str, Any]) -> tuple[str, bytes]:
+        """One bad event, of a reason picked at random; returns (expected reason, bytes)."""
+        rng = self._rng
+        reason = rng.choice(_BAD_REASONS)
+        b = dict(body)
+        if reason == "malformed_json":
+            return reason, orjson.dumps(b)[:-3]
+        if reason == "not_an_object":
+            return reason, orjson.dumps([b["event_id"]])
+        if reason == "too_large":
+            b["agency_code"] = "x" * 9000
+            return reason, orjson.dumps(b)
+        if reason == "missing_field":
+            del b["dossier_id"]
+        elif reason == "unknown_field":
+            b["priority"] = "high"
+        elif reason == "invalid_value":
+            b["level"] = "village"
+        elif reason == "unknown_event_type":
+            b["event_type"] = "application.withdrawn"
+        elif reason == "unsupported_schema_version":
+            b["schema_version"] = 2
+        elif reason == "unknown_province":
+            b["province_code"] = "99"
+        elif reason == "time_out_of_range":
+            b["occurred_at"] = "2014-12-31T23:00:00+07:00"
+        elif reason == "personal_data":
+            b["citizen_phone"] = "0912345678"
+        return reason, orjson.dumps(b)
+
+
+_BAD_REASONS = (
+    "malformed_json", "not_an_object", "too_large", "missing_field", "unknown_field", "invalid_value",
+    "unknown_event_type", "unsupported_schema_version", "unknown_province", "time_out_of_range",
+    "personal_data",
+)  # fmt: skip

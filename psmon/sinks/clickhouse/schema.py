@@ -1,0 +1,138 @@
+"""ClickHouse schema of psmon, as ordered, recorded migrations (`psmon migrate`).
+
+Every table that receives stream data is a ReplacingMergeTree keyed by a natural id, so writing
+the same row twice (a Kafka redelivery, a retried batch) leaves one row after merges and exactly
+one in reads with `FINAL`:
+- `events`: one row per valid event, key `event_id` within province and month. The version
+  column keeps the *first* produced copy when a portal re-sends an id with other content, which
+  is what the live counts of stage 2 keep too.
+- `dead_letters`: key `dead_letter_id` = source partition:offset.
+- `rate_snapshots`: the worker's periodic live-window values; key province/metric/window/time/worker.
+Tables also accept `insert_deduplication_token` (non-replicated deduplication window), so a batch
+re-sent with the same token is dropped whole, materialized views included.
+
+Migrations are applied in order, each recorded in `schema_migrations`; running `migrate` again is
+a no-op. Statements use IF NOT EXISTS so a migration interrupted half-way can be re-run.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from psmon.sinks.clickhouse.client import Client
+
+__all__ = ["MIGRATIONS", "Migration", "current_version", "migrate"]
+
+log = logging.getLogger(__name__)
+
+_DEDUP = "non_replicated_deduplication_window = 1000"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "raw events, dead letters, rate snapshots",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.events (
+                event_id String,
+                event_type LowCardinality(String),
+                occurred_at DateTime64(6, 'UTC'),
+                province_code LowCardinality(String),
+                raw_province_code LowCardinality(String),
+                level LowCardinality(String),
+                procedure_code LowCardinality(String),
+                dossier_id String,
+                agency_code Nullable(String),
+                commune_code Nullable(String),
+                source_system LowCardinality(Nullable(String)),
+                channel LowCardinality(Nullable(String)),
+                service_mode LowCardinality(Nullable(String)),
+                fee_bearing Nullable(Bool),
+                on_time Nullable(Bool),
+                method LowCardinality(Nullable(String)),
+                amount_vnd Nullable(Int64),
+                kind LowCardinality(Nullable(String)),
+                src_partition UInt32,
+                src_offset UInt64,
+                src_ts DateTime64(3, 'UTC'),
+                dedup_version UInt64,
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            )
+            ENGINE = ReplacingMergeTree(dedup_version)
+            PARTITION BY toYYYYMM(occurred_at)
+            ORDER BY (province_code, event_id)
+            SETTINGS {dedup}
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.dead_letters (
+                dead_letter_id String,
+                reason LowCardinality(String),
+                detail String,
+                redacted String,
+                payload_sha256 String,
+                payload_bytes UInt32,
+                src_partition UInt32,
+                src_offset UInt64,
+                received_at DateTime64(3, 'UTC'),
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(received_at)
+            ORDER BY dead_letter_id
+            SETTINGS {dedup}
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.rate_snapshots (
+                snapshot_at DateTime64(3, 'UTC'),
+                worker LowCardinality(String),
+                province_code LowCardinality(String),
+                metric LowCardinality(String),
+                rate_window LowCardinality(String),
+                numerator UInt64,
+                denominator UInt64,
+                ratio Nullable(Float64),
+                watermark DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(snapshot_at)
+            ORDER BY (province_code, metric, rate_window, snapshot_at, worker)
+            SETTINGS {dedup}
+            """,
+        ),
+    ),
+)
+
+
+def current_version(client: Client, database: str) -> int:
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+        "(version UInt32, description String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    result = client.query(f"SELECT max(version) FROM {database}.schema_migrations FINAL")
+    return int(result.result_rows[0][0] or 0)
+
+
+def migrate(client: Client, database: str) -> list[Migration]:
+    """Apply pending migrations; returns those applied (empty when up to date)."""
+    applied = []
+    version = current_version(client, database)
+    for m in MIGRATIONS:
+        if m.version <= version:
+            continue
+        log.info("applying ClickHouse migration %d: %s", m.version, m.description)
+        for statement in m.statements:
+            client.command(statement.format(db=database, dedup=_DEDUP))
+        client.insert(
+            f"{database}.schema_migrations", [[m.version, m.description]], column_names=["version", "description"]
+        )
+        applied.append(m)
+    return applied

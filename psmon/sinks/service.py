@@ -1,0 +1,196 @@
+"""Stage 3, the history sink: Kafka → ClickHouse in batches, offsets committed after the write.
+
+Protocol, per poll:
+1. `getmany` returns up to `sink_batch_max_rows` records from `psmon.valid`,
+   `psmon.dead-letter` and `psmon.rates` (auto-commit is off).
+2. Records are grouped by topic and written, one INSERT per topic, each with an
+   `insert_deduplication_token` naming its exact partition/offset ranges.
+3. Only when every insert succeeded are the next offsets committed to Kafka.
+If an insert fails, nothing is committed: the sink keeps the batch, stops consuming (no new polls,
+so Kafka holds the backlog), retries with exponential backoff up to `sink_retry_max_backoff_s`,
+and reports `psmon_clickhouse_up 0` and `psmon_clickhouse_errors_total`. A crash at any point
+re-delivers from the last commit; the ReplacingMergeTree keys (and the tokens, for identical
+ranges) make the re-write harmless, so ClickHouse holds each record once.
+
+This stage uses aiokafka directly instead of a Faust agent: it needs "commit exactly these
+offsets after this write", while Faust acks by loop progress and commits on a timer
+(and has known commit gaps, faust-streaming #606). chDB calls run on one executor thread so the
+event loop, and with it the consumer's heartbeats, never blocks on an insert.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from mode import Service
+
+from psmon.schemas.dead_letter import decode_dead_letter
+from psmon.schemas.normalized import decode_valid
+from psmon.settings import Settings
+from psmon.sinks.clickhouse.client import ClickHouseExecutor, connect
+from psmon.sinks.clickhouse.schema import migrate
+from psmon.sinks.clickhouse.writer import ClickHouseWriter
+from psmon.sinks.prometheus import PipelineMetrics
+
+__all__ = ["SinkService", "batch_token"]
+
+log = logging.getLogger(__name__)
+
+
+def batch_token(topic: str, records: Sequence[ConsumerRecord[bytes, bytes]]) -> str:
+    """Deterministic id of a batch: its topic and per-partition first-last offsets."""
+    ranges: dict[int, list[int]] = {}
+    for r in records:
+        lo_hi = ranges.setdefault(r.partition, [r.offset, r.offset])
+        lo_hi[0] = min(lo_hi[0], r.offset)
+        lo_hi[1] = max(lo_hi[1], r.offset)
+    parts = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items()))
+    return f"{topic}/{parts}"
+
+
+class SinkService(Service):
+    """Consumes the derived topics and writes them to ClickHouse (see module docstring)."""
+
+    def __init__(self, settings: Settings, metrics: PipelineMetrics, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.metrics = metrics
+        self._executor = ClickHouseExecutor()
+        self._writer: ClickHouseWriter | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writes = 0
+        self._crash_after_writes = settings.test_sink_crash_after_writes
+
+    async def on_start(self) -> None:
+        s = self.settings
+        client = await self._executor.run(connect, s.resolved_clickhouse_dsn)
+        applied = await self._executor.run(migrate, client, s.clickhouse_database)
+        if applied:
+            log.info("ClickHouse schema migrated to version %d", applied[-1].version)
+        self._writer = ClickHouseWriter(client, database=s.clickhouse_database)
+        self._consumer = AIOKafkaConsumer(
+            s.topic_valid,
+            s.topic_dead_letter,
+            s.topic_rates,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=f"{s.app_id}-sink",
+            client_id=f"{s.app_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
+            max_poll_interval_ms=3_600_000,  # a ClickHouse outage pauses polling, not membership
+            max_poll_records=s.sink_batch_max_rows,
+        )
+        await self._consumer.start()
+        self.metrics.clickhouse_up.set(1)
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        try:  # let an in-flight batch finish its write and commit
+            await asyncio.wait_for(self._idle.wait(), timeout=15)
+        except TimeoutError:
+            log.warning("sink stopped with a batch in flight; it will be re-delivered")
+        if self._consumer is not None:
+            await self._consumer.stop()
+        self._executor.shutdown()
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=self.settings.sink_flush_interval_ms)
+            if not batch or self._stopping.is_set():
+                continue
+            self._idle.clear()
+            try:
+                if await self._write_with_retry(batch):
+                    await self._commit(batch)
+            finally:
+                self._idle.set()
+
+    async def _write_with_retry(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> bool:
+        """Write every topic of the batch; retry until success. False if stopped first."""
+        by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+        for tp, records in batch.items():
+            by_topic[tp.topic].extend(records)
+        pending = dict(by_topic)
+        backoff_s = 0.5
+        while pending:
+            for topic in list(pending):
+                try:
+                    await self._write_topic(topic, pending[topic])
+                    del pending[topic]
+                except Exception as exc:  # any ClickHouse/driver failure: keep the batch, back off
+                    self.metrics.clickhouse_errors.inc()
+                    self.metrics.clickhouse_up.set(0)
+                    log.warning("ClickHouse write failed (%s); retrying in %.1f s", exc, backoff_s)
+                    break
+            if pending:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff_s)
+                    return False
+                except TimeoutError:
+                    backoff_s = min(backoff_s * 2, self.settings.sink_retry_max_backoff_s)
+        self.metrics.clickhouse_up.set(1)
+        return True
+
+    async def _write_topic(self, topic: str, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        assert self._writer is not None
+        s, w = self.settings, self._writer
+        token = batch_token(topic, records)
+        write: Callable[..., int]
+        table: str
+        if topic == s.topic_valid:
+            items: list[Any] = _decode(records, decode_valid)
+            write, table = w.write_events, "events"
+        elif topic == s.topic_dead_letter:
+            items = _decode(records, decode_dead_letter)
+            write, table = w.write_dead_letters, "dead_letters"
+        else:
+            items = [row for rows in _decode(records, orjson.loads) for row in rows]
+            write, table = w.write_rates, "rate_snapshots"
+        with self.metrics.sink_batch_seconds.time():
+            n = await self._executor.run(write, items, token=token)
+        self.metrics.sink_rows.labels(table).inc(n)
+        self.metrics.sink_batch_rows.observe(n)
+        self._writes += 1
+        if self._crash_after_writes and self._writes >= self._crash_after_writes:
+            # Test-only crash point: written but not committed, the dangerous moment.
+            log.error("test crash point reached after %d writes: SIGKILL", self._writes)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        assert self._consumer is not None
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # Partitions moved during the write: the new owner re-reads them, and the
+            # idempotent tables absorb the repeat.
+            log.warning("offset commit failed after a successful write (%s); will be re-delivered", exc)
+            return
+        for tp, offset in offsets.items():
+            self.metrics.sink_committed_offset.labels(tp.topic, str(tp.partition)).set(offset)
+
+
+def _decode(records: list[ConsumerRecord[bytes, bytes]], decode: Callable[[bytes], Any]) -> list[Any]:
+    out = []
+    for r in records:
+        try:
+            out.append(decode(r.value or b""))
+        except (ValueError, KeyError, TypeError) as exc:
+            # Only psmon writes these topics; a foreign record is logged and skipped, not fatal.
+            log.error("skipping unreadable record %s[%d]@%d: %s", r.topic, r.partition, r.offset, exc)
+    return out

@@ -1,0 +1,115 @@
+"""The Faust app of the psmon worker: stage 1 (validate) and stage 2 (live rates).
+
+Stage 1 reads `psmon.events`, validates each message and sends it either to `psmon.valid`
+(normalized, keyed by its 34-province code) or to `psmon.dead-letter` (reason + redacted
+payload). Stage 2 reads `psmon.valid` and keeps the rolling windows (`live.LiveRates`).
+
+Delivery (at-least-once): Faust acks a message when the agent moves past it and commits acked
+offsets every `commit_interval_s`; before each commit it flushes its producer and waits for the
+broker's acknowledgement of every record sent (`Consumer._commit_offsets` calls
+`producer.flush()`), so an input offset is committed only after its outputs are on the broker.
+A crash re-processes from the last commit; the re-sent outputs carry the same source coordinates,
+so stage 2 absorbs them as redeliveries and stage 3's idempotent tables absorb them too.
+
+Faust's web server is disabled (metrics are served by prometheus-client on `metrics_port`), so
+several workers can share a host without port clashes. Both agents run in one consumer group,
+and Faust's assignor co-partitions `psmon.events` and `psmon.valid`.
+"""
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import orjson
+from mode import Service
+
+from psmon.schemas.dead_letter import encode_dead_letter
+from psmon.schemas.normalized import decode_valid, encode_valid
+from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.settings import Settings
+from psmon.streams.live import LiveRates
+
+__all__ = ["create_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, live: LiveRates) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        web_enabled=False,
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        producer_acks=-1,
+        worker_redirect_stdouts=False,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
+    events_topic = app.topic(settings.topic_events, **raw)
+    valid_topic = app.topic(settings.topic_valid, **raw)
+    dead_letter_topic = app.topic(settings.topic_dead_letter, **raw)
+    rates_topic = app.topic(settings.topic_rates, **raw)
+    metrics = live.metrics
+
+    @app.agent(events_topic, name="validate")
+    async def validate(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            raw_value: bytes = event.value or b""
+            verdict = validate_event(raw_value, record_ts_s=msg.timestamp)
+            src = {"src_partition": msg.partition, "src_offset": msg.offset, "src_ts_ms": int(msg.timestamp * 1000)}
+            if isinstance(verdict, ValidEvent):
+                await valid_topic.send(key=verdict.province_code.encode(), value=encode_valid(verdict, **src))
+            else:
+                metrics.invalid.labels(verdict.reason).inc()
+                await dead_letter_topic.send(key=msg.key, value=encode_dead_letter(verdict, **src))
+            metrics.processed.labels("validate").inc()
+
+    @app.agent(valid_topic, name="rates")
+    async def rates(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                record = decode_valid(event.value or b"")
+            except (ValueError, KeyError, TypeError) as exc:
+                # Only stage 1 writes this topic; a foreign record is logged, not fatal.
+                log.error("skipping unreadable record on %s at %s: %s", settings.topic_valid, event.message.offset, exc)
+                continue
+            live.observe(record, partition=event.message.partition)
+
+    @app.timer(settings.rates_refresh_interval_s)
+    async def refresh() -> None:
+        live.refresh_gauges()
+
+    @app.timer(settings.rates_snapshot_interval_s)
+    async def snapshot() -> None:
+        for province, rows in live.snapshot_rows().items():
+            await rates_topic.send(key=province.encode(), value=orjson.dumps(rows))
+
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    async def on_revoked(_app: faust.App, revoked: set[Any], **_: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == settings.topic_valid}
+        dropped = live.drop_partitions(gone)
+        if dropped:
+            log.info("partitions %s revoked: dropped live state of provinces %s", sorted(gone), dropped)
+
+    return app
+
+
+def run_worker(settings: Settings, live: LiveRates, *, services: Iterable[Service] = (), logfile: str | None = None) -> None:
+    """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally."""
+    app = create_app(settings, live)
+    worker = faust.Worker(
+        app,
+        *services,
+        loglevel=settings.log_level,
+        logfile=logfile,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

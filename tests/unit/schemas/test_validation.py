@@ -1,0 +1,181 @@
+"""Contract v1 validation: every rejection reason, strict types, PII, province mapping, redaction."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from psmon.schemas.validation import MAX_EVENT_BYTES, REASONS, Invalid, ValidEvent, validate_event
+
+RECORD_TS = datetime(2026, 11, 25, 7, 6, 40, tzinfo=UTC).timestamp()
+
+
+def submitted(**over: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "event_id": "portal-25:000001",
+        "event_type": "application.submitted",
+        "schema_version": 1,
+        "occurred_at": "2026-11-25T14:00:00+07:00",
+        "province_code": "25",
+        "level": "commune",
+        "procedure_code": "1.004227",
+        "dossier_id": "H25.1/2026-0001",
+        "channel": "online",
+        "service_mode": "full_online",
+        "fee_bearing": True,
+    }
+    ev.update(over)
+    return {k: v for k, v in ev.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def check(obj: Any) -> ValidEvent | Invalid:
+    raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
+    return validate_event(raw, record_ts_s=RECORD_TS)
+
+
+def reason(obj: Any) -> str:
+    verdict = check(obj)
+    assert isinstance(verdict, Invalid), verdict
+    return verdict.reason
+
+
+def test_valid_submitted_is_normalized() -> None:
+    v = check(submitted(occurred_at="2026-11-25T14:00:00.123456+07:00"))
+    assert isinstance(v, ValidEvent)
+    assert v.province_code == "25" and v.raw_province_code == "25"
+    assert v.occurred_at_s == pytest.approx(1_795_590_000.123456)
+    assert v.occurred_at.utcoffset() is not None and v.occurred_at.hour == 7
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"event_type": "application.resolved", "on_time": False},
+        {"event_type": "payment.completed", "method": "online", "amount_vnd": 0},
+        {"event_type": "record.digitized", "kind": "result"},
+    ],
+)
+def test_each_event_type_validates(event: dict[str, Any]) -> None:
+    base = {k: v for k, v in submitted().items() if k not in ("channel", "service_mode", "fee_bearing")}
+    assert isinstance(check({**base, **event}), ValidEvent)
+
+
+@pytest.mark.parametrize(("old", "new"), [("17", "25"), ("26", "25"), ("80", "80"), ("72", "80"), ("02", "08"), ("95", "96")])
+def test_old_province_codes_map_to_the_34(old: str, new: str) -> None:
+    v = check(submitted(province_code=old))
+    assert isinstance(v, ValidEvent)
+    assert (v.raw_province_code, v.province_code) == (old, new)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe{}", "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'"text"', "not_an_object"),
+        (b"null", "not_an_object"),
+    ],
+)
+def test_unparseable_input(raw: bytes, expected: str) -> None:
+    v = check(raw)
+    assert isinstance(v, Invalid) and v.reason == expected
+    assert v.redacted is None and v.payload_bytes == len(raw) and len(v.payload_sha256) == 64
+
+
+def test_too_large_is_checked_before_parsing() -> None:
+    big = orjson.dumps(submitted(agency_code="A" * (MAX_EVENT_BYTES)))
+    assert reason(big) == "too_large"
+    # exactly at the limit is fine size-wise (and then fails only on its own merits)
+    at_limit = orjson.dumps(submitted(source_system="x"))
+    assert len(at_limit) <= MAX_EVENT_BYTES and isinstance(check(at_limit), ValidEvent)
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"dossier_id": _DROP}, "missing_field"),
+        ({"channel": _DROP}, "missing_field"),
+        ({"schema_version": _DROP}, "missing_field"),
+        ({"event_type": _DROP}, "missing_field"),
+        ({"priority": "high"}, "unknown_field"),
+        ({"fee_bearing": 1}, "invalid_value"),
+        ({"fee_bearing": "true"}, "invalid_value"),
+        ({"schema_version": 1.0}, "invalid_value"),
+        ({"schema_version": True}, "invalid_value"),
+        ({"schema_version": 2}, "unsupported_schema_version"),
+        ({"event_type": "application.withdrawn"}, "unknown_event_type"),
+        ({"province_code": "99"}, "unknown_province"),
+        ({"province_code": "03"}, "unknown_province"),
+        ({"province_code": "1"}, "invalid_value"),
+        ({"province_code": 25}, "invalid_value"),
+        ({"level": "village"}, "invalid_value"),
+        ({"channel": "online", "service_mode": "offline"}, "invalid_value"),
+        ({"level": "district"}, "invalid_value"),
+        ({"agency_code": None}, "invalid_value"),
+        ({"commune_code": "1234"}, "invalid_value"),
+        ({"event_id": "has space"}, "invalid_value"),
+        ({"event_id": "x" * 65}, "invalid_value"),
+        ({"occurred_at": "2026-11-25T14:00:00"}, "invalid_value"),  # no offset
+        ({"occurred_at": "2026-11-25T14:00:00.1234567Z"}, "invalid_value"),  # 7 fraction digits
+        ({"occurred_at": "2026-02-30T14:00:00Z"}, "invalid_value"),
+        ({"occurred_at": "2014-12-31T23:59:59+07:00"}, "time_out_of_range"),
+        ({"occurred_at": "2026-11-25T07:11:41Z"}, "time_out_of_range"),  # record ts + 5 min + 1 s
+        ({"citizen_name": "Nguyễn Văn A"}, "personal_data"),
+        ({"soCCCD": "001099012345"}, "personal_data"),
+        ({"so_dien_thoai": "0912345678"}, "personal_data"),
+        ({"Email": "a@b.vn"}, "personal_data"),
+        ({"dia_chi": "1 Hùng Vương"}, "personal_data"),
+        ({"ngày_sinh": "1990-01-01"}, "personal_data"),
+    ],
+)
+def test_rejection_reasons(over: dict[str, Any], expected: str) -> None:
+    assert reason(submitted(**over)) == expected
+
+
+def test_every_reason_is_covered_by_the_table_above() -> None:
+    covered = {"malformed_json", "not_an_object", "too_large", "missing_field", "unknown_field", "invalid_value",
+               "unsupported_schema_version", "unknown_event_type", "unknown_province", "time_out_of_range",
+               "personal_data"}  # fmt: skip
+    assert covered == set(REASONS)
+
+
+def test_time_window_edges_are_inclusive() -> None:
+    assert isinstance(check(submitted(occurred_at="2015-01-01T00:00:00+07:00")), ValidEvent)
+    assert isinstance(check(submitted(occurred_at="2026-11-25T07:11:40Z")), ValidEvent)  # ts + 300 s
+
+
+def test_district_level_is_valid_before_the_merger_only() -> None:
+    assert isinstance(check(submitted(level="district", occurred_at="2025-06-30T23:59:59+07:00")), ValidEvent)
+    assert reason(submitted(level="district", occurred_at="2025-07-01T00:00:00+07:00")) == "invalid_value"
+
+
+def test_personal_data_wins_over_other_faults_and_is_never_stored() -> None:
+    v = check(submitted(ho_ten="Trần Thị B", extra="x", fee_bearing="no"))
+    assert isinstance(v, Invalid) and v.reason == "personal_data"
+    stored = orjson.dumps(v.redacted) + v.detail.encode()
+    assert "Trần".encode() not in stored and b"extra" not in stored
+    assert "fee_bearing" not in v.redacted  # did not validate
+    assert v.redacted["dossier_id"] == "H25.1/2026-0001"
+
+
+def test_redaction_keeps_only_valid_contract_fields() -> None:
+    v = check(submitted(province_code="99", priority="high"))
+    assert isinstance(v, Invalid) and v.reason == "unknown_field"
+    assert "priority" not in v.redacted
+    v = check(submitted(province_code="99"))
+    assert isinstance(v, Invalid) and v.reason == "unknown_province"
+    assert "province_code" not in v.redacted and v.redacted["event_id"] == "portal-25:000001"
+
+
+def test_contract_field_names_are_not_mistaken_for_personal_data() -> None:
+    from psmon.schemas.events import EVENT_MODELS
+    from psmon.schemas.pii import is_personal_field
+
+    names = {n for m in EVENT_MODELS.values() for n in m.model_fields}
+    assert [n for n in names if is_personal_field(n)] == []
