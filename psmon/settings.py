@@ -23,9 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PSMON_", extra="forbid", frozen=True)
 
     # Kafka
-    kafka_bootstrap: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
-    )
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
     topic_prefix: str = Field("psmon", description="prefix of every psmon topic")
     topic_partitions: int = Field(8, ge=1, le=1024, description="partitions per psmon topic")
     app_id: str = Field("psmon", description="Faust app id; consumer group of the worker")
@@ -43,12 +41,8 @@ class Settings(BaseSettings):
 
     # Stage 2: live rates
     rates_refresh_interval_s: float = Field(1.0, gt=0, description="gauge refresh period")
-    rates_snapshot_interval_s: float = Field(
-        10.0, gt=0, description="period of rate snapshots sent to ClickHouse"
-    )
-    dedup_max_ids: int = Field(
-        1_000_000, ge=1000, description="bound on remembered event_ids (covers 24 h)"
-    )
+    rates_snapshot_interval_s: float = Field(10.0, gt=0, description="period of rate snapshots sent to ClickHouse")
+    dedup_max_ids: int = Field(1_000_000, ge=1000, description="bound on remembered event_ids (covers 24 h)")
 
     # Stage 3: sink
     sink_batch_max_rows: int = Field(5000, ge=1, description="rows per ClickHouse insert")

@@ -1,5 +1,6 @@
 """Test helpers: bounded polling, metric scraping, process control."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,7 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], *, timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> T:
+def wait_until(
+    predicate: Callable[[], T],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.2,
+    what: str = "condition",
+) -> T:
     """Poll until `predicate()` is truthy; fail with `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
@@ -61,10 +68,8 @@ def psmon_process(args: list[str], *, env: dict[str, str], log_path: Path) -> su
 def stop_process(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
     """Signal a process group and wait; SIGKILL if it does not exit in time."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

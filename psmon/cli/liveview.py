@@ -90,7 +90,9 @@ class LiveView(Service):
     async def _refresh(self) -> None:
         reg = self.live.metrics.registry
         processed = reg.get_sample_value("psmon_events_processed_total", {"stage": "validate"}) or 0
-        invalid = sum(s.value for f in self.live.metrics.invalid.collect() for s in f.samples if s.name.endswith("_total"))
+        invalid = sum(
+            s.value for f in self.live.metrics.invalid.collect() for s in f.samples if s.name.endswith("_total")
+        )
         duplicates = reg.get_sample_value("psmon_events_duplicate_total") or 0
         wm = self.live.rates.watermark_s
         title = (

@@ -21,19 +21,33 @@ from psmon import __version__
 from psmon.errors import PsmonError
 from psmon.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="psmon: live monitor of Vietnam's online public services.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="psmon: live monitor of Vietnam's online public services.",
+)
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
 app.add_typer(schema_app, name="schema")
 
 log = logging.getLogger("psmon")
 
-KafkaOpt = Annotated[str | None, typer.Option("--kafka", help="Kafka bootstrap host:port [env PSMON_KAFKA_BOOTSTRAP]")]
-ClickHouseOpt = Annotated[
-    str | None, typer.Option("--clickhouse", help="chdb:///abs/dir or http://host:8123 [env PSMON_CLICKHOUSE_DSN]")
+KafkaOpt = Annotated[
+    str | None,
+    typer.Option("--kafka", help="Kafka bootstrap host:port [env PSMON_KAFKA_BOOTSTRAP]"),
 ]
-MetricsPortOpt = Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off [env PSMON_METRICS_PORT]")]
+ClickHouseOpt = Annotated[
+    str | None,
+    typer.Option("--clickhouse", help="chdb:///abs/dir or http://host:8123 [env PSMON_CLICKHOUSE_DSN]"),
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", help="/metrics port, 0 = off [env PSMON_METRICS_PORT]"),
+]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="local state and logs [env PSMON_DATA_DIR]")]
-PartitionsOpt = Annotated[int | None, typer.Option("--partitions", help="partitions per topic [env PSMON_TOPIC_PARTITIONS]")]
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option("--partitions", help="partitions per topic [env PSMON_TOPIC_PARTITIONS]"),
+]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -89,7 +103,9 @@ def migrate(clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> No
     client = connect(s.resolved_clickhouse_dsn)
     applied = run_migrate(client, s.clickhouse_database)
     version = current_version(client, s.clickhouse_database)
-    typer.echo(f"schema version {version}" + (f" (applied {[m.version for m in applied]})" if applied else " (up to date)"))
+    typer.echo(
+        f"schema version {version}" + (f" (applied {[m.version for m in applied]})" if applied else " (up to date)")
+    )
 
 
 @app.command()
@@ -168,7 +184,14 @@ def simulate(
 ) -> None:
     """Generate realistic portal events for all 34 provinces."""
     from psmon.simulator.profiles import default_profiles, with_drop
-    from psmon.simulator.runner import EventSink, FileSink, KafkaSink, SimulationConfig, SimulationStats, run_simulation
+    from psmon.simulator.runner import (
+        EventSink,
+        FileSink,
+        KafkaSink,
+        SimulationConfig,
+        SimulationStats,
+        run_simulation,
+    )
     from psmon.streams.topics import ensure_topics
     from psmon.timeutil import LOCAL_TZ
 
@@ -195,7 +218,11 @@ def simulate(
         out = KafkaSink(s.kafka_bootstrap, s.topic_events)
 
     def progress(st: SimulationStats) -> None:
-        typer.echo(f"sent {st.sent:,} events ({st.rate_eps:,.0f}/s), {st.bad:,} bad, simulated time {st.sim_time:%Y-%m-%d %H:%M:%S}Z", err=True)
+        typer.echo(
+            f"sent {st.sent:,} events ({st.rate_eps:,.0f}/s), {st.bad:,} bad, "
+            f"simulated time {st.sim_time:%Y-%m-%d %H:%M:%S}Z",
+            err=True,
+        )
 
     try:
         stats = run_simulation(config, out, progress=progress)
@@ -203,8 +230,14 @@ def simulate(
         _fail("interrupted")
     finally:
         out.close()
-    typer.echo(orjson.dumps({"sent": stats.sent, "bad": stats.bad, "bad_by_reason": stats.bad_by_reason,
-                             "elapsed_s": round(stats.elapsed_s, 3), "rate_eps": round(stats.rate_eps, 1)}).decode())  # fmt: skip
+    summary = {
+        "sent": stats.sent,
+        "bad": stats.bad,
+        "bad_by_reason": stats.bad_by_reason,
+        "elapsed_s": round(stats.elapsed_s, 3),
+        "rate_eps": round(stats.rate_eps, 1),
+    }
+    typer.echo(orjson.dumps(summary).decode())
 
 
 @app.command()
@@ -233,7 +266,9 @@ def validate(path: Annotated[Path, typer.Argument(help="JSONL file, one event pe
 
 
 @schema_app.command("export")
-def schema_export(directory: Annotated[Path, typer.Argument(help="output directory")] = Path("schemas")) -> None:
+def schema_export(
+    directory: Annotated[Path, typer.Argument(help="output directory")] = Path("schemas"),
+) -> None:
     """Write one JSON Schema per event type."""
     from psmon.schemas.jsonschema import write_schemas
 
@@ -273,7 +308,12 @@ def up(
     """Run everything in one process: local broker, worker, sink, simulator, metrics, live view."""
     from psmon.cli.up import run_up
 
-    s = _settings(kafka_bootstrap=kafka, clickhouse_dsn=clickhouse, metrics_port=metrics_port, data_dir=data_dir)
+    s = _settings(
+        kafka_bootstrap=kafka,
+        clickhouse_dsn=clickhouse,
+        metrics_port=metrics_port,
+        data_dir=data_dir,
+    )
     run_up(
         s, embedded_broker=kafka is None and "PSMON_KAFKA_BOOTSTRAP" not in os.environ,
         rate_eps=rate, speedup=speedup, start=start, drops=_parse_drop(drop or []), bad_fraction=bad_fraction,

@@ -50,7 +50,12 @@ class SimulatorService(Service):
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10)
         if self.stats:
-            log.info("simulator sent %d events (%d bad) in %.1f s", self.stats.sent, self.stats.bad, self.stats.elapsed_s)
+            log.info(
+                "simulator sent %d events (%d bad) in %.1f s",
+                self.stats.sent,
+                self.stats.bad,
+                self.stats.elapsed_s,
+            )
 
 
 class Deadline(Service):

@@ -1,7 +1,8 @@
 """`psmon up`: the whole pipeline in one process, for the demo and for trying psmon out.
 
-With no `--start`, the simulator's clock starts now during office hours, or else at the latest
-working morning, so the demo shows a working day's traffic at any hour. Starts, in order: the local broker (unless `--kafka` is given), the topics, the metrics server,
+With no `--start`, the simulator's clock starts now during office hours, or else at the
+latest working morning, so the demo shows a working day's traffic at any hour.
+Starts, in order: the local broker (unless `--kafka` is given), the topics, the metrics server,
 then one Faust worker running stage 1 and 2 agents plus the sink (stage 3), the simulator and
 the live view as services on the same event loop. Ctrl-C or SIGTERM stops the services in
 reverse order (the sink finishes and commits its batch), then the broker is stopped by PID. Logs
@@ -73,7 +74,13 @@ def run_up(
                 profiles = with_drop(profiles, province, metric, value)
             sim_start = start or demo_start(utc_now())
             print(f"simulator: {rate_eps:g} events/s at peak, clock from {sim_start:%Y-%m-%d %H:%M %Z} x{speedup:g}")
-            sim = SimulationConfig(profiles, rate_eps=rate_eps, speedup=speedup, start=sim_start, bad_fraction=bad_fraction)
+            sim = SimulationConfig(
+                profiles,
+                rate_eps=rate_eps,
+                speedup=speedup,
+                start=sim_start,
+                bad_fraction=bad_fraction,
+            )
             services.append(SimulatorService(sim, bootstrap=settings.kafka_bootstrap, topic=settings.topic_events))
         services.append(LiveView(live, interactive=interactive))
         if duration_s:

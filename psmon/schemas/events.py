@@ -29,9 +29,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-EventType = Literal[
-    "application.submitted", "application.resolved", "payment.completed", "record.digitized"
-]
+EventType = Literal["application.submitted", "application.resolved", "payment.completed", "record.digitized"]
 
 # RFC 3339 date-time with a mandatory offset (Z or ±hh:mm) and at most 6 fraction digits.
 _RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -39,12 +37,8 @@ _RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6}
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Timestamp = Annotated[str, StringConstraints(max_length=35, pattern=_RFC3339)]
 ProvinceCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")]
-ProcedureCode = Annotated[
-    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")
-]
-DossierId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
-]
+ProcedureCode = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
+DossierId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 CommuneCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
 

@@ -63,8 +63,7 @@ class ProvinceRegistry:
     def merger_rows(self) -> list[tuple[str, str, str, str]]:
         """(old_code, old_name, new_code, new_name) for every old code."""
         return [
-            (old, self._old_names[old], new, self._by_code[new].name)
-            for old, new in sorted(self._old_to_new.items())
+            (old, self._old_names[old], new, self._by_code[new].name) for old, new in sorted(self._old_to_new.items())
         ]
 
 

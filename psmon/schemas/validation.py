@@ -193,13 +193,18 @@ def _personal(name: str) -> bool:
     return is_personal_field(name)
 
 
-_ERROR_REASON: Final[dict[str, Reason]] = {"extra_forbidden": "unknown_field", "missing": "missing_field"}
-_REASON_RANK: Final[dict[Reason, int]] = {"unknown_field": 0, "missing_field": 1, "invalid_value": 2}
+_ERROR_REASON: Final[dict[str, Reason]] = {
+    "extra_forbidden": "unknown_field",
+    "missing": "missing_field",
+}
+_REASON_RANK: Final[dict[Reason, int]] = {
+    "unknown_field": 0,
+    "missing_field": 1,
+    "invalid_value": 2,
+}
 
 
-def _from_validation_error(
-    exc: ValidationError, obj: dict[str, Any], raw: bytes, nulls: list[str]
-) -> Invalid:
+def _from_validation_error(exc: ValidationError, obj: dict[str, Any], raw: bytes, nulls: list[str]) -> Invalid:
     by_reason: dict[Reason, list[str]] = {}
     for err in exc.errors(include_url=False, include_input=False):
         field = ".".join(str(p) for p in err["loc"]) or "(event)"

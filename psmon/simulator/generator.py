@@ -122,7 +122,13 @@ class EventGenerator:
         if fee:
             t += rng.uniform(5, 600)
             method = "online" if rng.random() < p.online_payment else "counter"
-            self._emit(t, base, "payment.completed", method=method, amount_vnd=rng.choice((0, 15000, 50000, 100000, 200000)))
+            self._emit(
+                t,
+                base,
+                "payment.completed",
+                method=method,
+                amount_vnd=rng.choice((0, 15000, 50000, 100000, 200000)),
+            )
         if rng.random() < p.dossier_digitization:
             self._emit(t0 + rng.uniform(5, 300), base, "record.digitized", kind="dossier")
         t_res = t + rng.uniform(60, 3600)

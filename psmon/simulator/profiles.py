@@ -16,7 +16,12 @@ from psmon.schemas.provinces import registry
 __all__ = ["SHARE_NAMES", "ProvinceProfile", "ShareName", "default_profiles", "with_drop"]
 
 ShareName = Literal[
-    "online_submission", "full_online", "online_payment", "dossier_digitization", "result_digitization", "on_time"
+    "online_submission",
+    "full_online",
+    "online_payment",
+    "dossier_digitization",
+    "result_digitization",
+    "on_time",
 ]
 SHARE_NAMES: Final[tuple[str, ...]] = (
     "online_submission", "full_online", "online_payment", "dossier_digitization", "result_digitization", "on_time",
@@ -36,7 +41,17 @@ class ProvinceProfile:
     on_time: float  # P(on time | resolved)
 
 
-_BIG: Final = {"01": 9.0, "79": 10.0, "31": 4.0, "24": 3.5, "25": 3.5, "75": 3.5, "38": 3.0, "40": 3.0, "48": 2.5}
+_BIG: Final = {
+    "01": 9.0,
+    "79": 10.0,
+    "31": 4.0,
+    "24": 3.5,
+    "25": 3.5,
+    "75": 3.5,
+    "38": 3.0,
+    "40": 3.0,
+    "48": 2.5,
+}
 _ANCHORS: Final[dict[str, dict[str, float]]] = {
     "25": {"online_submission": 0.82, "online_payment": 0.842, "on_time": 0.7838},
     "68": {"online_payment": 0.436},
@@ -68,7 +83,9 @@ def default_profiles() -> dict[str, ProvinceProfile]:
     return profiles
 
 
-def with_drop(profiles: dict[str, ProvinceProfile], province: str, share: str, value: float) -> dict[str, ProvinceProfile]:
+def with_drop(
+    profiles: dict[str, ProvinceProfile], province: str, share: str, value: float
+) -> dict[str, ProvinceProfile]:
     """Profiles where one province's share is forced to `value` (to make it cross a threshold)."""
     if province not in profiles:
         raise ValueError(f"unknown province {province!r}; use one of the 34 codes")
@@ -76,7 +93,7 @@ def with_drop(profiles: dict[str, ProvinceProfile], province: str, share: str, v
         raise ValueError(f"unknown metric {share!r}; use one of {', '.join(SHARE_NAMES)}")
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"value must be within 0..1, got {value}")
-    changed = replace(profiles[province], **{share: value})
+    changed = replace(profiles[province], **{share: value})  # type: ignore[arg-type]
     if share == "online_submission":
         changed = replace(changed, full_online=min(changed.full_online, value))
     if share == "full_online":

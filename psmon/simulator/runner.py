@@ -25,7 +25,14 @@ from psmon.simulator.generator import EVENTS_PER_DOSSIER, EventGenerator
 from psmon.simulator.profiles import ProvinceProfile
 from psmon.timeutil import utc_now
 
-__all__ = ["EventSink", "FileSink", "KafkaSink", "SimulationConfig", "SimulationStats", "run_simulation"]
+__all__ = [
+    "EventSink",
+    "FileSink",
+    "KafkaSink",
+    "SimulationConfig",
+    "SimulationStats",
+    "run_simulation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,9 @@ class EventSink(Protocol):
 class KafkaSink:
     def __init__(self, bootstrap: str, topic: str):
         self._topic = topic
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all", client_id="psmon-simulator")
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=20, acks="all", client_id="psmon-simulator"
+        )
         self._errors: list[Exception] = []
 
     def send(self, key: bytes, value: bytes, timestamp_s: float) -> None:
@@ -108,7 +117,10 @@ def run_simulation(
 ) -> SimulationStats:
     """Generate until `count` events, `duration_s`, or `stop` is set; returns what was sent."""
     gen = EventGenerator(
-        config.profiles, seed=config.seed, bad_fraction=config.bad_fraction, old_code_fraction=config.old_code_fraction
+        config.profiles,
+        seed=config.seed,
+        bad_fraction=config.bad_fraction,
+        old_code_fraction=config.old_code_fraction,
     )
     stats = SimulationStats()
     stop = stop or threading.Event()

@@ -22,7 +22,10 @@ class PipelineMetrics:
         r = self.registry = registry if registry is not None else CollectorRegistry()
         # contract counters (stage 2)
         self.submitted = Counter(
-            "psmon_dossiers_submitted", "Dossiers received", ["province", "channel", "service_mode"], registry=r
+            "psmon_dossiers_submitted",
+            "Dossiers received",
+            ["province", "channel", "service_mode"],
+            registry=r,
         )
         self.fee_bearing = Counter(
             "psmon_dossiers_fee_bearing", "Fee-bearing dossiers received", ["province"], registry=r
@@ -30,30 +33,39 @@ class PipelineMetrics:
         self.resolved = Counter("psmon_dossiers_resolved", "Dossiers resolved", ["province", "on_time"], registry=r)
         self.payments = Counter("psmon_payments", "Fees paid", ["province", "method"], registry=r)
         self.digitized = Counter(
-            "psmon_records_digitized", "Dossiers or results digitized", ["province", "kind"], registry=r
+            "psmon_records_digitized",
+            "Dossiers or results digitized",
+            ["province", "kind"],
+            registry=r,
         )
         # live windows (stage 2)
         self.ratio = Gauge(
-            "psmon_ratio", "Live ratio over a window ending at the watermark", ["province", "metric", "window"], registry=r
+            "psmon_ratio",
+            "Live ratio over a window ending at the watermark",
+            ["province", "metric", "window"],
+            registry=r,
         )
         self.ratio_denominator = Gauge(
-            "psmon_ratio_denominator", "Denominator of psmon_ratio (volume)", ["province", "metric", "window"], registry=r
+            "psmon_ratio_denominator",
+            "Denominator of psmon_ratio (volume)",
+            ["province", "metric", "window"],
+            registry=r,
         )
         self.watermark = Gauge(
-            "psmon_watermark_timestamp_seconds", "Latest event time seen (capped at wall clock)", registry=r
+            "psmon_watermark_timestamp_seconds",
+            "Latest event time seen (capped at wall clock)",
+            registry=r,
         )
-        self.event_time_lag = Gauge(
-            "psmon_event_time_lag_seconds", "Wall clock minus watermark", registry=r
-        )
+        self.event_time_lag = Gauge("psmon_event_time_lag_seconds", "Wall clock minus watermark", registry=r)
         self.provinces_owned = Gauge("psmon_provinces_owned", "Provinces with live state in this worker", registry=r)
         # pipeline health
         self.processed = Counter("psmon_events_processed", "Messages processed per stage", ["stage"], registry=r)
         self.invalid = Counter("psmon_events_invalid", "Events sent to the dead-letter topic", ["reason"], registry=r)
-        self.duplicate = Counter(
-            "psmon_events_duplicate", "Repeated event_ids (new messages) ignored", registry=r
-        )
+        self.duplicate = Counter("psmon_events_duplicate", "Repeated event_ids (new messages) ignored", registry=r)
         self.redelivered = Counter(
-            "psmon_events_redelivered", "Kafka redeliveries absorbed (same source message)", registry=r
+            "psmon_events_redelivered",
+            "Kafka redeliveries absorbed (same source message)",
+            registry=r,
         )
         self.late = Counter("psmon_events_late", "Events older than every live bucket", registry=r)
         self.sink_rows = Counter("psmon_sink_rows", "Rows written to ClickHouse", ["table"], registry=r)
@@ -64,12 +76,8 @@ class PipelineMetrics:
         self.sink_batch_seconds = Histogram(
             "psmon_sink_batch_seconds", "Time to write one batch to ClickHouse", registry=r
         )
-        self.clickhouse_errors = Counter(
-            "psmon_clickhouse_errors", "Failed ClickHouse writes (retried)", registry=r
-        )
-        self.clickhouse_up = Gauge(
-            "psmon_clickhouse_up", "1 if the last ClickHouse write succeeded", registry=r
-        )
+        self.clickhouse_errors = Counter("psmon_clickhouse_errors", "Failed ClickHouse writes (retried)", registry=r)
+        self.clickhouse_up = Gauge("psmon_clickhouse_up", "1 if the last ClickHouse write succeeded", registry=r)
         self.sink_committed_offset = Gauge(
             "psmon_sink_committed_offset", "Next offset to read, committed after the write",
             ["topic", "partition"], registry=r,

@@ -50,11 +50,15 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
         producer_acks=-1,
         worker_redirect_stdouts=False,
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
-    events_topic = app.topic(settings.topic_events, **raw)
-    valid_topic = app.topic(settings.topic_valid, **raw)
-    dead_letter_topic = app.topic(settings.topic_dead_letter, **raw)
-    rates_topic = app.topic(settings.topic_rates, **raw)
+
+    def raw_topic(name: str) -> faust.TopicT:
+        # psmon encodes its own JSON: the contract is bytes in, and errors must be ours to report.
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
+
+    events_topic = raw_topic(settings.topic_events)
+    valid_topic = raw_topic(settings.topic_valid)
+    dead_letter_topic = raw_topic(settings.topic_dead_letter)
+    rates_topic = raw_topic(settings.topic_rates)
     metrics = live.metrics
 
     @app.agent(events_topic, name="validate")
@@ -63,7 +67,11 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
             msg = event.message
             raw_value: bytes = event.value or b""
             verdict = validate_event(raw_value, record_ts_s=msg.timestamp)
-            src = {"src_partition": msg.partition, "src_offset": msg.offset, "src_ts_ms": int(msg.timestamp * 1000)}
+            src = {
+                "src_partition": msg.partition,
+                "src_offset": msg.offset,
+                "src_ts_ms": int(msg.timestamp * 1000),
+            }
             if isinstance(verdict, ValidEvent):
                 await valid_topic.send(key=verdict.province_code.encode(), value=encode_valid(verdict, **src))
             else:
@@ -78,20 +86,25 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
                 record = decode_valid(event.value or b"")
             except (ValueError, KeyError, TypeError) as exc:
                 # Only stage 1 writes this topic; a foreign record is logged, not fatal.
-                log.error("skipping unreadable record on %s at %s: %s", settings.topic_valid, event.message.offset, exc)
+                log.error(
+                    "skipping unreadable record on %s at %s: %s",
+                    settings.topic_valid,
+                    event.message.offset,
+                    exc,
+                )
                 continue
             live.observe(record, partition=event.message.partition)
 
-    @app.timer(settings.rates_refresh_interval_s)
+    @app.timer(settings.rates_refresh_interval_s)  # type: ignore[untyped-decorator]
     async def refresh() -> None:
         live.refresh_gauges()
 
-    @app.timer(settings.rates_snapshot_interval_s)
+    @app.timer(settings.rates_snapshot_interval_s)  # type: ignore[untyped-decorator]
     async def snapshot() -> None:
         for province, rows in live.snapshot_rows().items():
             await rates_topic.send(key=province.encode(), value=orjson.dumps(rows))
 
-    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(_app: faust.App, revoked: set[Any], **_: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == settings.topic_valid}
         dropped = live.drop_partitions(gone)
@@ -101,7 +114,13 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, live: LiveRates, *, services: Iterable[Service] = (), logfile: str | None = None) -> None:
+def run_worker(
+    settings: Settings,
+    live: LiveRates,
+    *,
+    services: Iterable[Service] = (),
+    logfile: str | None = None,
+) -> None:
     """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally."""
     app = create_app(settings, live)
     worker = faust.Worker(

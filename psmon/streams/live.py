@@ -25,7 +25,14 @@ __all__ = ["LiveRates"]
 
 
 class LiveRates:
-    def __init__(self, *, metrics: PipelineMetrics, dedup_max_ids: int, worker: str, rates: RollingRates | None = None):
+    def __init__(
+        self,
+        *,
+        metrics: PipelineMetrics,
+        dedup_max_ids: int,
+        worker: str,
+        rates: RollingRates | None = None,
+    ):
         self.metrics = metrics
         self.rates = rates if rates is not None else RollingRates()
         self.recent = RecentIds(max_ids=dedup_max_ids)
@@ -68,7 +75,7 @@ class LiveRates:
         for province in self.rates.provinces:
             for window in WINDOWS:
                 for metric, ratio in self.rates.ratios(province, window).items():
-                    key = (province, metric, window)
+                    key: tuple[str, str, str] = (province, metric, window)
                     if ratio.value is None:
                         continue
                     m.ratio.labels(*key).set(ratio.value)
@@ -116,4 +123,3 @@ class LiveRates:
             m.ratio.remove(*key)
             m.ratio_denominator.remove(*key)
             self._exported.discard(key)
-

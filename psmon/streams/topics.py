@@ -52,7 +52,12 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
         for name in set(settings.all_topics) & existing:
             parts = admin.describe_topics([name])[0].get("partitions") or []
             if len(parts) != settings.topic_partitions:
-                log.warning("topic %s has %d partitions, settings say %d", name, len(parts), settings.topic_partitions)
+                log.warning(
+                    "topic %s has %d partitions, settings say %d",
+                    name,
+                    len(parts),
+                    settings.topic_partitions,
+                )
         return created
     finally:
         admin.close()

@@ -131,7 +131,8 @@ class _Ring:
 
     def sum(self, lo: int, hi: int) -> npt.NDArray[np.int64]:
         mask = (self.tags >= lo) & (self.tags <= hi)
-        return self.counts[mask].sum(axis=0)
+        total: npt.NDArray[np.int64] = self.counts[mask].sum(axis=0)
+        return total
 
 
 @dataclass(frozen=True, slots=True)

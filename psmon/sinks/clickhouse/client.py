@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from psmon.errors import ClickHouseError
 
-__all__ = ["Client", "ClickHouseExecutor", "connect"]
+__all__ = ["ClickHouseExecutor", "Client", "connect"]
 
 T = TypeVar("T")
 

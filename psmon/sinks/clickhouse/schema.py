@@ -132,7 +132,9 @@ def migrate(client: Client, database: str) -> list[Migration]:
         for statement in m.statements:
             client.command(statement.format(db=database, dedup=_DEDUP))
         client.insert(
-            f"{database}.schema_migrations", [[m.version, m.description]], column_names=["version", "description"]
+            f"{database}.schema_migrations",
+            [[m.version, m.description]],
+            column_names=["version", "description"],
         )
         applied.append(m)
     return applied

@@ -64,11 +64,16 @@ class ClickHouseWriter:
     def write_dead_letters(self, letters: Sequence[DeadLetter], *, token: str) -> int:
         rows = [
             [
-                d.dead_letter_id, d.reason, d.detail,
+                d.dead_letter_id,
+                d.reason,
+                d.detail,
                 orjson.dumps(d.redacted).decode() if d.redacted is not None else "",
-                d.payload_sha256, d.payload_bytes, d.src_partition, d.src_offset,
+                d.payload_sha256,
+                d.payload_bytes,
+                d.src_partition,
+                d.src_offset,
                 _utc(d.src_ts_ms / 1000),
-            ]  # fmt: skip
+            ]
             for d in letters
         ]
         return self._insert("dead_letters", rows, _DEAD_LETTER_COLUMNS, token)
@@ -76,9 +81,16 @@ class ClickHouseWriter:
     def write_rates(self, rates: Sequence[RateRow], *, token: str) -> int:
         rows = [
             [
-                _utc(r["snapshot_at_ms"] / 1000), r["worker"], r["province_code"], r["metric"],
-                r["window"], r["numerator"], r["denominator"], r["ratio"], _utc(r["watermark_ms"] / 1000),
-            ]  # fmt: skip
+                _utc(r["snapshot_at_ms"] / 1000),
+                r["worker"],
+                r["province_code"],
+                r["metric"],
+                r["window"],
+                r["numerator"],
+                r["denominator"],
+                r["ratio"],
+                _utc(r["watermark_ms"] / 1000),
+            ]
             for r in rates
         ]
         return self._insert("rate_snapshots", rows, RATE_COLUMNS, token)

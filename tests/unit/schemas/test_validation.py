@@ -64,7 +64,10 @@ def test_each_event_type_validates(event: dict[str, Any]) -> None:
     assert isinstance(check({**base, **event}), ValidEvent)
 
 
-@pytest.mark.parametrize(("old", "new"), [("17", "25"), ("26", "25"), ("80", "80"), ("72", "80"), ("02", "08"), ("95", "96")])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("17", "25"), ("26", "25"), ("80", "80"), ("72", "80"), ("02", "08"), ("95", "96")],
+)
 def test_old_province_codes_map_to_the_34(old: str, new: str) -> None:
     v = check(submitted(province_code=old))
     assert isinstance(v, ValidEvent)

@@ -25,7 +25,15 @@ class Collect:
 def simulate(n: int, **kw) -> Collect:  # type: ignore[no-untyped-def]
     out = Collect()
     # ~5 events per simulated second: enough simulated time for dossiers to be resolved
-    cfg = SimulationConfig(kw.pop("profiles", default_profiles()), rate_eps=5, start=START, count=n, paced=False, seed=7, **kw)
+    cfg = SimulationConfig(
+        kw.pop("profiles", default_profiles()),
+        rate_eps=5,
+        start=START,
+        count=n,
+        paced=False,
+        seed=7,
+        **kw,
+    )
     run_simulation(cfg, out)
     return out
 
@@ -38,7 +46,10 @@ def test_good_events_are_valid_and_cover_all_provinces() -> None:
     assert len({v.province_code for v in valid}) == 34
     assert any(v.raw_province_code != v.province_code for v in valid)  # old codes sent too
     assert Counter(v.event_type for v in valid).keys() == {
-        "application.submitted", "application.resolved", "payment.completed", "record.digitized"
+        "application.submitted",
+        "application.resolved",
+        "payment.completed",
+        "record.digitized",
     }
     times = [t for _k, _v, t in out.events]
     assert times == sorted(times)
@@ -46,7 +57,15 @@ def test_good_events_are_valid_and_cover_all_provinces() -> None:
 
 def test_bad_events_fail_with_the_reason_they_were_made_for() -> None:
     out = Collect()
-    cfg = SimulationConfig(default_profiles(), rate_eps=2000, start=START, count=30_000, paced=False, seed=3, bad_fraction=0.05)
+    cfg = SimulationConfig(
+        default_profiles(),
+        rate_eps=2000,
+        start=START,
+        count=30_000,
+        paced=False,
+        seed=3,
+        bad_fraction=0.05,
+    )
     stats = run_simulation(cfg, out)
     reasons = Counter(
         v.reason for _k, raw, t in out.events if isinstance(v := validate_event(raw, record_ts_s=t + 1), Invalid)

@@ -49,9 +49,13 @@ def test_revoked_partition_drops_gauges_but_keeps_counters() -> None:
     g = {"metric": "online_submission", "window": "5m"}
     assert reg.get_sample_value("psmon_ratio", {"province": "25", **g}) is None
     assert reg.get_sample_value("psmon_ratio", {"province": "01", **g}) == 1.0
-    assert reg.get_sample_value(
-        "psmon_dossiers_submitted_total", {"province": "25", "channel": "online", "service_mode": "partial_online"}
-    ) == 1
+    assert (
+        reg.get_sample_value(
+            "psmon_dossiers_submitted_total",
+            {"province": "25", "channel": "online", "service_mode": "partial_online"},
+        )
+        == 1
+    )
 
 
 def test_snapshot_rows_cover_every_window_and_metric() -> None:

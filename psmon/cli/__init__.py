@@ -1,0 +1,1 @@
+"""The `psmon` command line."""

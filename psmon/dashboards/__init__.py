@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: placeholder until the dashboards issue builds them."""

@@ -1,0 +1,1 @@
+"""Realistic portal event generator (`psmon simulate`)."""

@@ -1,0 +1,1 @@
+"""ClickHouse: client (chDB or HTTP), versioned schema, batched idempotent writer."""

@@ -1,0 +1,1 @@
+"""Stages 1 and 2: the Faust app, rolling windows, de-duplication, topic administration."""
