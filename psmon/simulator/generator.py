@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from psmon.schemas.provinces import registry
+from psmon.schemas.validation import REASONS
 from psmon.simulator.profiles import ProvinceProfile
 from psmon.workcalendar import activity_weight
 
@@ -155,7 +156,7 @@ class EventGenerator:
     def _corrupt(self, body: dict[str, Any]) -> tuple[str, bytes]:
         """One bad event, of a reason picked at random; returns (expected reason, bytes)."""
         rng = self._rng
-        reason = rng.choice(_BAD_REASONS)
+        reason = rng.choice(REASONS)
         b = dict(body)
         if reason == "malformed_json":
             return reason, orjson.dumps(b)[:-3]
@@ -181,10 +182,3 @@ class EventGenerator:
         elif reason == "personal_data":
             b["citizen_phone"] = "0912345678"
         return reason, orjson.dumps(b)
-
-
-_BAD_REASONS = (
-    "malformed_json", "not_an_object", "too_large", "missing_field", "unknown_field", "invalid_value",
-    "unknown_event_type", "unsupported_schema_version", "unknown_province", "time_out_of_range",
-    "personal_data",
-)  # fmt: skip

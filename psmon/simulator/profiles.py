@@ -9,23 +9,16 @@ they never change between runs), with the big cities carrying most of the volume
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Final, Literal
+from typing import Final
 
 from psmon.schemas.provinces import registry
+from psmon.streams.windows import METRICS, Metric
 
 __all__ = ["SHARE_NAMES", "ProvinceProfile", "ShareName", "default_profiles", "with_drop"]
 
-ShareName = Literal[
-    "online_submission",
-    "full_online",
-    "online_payment",
-    "dossier_digitization",
-    "result_digitization",
-    "on_time",
-]
-SHARE_NAMES: Final[tuple[str, ...]] = (
-    "online_submission", "full_online", "online_payment", "dossier_digitization", "result_digitization", "on_time",
-)  # fmt: skip
+#: The simulator's adjustable shares are the live metrics of stage 2.
+ShareName = Metric
+SHARE_NAMES: Final[tuple[str, ...]] = tuple(METRICS)
 
 
 @dataclass(frozen=True)
