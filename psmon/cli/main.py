@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from psmon import __version__
+from psmon.cli.logs import configure_logging
 from psmon.errors import PsmonError
 from psmon.settings import Settings
 
@@ -60,14 +61,6 @@ def _settings(**overrides: Any) -> Settings:
 def _fail(message: str) -> NoReturn:
     typer.secho(f"psmon: {message}", err=True, fg="red")
     raise typer.Exit(1)
-
-
-def _logging(level: str, logfile: Path | None = None) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        filename=str(logfile) if logfile else None,
-    )
 
 
 def _worker_name(settings: Settings) -> str:
@@ -195,7 +188,7 @@ def simulate(
     from psmon.streams.topics import ensure_topics
     from psmon.timeutil import LOCAL_TZ
 
-    _logging("info")
+    configure_logging("info")
     profiles = default_profiles()
     for province, metric, value in _parse_drop(drop or []):
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from mode import Service
 
 from psmon.cli.liveview import LiveView
+from psmon.cli.logs import configure_logging
 from psmon.cli.services import Deadline, SimulatorService
 from psmon.embedded.broker import LocalBroker
 from psmon.settings import Settings
@@ -49,11 +50,7 @@ def run_up(
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     logfile = data_dir / "psmon.log"
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        filename=str(logfile) if interactive else None,
-    )
+    configure_logging(settings.log_level, logfile if interactive else None)
     broker: LocalBroker | None = None
     try:
         if embedded_broker:
