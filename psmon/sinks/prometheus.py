@@ -69,6 +69,10 @@ class PipelineMetrics:
         )
         self.late = Counter("psmon_events_late", "Events older than every live bucket", registry=r)
         self.sink_rows = Counter("psmon_sink_rows", "Rows written to ClickHouse", ["table"], registry=r)
+        self.sink_skipped = Counter(
+            "psmon_sink_rows_skipped", "Records not written because their event_id is already stored", ["table"],
+            registry=r,
+        )  # fmt: skip
         self.sink_batch_rows = Histogram(
             "psmon_sink_batch_rows", "Rows per ClickHouse insert",
             buckets=(1, 10, 100, 500, 1000, 5000, 10000, 50000), registry=r,

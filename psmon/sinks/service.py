@@ -164,6 +164,8 @@ class SinkService(Service):
         with self.metrics.sink_batch_seconds.time():
             n = await self._executor.run(write, items, token=token)
         self.metrics.sink_rows.labels(table).inc(n)
+        if table == "events":
+            self.metrics.sink_skipped.labels(table).inc(len(items) - n)
         self.metrics.sink_batch_rows.observe(n)
         self._writes += 1
         if self._crash_after_writes and self._writes >= self._crash_after_writes:

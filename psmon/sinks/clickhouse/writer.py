@@ -1,13 +1,25 @@
 """Batched, idempotent writes of stream records into the ClickHouse tables of `schema.py`.
 
-A batch is the records of one topic taken from one poll, written with one INSERT. Its
-`insert_deduplication_token` names the exact source range (`topic/partition:first-last,...`), so
-a retry of the same batch is dropped whole by ClickHouse; a redelivery that starts or ends at
-another offset gets another token, and is then made harmless by the tables' ReplacingMergeTree
-keys (reads that must be exact use FINAL). The writer is synchronous; the sink calls it through
-`ClickHouseExecutor`.
+A batch is the records of one topic taken from one poll, written with one INSERT.
+
+Events are written **at most once per `event_id`** (check-then-insert): the writer drops ids
+repeated inside the batch (the first copy wins, as in stage 2's live counts), asks ClickHouse
+which of the remaining ids it already holds (a primary-key lookup on `(province_code,
+event_id)`), and inserts only the new ones. That is what makes the rollups exact: materialized
+views see each inserted block, not the table after merges, so a re-delivered event must never
+reach an INSERT a second time, whatever the batch boundaries of the redelivery (a crash between
+write and commit, a stage-1 re-send at new offsets, a replayed file). The ReplacingMergeTree key
+stays as a second line of defence for concurrent writers of one province during a rebalance.
+
+Every INSERT carries an `insert_deduplication_token` = source range + a digest of the rows it
+holds, so an ambiguous failure retried with the same rows is dropped whole by ClickHouse
+(materialized views included), while a retry that now holds fewer rows gets its own token
+instead of colliding with a half-written earlier attempt. Dead letters and rate snapshots are
+keyed (ReplacingMergeTree) and read with FINAL. The writer is synchronous; the sink calls it
+through `ClickHouseExecutor`.
 """
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,9 +61,29 @@ class ClickHouseWriter:
         self._client = client
         self._db = database
 
-    def write_events(self, records: Sequence[ValidRecord], *, token: str) -> int:
-        rows = []
+    def new_events(self, records: Sequence[ValidRecord]) -> list[ValidRecord]:
+        """The records whose event_id is neither earlier in the batch nor already stored."""
+        first: dict[str, ValidRecord] = {}
         for r in records:
+            first.setdefault(r.event.event_id, r)
+        if not first:
+            return []
+        stored = self._client.query(
+            f"SELECT event_id FROM {self._db}.events "
+            "WHERE province_code IN {provinces:Array(String)} AND event_id IN {ids:Array(String)}",
+            parameters={
+                "provinces": sorted({r.event.province_code for r in first.values()}),
+                "ids": list(first),
+            },
+        ).result_rows
+        for (event_id,) in stored:
+            first.pop(event_id, None)
+        return list(first.values())
+
+    def write_events(self, records: Sequence[ValidRecord], *, token: str) -> int:
+        """Insert the events not stored yet; returns how many were inserted."""
+        rows = []
+        for r in self.new_events(records):
             e = r.event
             rows.append([
                 e.event_id, e.event_type, _utc(e.occurred_at_s), e.province_code, e.raw_province_code,
@@ -98,12 +130,13 @@ class ClickHouseWriter:
     def _insert(self, table: str, rows: list[list[Any]], columns: Sequence[str], token: str) -> int:
         if not rows:
             return 0
+        digest = hashlib.blake2b(repr([row[0] for row in rows]).encode(), digest_size=8).hexdigest()
         self._client.insert(
             f"{self._db}.{table}",
             rows,
             column_names=list(columns),
             settings={
-                "insert_deduplication_token": token,
+                "insert_deduplication_token": f"{token}#{len(rows)}:{digest}",
                 "deduplicate_blocks_in_dependent_materialized_views": 1,
             },
         )
