@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     # Stage 2: live rates
     rates_refresh_interval_s: float = Field(1.0, gt=0, description="gauge refresh period")
     rates_snapshot_interval_s: float = Field(10.0, gt=0, description="period of rate snapshots sent to ClickHouse")
-    dedup_max_ids: int = Field(1_000_000, ge=1000, description="bound on remembered event_ids (covers 24 h)")
+    dedup_max_ids: int = Field(
+        1_000_000, ge=1000, description="bound on remembered event_ids per partition (covers 24 h)"
+    )
 
     # Stage 3: sink
     sink_batch_max_rows: int = Field(5000, ge=1, description="rows per ClickHouse insert")

@@ -58,6 +58,9 @@ class PipelineMetrics:
         )
         self.event_time_lag = Gauge("psmon_event_time_lag_seconds", "Wall clock minus watermark", registry=r)
         self.provinces_owned = Gauge("psmon_provinces_owned", "Provinces with live state in this worker", registry=r)
+        self.partitions_catching_up = Gauge(
+            "psmon_partitions_catching_up", "Partitions of psmon.valid being re-read after assignment", registry=r
+        )
         # pipeline health
         self.processed = Counter("psmon_events_processed", "Messages processed per stage", ["stage"], registry=r)
         self.invalid = Counter("psmon_events_invalid", "Events sent to the dead-letter topic", ["reason"], registry=r)

@@ -1,34 +1,34 @@
-"""The Faust app of the psmon worker: stage 1 (validate) and stage 2 (live rates).
+"""The psmon worker: stage 1 (validate) as a Faust agent, with stage 2 (live rates) beside it.
 
 Stage 1 reads `psmon.events`, validates each message and sends it either to `psmon.valid`
 (normalized, keyed by its 34-province code) or to `psmon.dead-letter` (reason + redacted
-payload). Stage 2 reads `psmon.valid` and keeps the rolling windows (`live.LiveRates`).
+payload). Stage 2 (`rates_service.RatesService`) reads `psmon.valid` and keeps the rolling
+windows; it runs as a service of the same Faust worker (one process, one event loop), with its
+own consumer group because it rebuilds its partitions from the log on assignment.
 
 Delivery (at-least-once): Faust acks a message when the agent moves past it and commits acked
 offsets every `commit_interval_s`; before each commit it flushes its producer and waits for the
 broker's acknowledgement of every record sent (`Consumer._commit_offsets` calls
 `producer.flush()`), so an input offset is committed only after its outputs are on the broker.
 A crash re-processes from the last commit; the re-sent outputs carry the same source coordinates,
-so stage 2 absorbs them as redeliveries and stage 3's idempotent tables absorb them too.
+so stage 2 absorbs them as redeliveries and stage 3 writes each event_id once.
 
 Faust's web server is disabled (metrics are served by prometheus-client on `metrics_port`), so
-several workers can share a host without port clashes. Both agents run in one consumer group,
-and Faust's assignor co-partitions `psmon.events` and `psmon.valid`.
+several workers can share a host without port clashes.
 """
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 import faust
-import orjson
 from mode import Service
 
 from psmon.schemas.dead_letter import encode_dead_letter
-from psmon.schemas.normalized import decode_valid, encode_valid
+from psmon.schemas.normalized import encode_valid
 from psmon.schemas.validation import ValidEvent, validate_event
 from psmon.settings import Settings
 from psmon.streams.live import LiveRates
+from psmon.streams.rates_service import RatesService
 
 __all__ = ["create_app", "run_worker"]
 
@@ -58,7 +58,6 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
     events_topic = raw_topic(settings.topic_events)
     valid_topic = raw_topic(settings.topic_valid)
     dead_letter_topic = raw_topic(settings.topic_dead_letter)
-    rates_topic = raw_topic(settings.topic_rates)
     metrics = live.metrics
 
     @app.agent(events_topic, name="validate")
@@ -79,38 +78,6 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
                 await dead_letter_topic.send(key=msg.key, value=encode_dead_letter(verdict, **src))
             metrics.processed.labels("validate").inc()
 
-    @app.agent(valid_topic, name="rates")
-    async def rates(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                record = decode_valid(event.value or b"")
-            except (ValueError, KeyError, TypeError) as exc:
-                # Only stage 1 writes this topic; a foreign record is logged, not fatal.
-                log.error(
-                    "skipping unreadable record on %s at %s: %s",
-                    settings.topic_valid,
-                    event.message.offset,
-                    exc,
-                )
-                continue
-            live.observe(record, partition=event.message.partition)
-
-    @app.timer(settings.rates_refresh_interval_s)  # type: ignore[untyped-decorator]
-    async def refresh() -> None:
-        live.refresh_gauges()
-
-    @app.timer(settings.rates_snapshot_interval_s)  # type: ignore[untyped-decorator]
-    async def snapshot() -> None:
-        for province, rows in live.snapshot_rows().items():
-            await rates_topic.send(key=province.encode(), value=orjson.dumps(rows))
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(_app: faust.App, revoked: set[Any], **_: Any) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic == settings.topic_valid}
-        dropped = live.drop_partitions(gone)
-        if dropped:
-            log.info("partitions %s revoked: dropped live state of provinces %s", sorted(gone), dropped)
-
     return app
 
 
@@ -125,6 +92,7 @@ def run_worker(
     app = create_app(settings, live)
     worker = faust.Worker(
         app,
+        RatesService(settings, live),
         *services,
         loglevel=settings.log_level,
         logfile=logfile,

@@ -1,19 +1,35 @@
 """Stage 2's state machine: de-duplicate valid records, count them, expose live windows.
 
 `LiveRates` owns the rolling buckets (`windows.RollingRates`), the recent-id memory
-(`dedup.RecentIds`) and the Prometheus series derived from them. The Faust agent feeds it one
-record at a time; timers call `refresh_gauges` (every second) and `snapshot_rows` (for the
-ClickHouse rate history). Keeping this out of the agent makes it testable without Kafka.
+(`dedup.RecentIds`, one per partition: an event_id always lands on its province's partition, and
+a partition's memory must go with it when the partition moves) and the Prometheus series derived
+from them. The stage-2 consumer (`rates_service.RatesService`) feeds it one record at a time;
+timers call `refresh_gauges` (every second) and `snapshot_rows` (for the ClickHouse rate
+history). Keeping this out of the consumer makes it testable without Kafka.
+
+A province's contract counters (`psmon_dossiers_submitted_total`, ...) are **owned**: exactly one
+worker exports them, the one that owns the province's partition of `psmon.valid`, and their value
+is the province's de-duplicated total over everything that partition holds. A worker that gains a
+partition re-reads it from the beginning while the partition is *catching up*: state and totals
+grow but nothing is exported; when it reaches the end, the totals appear at once. So:
+- the sum of a province's counters across workers is always the produced total, after crashes,
+  restarts and rebalances alike;
+- a restarted worker exports the same series with a value at least as high as before (no reset,
+  no spike in `increase()`), and a province moving to another worker is a series that ends and a
+  new one that starts at its total, which `increase()` takes as a baseline, not a jump.
 
 Invariants:
 - a record is counted at most once per `event_id` (redeliveries absorbed, duplicates counted);
 - counters and buckets move together, so a window's value is what the counters say over it;
-- when a partition is revoked, the provinces seen on it are dropped from state and from the
-  live-window gauges, so two workers never both report a province's window. Counters stay: they
-  count work this worker did, and sums across workers must keep it.
+- when a partition is revoked, the provinces seen on it are dropped from state and every series
+  of theirs (counters and gauges) is removed, so two workers never both report a province.
 """
 
+import contextlib
+from collections import defaultdict
 from typing import Any
+
+from prometheus_client import Counter
 
 from psmon.schemas.normalized import ValidRecord
 from psmon.sinks.prometheus import PipelineMetrics
@@ -35,44 +51,81 @@ class LiveRates:
     ):
         self.metrics = metrics
         self.rates = rates if rates is not None else RollingRates()
-        self.recent = RecentIds(max_ids=dedup_max_ids)
+        self._dedup_max_ids = dedup_max_ids
+        self._recent: dict[int, RecentIds] = {}
         self.worker = worker
         self._partition_of: dict[str, int] = {}
         self._exported: set[tuple[str, str, str]] = set()
+        self._catching_up: set[int] = set()
+        # province -> (counter, label values) -> de-duplicated total
+        self._totals: dict[str, dict[tuple[Counter, tuple[str, ...]], int]] = defaultdict(dict)
+
+    # -- partition ownership ---------------------------------------------------------------
+
+    def catch_up(self, partitions: set[int]) -> None:
+        """`partitions` are being re-read from the beginning: count them, export nothing yet."""
+        self.drop_partitions(partitions)
+        self._catching_up |= partitions
+
+    def caught_up(self, partition: int) -> list[str]:
+        """`partition` reached its end: export its provinces' totals; returns those provinces."""
+        self._catching_up.discard(partition)
+        provinces = [p for p, part in self._partition_of.items() if part == partition]
+        for province in provinces:
+            for (counter, labels), n in self._totals[province].items():
+                counter.labels(*labels).inc(n)
+        return provinces
+
+    def is_live(self, province: str) -> bool:
+        return self._partition_of.get(province) not in self._catching_up
+
+    @property
+    def catching_up(self) -> frozenset[int]:
+        return frozenset(self._catching_up)
 
     def observe(self, record: ValidRecord, *, partition: int) -> Seen:
         e = record.event
+        live = partition not in self._catching_up
         self.rates.advance(e.occurred_at_s)
-        seen = self.recent.check(e.event_id, record.src, self.rates.watermark_s or e.occurred_at_s)
+        recent = self._recent.get(partition)
+        if recent is None:
+            recent = self._recent[partition] = RecentIds(max_ids=self._dedup_max_ids)
+        seen = recent.check(e.event_id, record.src, self.rates.watermark_s or e.occurred_at_s)
         m = self.metrics
-        m.processed.labels("rates").inc()
-        if seen is Seen.REDELIVERY:
-            m.redelivered.inc()
-            return seen
-        if seen is Seen.DUPLICATE:
-            m.duplicate.inc()
+        m.processed.labels("rates" if live else "rebuild").inc()
+        if seen is not Seen.NEW:
+            # Repeats met while re-reading were counted by the partition's previous owner.
+            if live:
+                (m.redelivered if seen is Seen.REDELIVERY else m.duplicate).inc()
             return seen
         self._partition_of[e.province_code] = partition
-        if self.rates.add(e.province_code, e.occurred_at_s, counter_increments(e)) is AddResult.LATE:
+        if self.rates.add(e.province_code, e.occurred_at_s, counter_increments(e)) is AddResult.LATE and live:
             m.late.inc()
         p = e.province_code
         if e.event_type == "application.submitted":
-            m.submitted.labels(p, e.channel, e.service_mode).inc()
+            self._count(m.submitted, (p, e.channel or "", e.service_mode or ""), live)
             if e.fee_bearing:
-                m.fee_bearing.labels(p).inc()
+                self._count(m.fee_bearing, (p,), live)
         elif e.event_type == "application.resolved":
-            m.resolved.labels(p, "true" if e.on_time else "false").inc()
+            self._count(m.resolved, (p, "true" if e.on_time else "false"), live)
         elif e.event_type == "payment.completed":
-            m.payments.labels(p, e.method).inc()
+            self._count(m.payments, (p, e.method or ""), live)
         else:
-            m.digitized.labels(p, e.kind).inc()
+            self._count(m.digitized, (p, e.kind or ""), live)
         return seen
+
+    def _count(self, counter: Counter, labels: tuple[str, ...], live: bool) -> None:
+        totals = self._totals[labels[0]]
+        key = (counter, labels)
+        totals[key] = totals.get(key, 0) + 1
+        if live:
+            counter.labels(*labels).inc()
 
     def refresh_gauges(self) -> None:
         """Set `psmon_ratio` for every owned province, metric and window; drop empty ones."""
         m = self.metrics
         fresh: set[tuple[str, str, str]] = set()
-        for province in self.rates.provinces:
+        for province in self.live_provinces():
             for window in WINDOWS:
                 for metric, ratio in self.rates.ratios(province, window).items():
                     key: tuple[str, str, str] = (province, metric, window)
@@ -85,7 +138,8 @@ class LiveRates:
             m.ratio.remove(*key)
             m.ratio_denominator.remove(*key)
         self._exported = fresh
-        m.provinces_owned.set(len(self.rates.provinces))
+        m.provinces_owned.set(len(self.live_provinces()))
+        m.partitions_catching_up.set(len(self._catching_up))
         if self.rates.watermark_s is not None:
             m.watermark.set(self.rates.watermark_s)
             m.event_time_lag.set(max(0.0, utc_now().timestamp() - self.rates.watermark_s))
@@ -97,7 +151,7 @@ class LiveRates:
             return {}
         now_ms = int(utc_now().timestamp() * 1000)
         out: dict[str, list[dict[str, Any]]] = {}
-        for province in self.rates.provinces:
+        for province in self.live_provinces():
             rows = out[province] = []
             for window in WINDOWS:
                 for metric, ratio in self.rates.ratios(province, window).items():
@@ -108,8 +162,15 @@ class LiveRates:
                     })  # fmt: skip
         return out
 
+    def live_provinces(self) -> list[str]:
+        """Provinces with state whose partition is not catching up."""
+        return [p for p in self.rates.provinces if self.is_live(p)]
+
     def drop_partitions(self, partitions: set[int]) -> list[str]:
-        """Forget provinces last seen on `partitions` (revoked); returns them."""
+        """Forget provinces last seen on `partitions` (revoked) and all their series; returns them."""
+        self._catching_up -= partitions
+        for partition in partitions:
+            self._recent.pop(partition, None)
         dropped = [p for p, part in self._partition_of.items() if part in partitions]
         for province in dropped:
             del self._partition_of[province]
@@ -123,3 +184,6 @@ class LiveRates:
             m.ratio.remove(*key)
             m.ratio_denominator.remove(*key)
             self._exported.discard(key)
+        for counter, labels in self._totals.pop(province, {}):
+            with contextlib.suppress(KeyError):  # never exported: the partition was catching up
+                counter.remove(*labels)

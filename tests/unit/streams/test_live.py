@@ -39,7 +39,10 @@ def test_counts_once_and_tells_duplicates_from_redeliveries() -> None:
     assert reg.get_sample_value("psmon_ratio", {"province": "25", "metric": "on_time", "window": "5m"}) is None
 
 
-def test_revoked_partition_drops_gauges_but_keeps_counters() -> None:
+SUBMITTED_25 = {"province": "25", "channel": "online", "service_mode": "partial_online"}
+
+
+def test_revoked_partition_drops_every_series_of_its_provinces() -> None:
     live, reg = make()
     live.observe(record("a", province="25"), partition=3)
     live.observe(record("b", province="01", src=(0, 2)), partition=4)
@@ -49,13 +52,41 @@ def test_revoked_partition_drops_gauges_but_keeps_counters() -> None:
     g = {"metric": "online_submission", "window": "5m"}
     assert reg.get_sample_value("psmon_ratio", {"province": "25", **g}) is None
     assert reg.get_sample_value("psmon_ratio", {"province": "01", **g}) == 1.0
+    # The new owner exports province 25's counter now; this worker must not report it too.
+    assert reg.get_sample_value("psmon_dossiers_submitted_total", SUBMITTED_25) is None
+    assert reg.get_sample_value("psmon_dossiers_submitted_total", {**SUBMITTED_25, "province": "01"}) == 1
+
+
+def test_catching_up_partition_exports_its_totals_only_when_caught_up() -> None:
+    live, reg = make()
+    live.catch_up({3})
+    live.observe(record("a", src=(0, 1)), partition=3)
+    live.observe(record("b", src=(0, 2)), partition=3)
+    live.observe(record("a", src=(5, 9)), partition=3)  # a repeat met while re-reading
+    live.refresh_gauges()
+    assert reg.get_sample_value("psmon_dossiers_submitted_total", SUBMITTED_25) is None
     assert (
-        reg.get_sample_value(
-            "psmon_dossiers_submitted_total",
-            {"province": "25", "channel": "online", "service_mode": "partial_online"},
-        )
-        == 1
+        reg.get_sample_value("psmon_ratio", {"province": "25", "metric": "online_submission", "window": "5m"}) is None
     )
+    assert live.snapshot_rows() == {}
+    assert reg.get_sample_value("psmon_partitions_catching_up") == 1
+    assert reg.get_sample_value("psmon_events_duplicate_total") == 0  # the previous owner counted it
+
+    assert live.caught_up(3) == ["25"]
+    live.observe(record("c", src=(0, 3)), partition=3)
+    live.refresh_gauges()
+    assert reg.get_sample_value("psmon_dossiers_submitted_total", SUBMITTED_25) == 3
+    assert reg.get_sample_value("psmon_ratio", {"province": "25", "metric": "online_submission", "window": "5m"}) == 1.0
+    assert reg.get_sample_value("psmon_partitions_catching_up") == 0
+
+
+def test_reassigned_partition_is_counted_from_scratch_not_on_top() -> None:
+    live, reg = make()
+    live.observe(record("a"), partition=3)
+    live.catch_up({3})  # lost and regained: its re-read must not add to the old totals
+    live.observe(record("a"), partition=3)
+    live.caught_up(3)
+    assert reg.get_sample_value("psmon_dossiers_submitted_total", SUBMITTED_25) == 1
 
 
 def test_snapshot_rows_cover_every_window_and_metric() -> None:

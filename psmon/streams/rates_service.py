@@ -1,0 +1,151 @@
+"""Stage 2, live rates: `psmon.valid` → `LiveRates`, rebuilt from the log on every assignment.
+
+The worker's state (rolling buckets, recent ids, per-province totals) is derived from
+`psmon.valid` alone, so the rule for correctness after a crash, a restart or a rebalance is
+simple: **a partition this worker did not own a moment ago is re-read from its beginning** while
+it is *catching up* (counted, not exported; see `live.py`), and goes live when the consumer's
+position reaches the high watermark reported by the fetch responses. A partition kept across a
+rebalance continues from this worker's own position. Nothing is committed: the log is the state,
+the consumer group only spreads partitions over workers.
+
+Why aiokafka and not a Faust agent with a Faust table: a table's changelog recovery decides it is
+complete by the broker's end offsets, which the local broker reports wrongly, and Faust has open
+recovery/commit races (faust-streaming #596, #606); an agent cannot seek its partitions back to
+the beginning on assignment. Here the seek happens in the rebalance listener, before the first
+fetch of the new generation, and the end of a partition is the fetch response's high watermark,
+which every broker reports correctly. Horizon: the counters and windows cover what `psmon.valid`
+retains; production retention of that topic must cover the longest window (a year for `ytd`), or
+the windows start short after a rebuild (documented in the README).
+
+The service also runs stage 2's timers: gauges refresh every `rates_refresh_interval_s`, and rate
+snapshots go to `psmon.rates` every `rates_snapshot_interval_s` (only for live provinces).
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from mode import Service
+
+from psmon.schemas.normalized import decode_valid
+from psmon.settings import Settings
+from psmon.streams.live import LiveRates
+
+__all__ = ["RatesService"]
+
+log = logging.getLogger(__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: "RatesService"):
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Eager rebalancing revokes everything; what is really gone is known on assignment.
+        pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._service.on_assigned({tp.partition for tp in assigned})
+
+
+class RatesService(Service):
+    """Consumes `psmon.valid` into `LiveRates` (see module docstring)."""
+
+    def __init__(self, settings: Settings, live: LiveRates, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.live = live
+        self._owned: set[int] = set()
+        self._next_offset: dict[int, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=50)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=f"{s.app_id}-rates",
+            client_id=f"{s.app_id}-rates",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
+            max_poll_records=5000,
+        )
+        self._consumer.subscribe([s.topic_valid], listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        """Keep partitions still owned; re-read new ones from the beginning; forget the rest."""
+        assert self._consumer is not None
+        topic = self.settings.topic_valid
+        gone = self._owned - partitions
+        if gone:
+            dropped = self.live.drop_partitions(gone)
+            log.info("partitions %s revoked: dropped provinces %s", sorted(gone), dropped)
+        new = partitions - self._owned
+        for p in partitions & self._owned:
+            self._consumer.seek(TopicPartition(topic, p), self._next_offset.get(p, 0))
+        if new:
+            self.live.catch_up(new)
+            await self._consumer.seek_to_beginning(*(TopicPartition(topic, p) for p in new))
+            log.info("partitions %s assigned: re-reading them from the beginning", sorted(new))
+        for p in gone:
+            self._next_offset.pop(p, None)
+        self._owned = set(partitions)
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self.should_stop:
+            batch = await consumer.getmany(timeout_ms=200)
+            if self.should_stop:
+                break
+            for tp, records in batch.items():
+                for r in records:
+                    try:
+                        record = decode_valid(r.value or b"")
+                    except (ValueError, KeyError, TypeError) as exc:
+                        # Only stage 1 writes this topic; a foreign record is logged, not fatal.
+                        log.error("skipping unreadable record %s[%d]@%d: %s", tp.topic, tp.partition, r.offset, exc)
+                        continue
+                    self.live.observe(record, partition=tp.partition)
+                if records:
+                    self._next_offset[tp.partition] = records[-1].offset + 1
+            self._check_caught_up(consumer)
+            await asyncio.sleep(0)  # let timers and the metrics view run between large batches
+
+    def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        for p in self.live.catching_up:
+            tp = TopicPartition(self.settings.topic_valid, p)
+            highwater = consumer.highwater(tp)
+            if highwater is not None and self._next_offset.get(p, 0) >= highwater:
+                provinces = self.live.caught_up(p)
+                log.info("partition %d caught up at offset %d: provinces %s live", p, highwater, provinces)
+
+    @Service.task
+    async def _refresh(self) -> None:
+        while not self.should_stop:
+            self.live.refresh_gauges()
+            await self.sleep(self.settings.rates_refresh_interval_s)
+
+    @Service.task
+    async def _snapshot(self) -> None:
+        assert self._producer is not None
+        while not self.should_stop:
+            await self.sleep(self.settings.rates_snapshot_interval_s)
+            if self.should_stop:  # sleep() returns early on stop; the producer is closing
+                break
+            for province, rows in self.live.snapshot_rows().items():
+                await self._producer.send(self.settings.topic_rates, key=province.encode(), value=orjson.dumps(rows))
