@@ -54,7 +54,12 @@ class Settings(BaseSettings):
     # Fault injection, for tests only: kill the sink (SIGKILL) right after its N-th ClickHouse
     # write and before the offset commit, the moment where a wrong protocol would lose or
     # double-count data. 0 = off.
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: exit after this even if not drained")
     test_sink_crash_after_writes: int = Field(0, ge=0)
+    test_worker_crash_after_events: int = Field(0, ge=0)
+    test_clickhouse_fault_file: str = Field(
+        "", description="tests only: while this file exists, every ClickHouse write of the sink fails"
+    )
 
     # Process
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,3 +93,88 @@ def pids_alive(pids: list[int]) -> list[int]:
         if state != "Z":
             alive.append(pid)
     return alive
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+TOTAL_KEYS = (
+    "submitted", "online", "full_online", "fee_bearing", "payments", "paid_online",
+    "resolved", "on_time", "dig_dossier", "dig_result",
+)  # fmt: skip
+
+
+def metric_totals(*scrapes: Samples) -> dict[str, dict[str, int]]:
+    """Per-province contract counters summed over several workers' /metrics, in TOTAL_KEYS terms."""
+    out: dict[str, dict[str, int]] = {}
+    for samples in scrapes:
+        for (name, labels), value in samples.items():
+            lab = dict(labels)
+            if "province" not in lab:
+                continue
+            t = out.setdefault(lab["province"], dict.fromkeys(TOTAL_KEYS, 0))
+            v = int(value)
+            if name == "psmon_dossiers_submitted_total":
+                t["submitted"] += v
+                t["online"] += v if lab["channel"] == "online" else 0
+                t["full_online"] += v if lab["channel"] == "online" and lab["service_mode"] == "full_online" else 0
+            elif name == "psmon_dossiers_fee_bearing_total":
+                t["fee_bearing"] += v
+            elif name == "psmon_payments_total":
+                t["payments"] += v
+                t["paid_online"] += v if lab["method"] == "online" else 0
+            elif name == "psmon_dossiers_resolved_total":
+                t["resolved"] += v
+                t["on_time"] += v if lab["on_time"] == "true" else 0
+            elif name == "psmon_records_digitized_total":
+                t["dig_dossier" if lab["kind"] == "dossier" else "dig_result"] += v
+    return {p: t for p, t in out.items() if any(t.values())}
+
+
+CLICKHOUSE_TOTALS_SQL = """
+SELECT province_code,
+       countIf(event_type = 'application.submitted'),
+       countIf(channel = 'online'),
+       countIf(service_mode = 'full_online' AND channel = 'online'),
+       countIf(fee_bearing),
+       countIf(event_type = 'payment.completed'),
+       countIf(method = 'online'),
+       countIf(event_type = 'application.resolved'),
+       countIf(on_time),
+       countIf(kind = 'dossier'),
+       countIf(kind = 'result')
+FROM {db}.events GROUP BY province_code ORDER BY province_code
+"""
+
+
+def clickhouse_totals(client: Any, db: str) -> dict[str, dict[str, int]]:
+    """Per-province totals of the raw events table, read without FINAL (no repeat may be stored)."""
+    rows = client.query(CLICKHOUSE_TOTALS_SQL.format(db=db)).result_rows
+    return {r[0]: dict(zip(TOTAL_KEYS, (int(x) for x in r[1:]), strict=True)) for r in rows}
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Next offset per partition, found by reading every record (the local broker's ListOffsets
+    is not trusted)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = dict.fromkeys(range(partitions), 0)
+    empty = 0
+    while empty < 3:
+        batch = consumer.poll(timeout_ms=500, max_records=50_000)
+        empty = 0 if batch else empty + 1
+        for tp, records in batch.items():
+            ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
+    consumer.close()
+    return ends
+
+
+def sink_caught_up(samples: Samples, topic: str, ends: dict[int, int]) -> bool:
+    """True when the sink committed every partition of `topic` up to `ends`."""
+    return all(
+        sample(samples, "psmon_sink_committed_offset", topic=topic, partition=str(p)) == end
+        for p, end in ends.items()
+        if end
+    )

@@ -132,8 +132,7 @@ def sink(
     partitions: PartitionsOpt = None,
 ) -> None:
     """Run stage 3: write valid events, dead letters and rate snapshots to ClickHouse."""
-    from mode import Worker
-
+    from psmon.shutdown import BoundedWorker
     from psmon.sinks.prometheus import PipelineMetrics, serve_metrics
     from psmon.sinks.service import SinkService
     from psmon.streams.topics import ensure_topics
@@ -146,7 +145,10 @@ def sink(
     metrics = PipelineMetrics()
     if s.metrics_port:
         serve_metrics(metrics.registry, host=s.metrics_host, port=s.metrics_port)
-    Worker(SinkService(s, metrics), loglevel=s.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    BoundedWorker(
+        SinkService(s, metrics), loglevel=s.log_level, quiet=True, redirect_stdouts=False,
+        shutdown_timeout_s=s.shutdown_timeout_s,
+    ).execute_from_commandline()  # fmt: skip
 
 
 def _parse_drop(values: list[str]) -> list[tuple[str, str, float]]:

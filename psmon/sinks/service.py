@@ -5,12 +5,20 @@ Protocol, per poll:
    `psmon.dead-letter` and `psmon.rates` (auto-commit is off).
 2. Records are grouped by topic and written, one INSERT per topic, each with an
    `insert_deduplication_token` naming its exact partition/offset ranges.
+   Events go in at most once per `event_id` (the writer drops ids already stored before it
+   inserts), so the raw table and every rollup fed from it by materialized views count each
+   event once, whatever the redelivery looks like (see `clickhouse/writer.py`).
 3. Only when every insert succeeded are the next offsets committed to Kafka.
 If an insert fails, nothing is committed: the sink keeps the batch, stops consuming (no new polls,
 so Kafka holds the backlog), retries with exponential backoff up to `sink_retry_max_backoff_s`,
-and reports `psmon_clickhouse_up 0` and `psmon_clickhouse_errors_total`. A crash at any point
-re-delivers from the last commit; the ReplacingMergeTree keys (and the tokens, for identical
-ranges) make the re-write harmless, so ClickHouse holds each record once.
+and reports `psmon_clickhouse_up 0` and `psmon_clickhouse_errors_total` (and a warning in the
+log per attempt). Stages 1 and 2 do not wait for it: live rates and alerts carry on.
+
+Why this is exact: a crash (or SIGKILL) at any point re-delivers from the last commit. Between
+write and commit is the dangerous moment (the `test_sink_crash_after_writes` crash point sits
+there): the re-delivered events are found already stored and skipped, dead letters and rate
+snapshots replace themselves by key, and an INSERT retried with identical rows is dropped whole
+by its deduplication token. So 0 lost (nothing committed before it is stored) and 0 counted twice.
 
 This stage uses aiokafka directly instead of a Faust agent: it needs "commit exactly these
 offsets after this write", while Faust acks by loop progress and commits on a timer
@@ -31,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
+from psmon.errors import ClickHouseError
 from psmon.schemas.dead_letter import decode_dead_letter
 from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
@@ -162,7 +171,7 @@ class SinkService(Service):
             items = [row for rows in _decode(records, orjson.loads) for row in rows]
             write, table = w.write_rates, "rate_snapshots"
         with self.metrics.sink_batch_seconds.time():
-            n = await self._executor.run(write, items, token=token)
+            n = await self._executor.run(self._write_or_fault, write, items, token)
         self.metrics.sink_rows.labels(table).inc(n)
         if table == "events":
             self.metrics.sink_skipped.labels(table).inc(len(items) - n)
@@ -172,6 +181,12 @@ class SinkService(Service):
             # Test-only crash point: written but not committed, the dangerous moment.
             log.error("test crash point reached after %d writes: SIGKILL", self._writes)
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def _write_or_fault(self, write: Callable[..., int], items: list[Any], token: str) -> int:
+        fault = self.settings.test_clickhouse_fault_file
+        if fault and os.path.exists(fault):
+            raise ClickHouseError(f"fault injected: {fault} exists")
+        return write(items, token=token)
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self._consumer is not None

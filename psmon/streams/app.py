@@ -18,6 +18,8 @@ several workers can share a host without port clashes.
 """
 
 import logging
+import os
+import signal
 from collections.abc import Iterable
 
 import faust
@@ -27,6 +29,7 @@ from psmon.schemas.dead_letter import encode_dead_letter
 from psmon.schemas.normalized import encode_valid
 from psmon.schemas.validation import ValidEvent, validate_event
 from psmon.settings import Settings
+from psmon.shutdown import BoundedFaustWorker
 from psmon.streams.live import LiveRates
 from psmon.streams.rates_service import RatesService
 
@@ -59,9 +62,11 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
     valid_topic = raw_topic(settings.topic_valid)
     dead_letter_topic = raw_topic(settings.topic_dead_letter)
     metrics = live.metrics
+    crash_after = settings.test_worker_crash_after_events
 
     @app.agent(events_topic, name="validate")
     async def validate(stream: faust.StreamT[bytes]) -> None:
+        validated = 0
         async for event in stream.events():
             msg = event.message
             raw_value: bytes = event.value or b""
@@ -77,6 +82,11 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
                 metrics.invalid.labels(verdict.reason).inc()
                 await dead_letter_topic.send(key=msg.key, value=encode_dead_letter(verdict, **src))
             metrics.processed.labels("validate").inc()
+            validated += 1
+            if crash_after and validated >= crash_after:
+                # Test-only crash point: outputs sent (maybe not acked), input not committed.
+                log.error("test crash point reached after %d events: SIGKILL", validated)
+                os.kill(os.getpid(), signal.SIGKILL)
 
     return app
 
@@ -90,7 +100,7 @@ def run_worker(
 ) -> None:
     """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally."""
     app = create_app(settings, live)
-    worker = faust.Worker(
+    worker = BoundedFaustWorker(
         app,
         RatesService(settings, live),
         *services,
@@ -98,5 +108,6 @@ def run_worker(
         logfile=logfile,
         quiet=True,
         redirect_stdouts=False,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
     )
     worker.execute_from_commandline()
