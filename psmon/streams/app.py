@@ -20,6 +20,7 @@ several workers can share a host without port clashes.
 import logging
 import os
 import signal
+from pathlib import Path
 from collections.abc import Iterable
 
 import faust
@@ -44,6 +45,7 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         web_enabled=False,
         store="memory://",
+        datadir=str(Path(settings.data_dir) / "faust"),  # not `<app_id>-data` in the working directory
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
