@@ -20,8 +20,8 @@ several workers can share a host without port clashes.
 import logging
 import os
 import signal
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 
 import faust
 from mode import Service
