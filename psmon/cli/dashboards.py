@@ -29,7 +29,7 @@ DatabaseOpt = Annotated[str, typer.Option(envvar="PSMON_CLICKHOUSE_DATABASE", he
 
 # defaults = the docker-compose service names (psmon.dashboards.datasources.DatasourceConfig)
 _PROM, _AM, _CH, _CH_USER, _DB = (
-    "http://prometheus:9090", "http://alertmanager:9093", "http://clickhouse:8123", "default", "psmon"
+    "http://prometheus:9090", "http://alertmanager:9093", "http://clickhouse:8123", "psmon", "psmon"
 )  # fmt: skip
 
 

@@ -4,7 +4,7 @@ Layout written by `write_all(out)` (committed under `deploy/grafana/`, mounted b
 
     dashboards/psmon-live.json, psmon-province.json, psmon-history.json, psmon-health.json
     provisioning/datasources/psmon.yaml   Prometheus, Alertmanager, ClickHouse (official plugin)
-    provisioning/dashboards/psmon.yaml    a file provider reading /var/lib/grafana/dashboards/psmon
+    provisioning/dashboards/psmon.yaml    a file provider reading /etc/grafana/dashboards/psmon
 
 Output is deterministic (sorted keys, fixed UIDs and panel ids), so a rebuild of unchanged code
 gives byte-identical files and the committed copy can be checked for drift.
@@ -33,7 +33,7 @@ __all__ = ["FOLDER_UID", "GRAFANA_DASHBOARDS_DIR", "BuildOptions", "build_all", 
 FOLDER_UID = "psmon"
 FOLDER_TITLE = "psmon"
 #: Where the compose file mounts `deploy/grafana/dashboards` inside the Grafana container.
-GRAFANA_DASHBOARDS_DIR = "/var/lib/grafana/dashboards/psmon"
+GRAFANA_DASHBOARDS_DIR = "/etc/grafana/dashboards/psmon"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class DatasourceConfig:
     prometheus_url: str = "http://prometheus:9090"
     alertmanager_url: str = "http://alertmanager:9093"
     clickhouse_url: str = "http://clickhouse:8123"
-    clickhouse_user: str = "default"
+    clickhouse_user: str = "psmon"
     clickhouse_database: str = "psmon"
 
 
