@@ -52,7 +52,12 @@ PROVINCE_BY_MODE = f"sum by (service_mode) (rate(psmon_dossiers_submitted_total{
 PROVINCE_PAYMENTS = f"sum by (method) (rate(psmon_payments_total{{{P}}}[{RATE}])) * 60"
 PROVINCE_RESOLVED = f"sum by (on_time) (rate(psmon_dossiers_resolved_total{{{P}}}[{RATE}])) * 60"
 PROVINCE_LATE_SHARE = f'1 - max(psmon_ratio{{{P}, metric="on_time", window="$window"}})'
-PROVINCE_LATE_24H = f'sum(increase(psmon_dossiers_resolved_total{{{P}, on_time="false"}}[24h]))'
+# `or 0 * total`: 0 when the province resolved dossiers but none late (the on_time="false"
+# series does not exist until the first late one), still no data when it resolved nothing
+PROVINCE_LATE_24H = (
+    f'sum(increase(psmon_dossiers_resolved_total{{{P}, on_time="false"}}[24h]))'
+    f" or 0 * sum(increase(psmon_dossiers_resolved_total{{{P}}}[24h]))"
+)
 PROVINCE_VARIABLE = "label_values(psmon_dossiers_submitted_total, province)"
 
 # -- pipeline health ---------------------------------------------------------------------------
