@@ -19,7 +19,8 @@ dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as c
 ThresholdsOpt = Annotated[
     Path | None,
     typer.Option("--thresholds", envvar="PSMON_THRESHOLDS",
-                 help="thresholds.yaml (target/alert_below per metric); default: built-in official targets"),
+                 help="thresholds.yaml (target/alert_below per metric); default: the packaged "
+                      "psmon/alerting/thresholds.yaml if present, else built-in official targets"),
 ]  # fmt: skip
 PrometheusUrlOpt = Annotated[str, typer.Option(help="Prometheus URL as Grafana reaches it")]
 AlertmanagerUrlOpt = Annotated[str, typer.Option(help="Alertmanager URL as Grafana reaches it")]

@@ -10,12 +10,18 @@ this tree, `DEFAULT_THRESHOLDS` holds the official targets from BRIEF §1 and co
         target: 0.8
         alert_below: 0.5
 
-and falls back to the defaults for metrics (or keys) it does not find, so a partial file still
-builds. Colours: red below `alert_below`, amber between the floor and the target, green at or above
-the target.
+(the `metrics:` level may be left out) and falls back to the defaults for metrics or keys it does
+not find, so a partial file still builds; a file in which no metric is recognised is an error, not
+a silent fallback. With no path given, the packaged `psmon/alerting/thresholds.yaml` is used when
+it exists, so the dashboards follow the alerting thresholds as soon as that file ships (rebuild
+`deploy/grafana` then; a test flags the committed copy as stale). Per-province overrides are not
+applied to panels: a table column has one set of colours.
+
+Colours: red below `alert_below`, amber between the floor and the target, green at or above it.
 """
 
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,7 @@ import yaml
 
 from psmon.errors import PsmonError
 
-__all__ = ["DEFAULT_THRESHOLDS", "METRICS", "MetricThreshold", "load_thresholds"]
+__all__ = ["DEFAULT_THRESHOLDS", "METRICS", "MetricThreshold", "load_thresholds", "packaged_thresholds_path"]
 
 #: The six live metrics of BRIEF §2, in display order (names as in `psmon_ratio{metric=...}`).
 METRICS: tuple[str, ...] = (
@@ -62,22 +68,31 @@ DEFAULT_THRESHOLDS: dict[str, MetricThreshold] = {
 }  # fmt: skip
 
 
-def load_thresholds(path: Path | None) -> dict[str, MetricThreshold]:
-    """Thresholds from `path` over the defaults; the defaults alone when `path` is None or absent."""
-    if path is None or not path.exists():
+def packaged_thresholds_path() -> Path | None:
+    """`psmon/alerting/thresholds.yaml` if the installed package ships it."""
+    candidate = Path(str(resources.files("psmon"))) / "alerting" / "thresholds.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def load_thresholds(path: Path | None = None) -> dict[str, MetricThreshold]:
+    """Thresholds from `path` (default: the packaged thresholds.yaml, if any) over the defaults."""
+    path = path or packaged_thresholds_path()
+    if path is None:
         return dict(DEFAULT_THRESHOLDS)
     try:
         doc: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (OSError, yaml.YAMLError) as exc:
         raise PsmonError(f"cannot read thresholds from {path}: {exc}") from exc
-    metrics = doc.get("metrics", {}) if isinstance(doc, dict) else {}
+    metrics = doc.get("metrics", doc) if isinstance(doc, dict) else None
     if not isinstance(metrics, dict):
-        raise PsmonError(f"{path}: 'metrics' must be a mapping of metric name to target/alert_below")
+        raise PsmonError(f"{path}: expected a mapping of metric name to target/alert_below")
     out = dict(DEFAULT_THRESHOLDS)
+    recognised = 0
     for name, spec in metrics.items():
         metric = str(name).removesuffix("_ratio")
         if metric not in out or not isinstance(spec, dict):
             continue
+        recognised += 1
         changes: dict[str, Any] = {}
         for key in ("target", "alert_below"):
             if key in spec:
@@ -88,6 +103,8 @@ def load_thresholds(path: Path | None) -> dict[str, MetricThreshold]:
         if "source" in spec:
             changes["source"] = str(spec["source"])
         out[metric] = replace(out[metric], **changes)
+    if not recognised:
+        raise PsmonError(f"{path}: none of the metrics {', '.join(METRICS)} found (with target/alert_below)")
     for t in out.values():
         if t.alert_below > t.target:
             raise PsmonError(f"{path}: {t.metric}: alert_below {t.alert_below} is above target {t.target}")

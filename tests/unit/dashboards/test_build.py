@@ -99,6 +99,12 @@ def test_thresholds_file_changes_the_colours(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"metrics": {"on_time": {"target": 95}}}))
     with pytest.raises(PsmonError, match=r"0\.\.1"):
         load_thresholds(path)
+    # the `metrics:` level is optional; a file that names no known metric is an error
+    path.write_text(yaml.safe_dump({"on_time_ratio": {"target": 0.9, "alert_below": 0.85}}))
+    assert load_thresholds(path)["on_time"].alert_below == 0.85
+    path.write_text(yaml.safe_dump({"metrics": {"online_submision": {"target": 0.9}}}))
+    with pytest.raises(PsmonError, match="none of the metrics"):
+        load_thresholds(path)
 
 
 def test_committed_copy_is_up_to_date(tmp_path: Path) -> None:
