@@ -138,3 +138,21 @@ def test_build_refuses_a_missing_thresholds_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path),
                                       "--thresholds", str(tmp_path / "nope.yaml")])  # fmt: skip
     assert result.exit_code == 1
+
+
+def test_readme_lists_exactly_the_built_dashboards_and_panels(boards: dict[str, dict[str, Any]]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Dashboards", 1)[1].split("\n## ", 1)[0]
+    listed: dict[str, list[str]] = {}
+    current = ""
+    for line in section.splitlines():
+        if line.startswith("#### "):
+            current = line.split("`")[1]
+            listed[current] = []
+        elif line.startswith("- ") and current:
+            listed[current].append(line[2:].split(" · ")[0])
+    built = {
+        uid: [p["title"] for p in sorted(d["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))]
+        for uid, d in boards.items()
+    }
+    assert listed == built
