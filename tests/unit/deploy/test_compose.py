@@ -170,6 +170,11 @@ def test_every_psmon_service_runs_a_valid_psmon_command(compose: dict[str, Any])
         env = {k: _interpolate(str(v)) for k, v in svc["environment"].items()}
         fields = {f"PSMON_{f.upper()}" for f in Settings.model_fields}
         assert set(env) <= fields, f"{name}: unknown settings {set(env) - fields}"
+        # production: the ClickHouse server over HTTP, the Kafka service; values Settings accepts
+        assert env["PSMON_CLICKHOUSE_DSN"].startswith("http://") and "@clickhouse:8123" in env["PSMON_CLICKHOUSE_DSN"]
+        assert env["PSMON_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        settings = Settings(**{k.removeprefix("PSMON_").lower(): v for k, v in env.items()})
+        assert not settings.embedded_clickhouse and settings.metrics_host == "0.0.0.0"
 
 
 def test_a_wrong_command_is_caught() -> None:
