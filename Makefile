@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit integration clean
+.PHONY: setup sysdeps demo test lint typecheck unit integration clean
 
 setup: $(VENV)/.installed
 
@@ -15,6 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# Debian's Prometheus and Alertmanager (with promtool, amtool) for the dashboard and deploy tests;
+# tolerant: where they cannot be installed, the tests that need them are skipped with the reason.
+sysdeps:
+	@command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || \
+	  { (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager) \
+	    >/dev/null 2>&1 || echo "sysdeps: prometheus/prometheus-alertmanager not installed; their tests are skipped"; }
 
 demo: setup
 	$(BIN)/psmon up
@@ -29,10 +36,10 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest tests/unit
 
-integration: setup
+integration: setup sysdeps
 	$(BIN)/pytest tests/integration
 
-test: lint typecheck
+test: lint typecheck sysdeps
 	$(BIN)/pytest
 
 clean:

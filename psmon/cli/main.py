@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from psmon import __version__
+from psmon.cli.dashboards import dashboards_app
 from psmon.cli.logs import configure_logging
 from psmon.errors import PsmonError
 from psmon.settings import Settings
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
 app.add_typer(schema_app, name="schema")
+app.add_typer(dashboards_app, name="dashboards")
 
 log = logging.getLogger("psmon")
 

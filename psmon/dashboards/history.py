@@ -1,0 +1,96 @@
+"""History: monthly and quarterly rates, rankings and the computable part of the 766 index,
+from ClickHouse through the official Grafana ClickHouse plugin. SQL lives in `history_sql.py`."""
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import table
+from grafana_foundation_sdk.models import dashboard as dm
+
+from psmon.dashboards.datasources import CLICKHOUSE
+from psmon.dashboards.history_sql import HistoryQueries
+from psmon.dashboards.panels import ClickHouseQuery, grid, override_props, ts
+from psmon.dashboards.thresholds import MetricThreshold
+
+__all__ = ["UID", "history"]
+
+UID = "psmon-history"
+
+# column name in the SQL → metric whose thresholds colour it
+_RATIO_COLUMNS = {
+    "online_submission": "online_submission",
+    "full_online_ratio": "full_online",
+    "online_payment": "online_payment",
+    "dossier_digitization": "dossier_digitization",
+    "result_digitization": "result_digitization",
+    "on_time": "on_time",
+}
+
+
+def history(thresholds: dict[str, MetricThreshold], *, database: str = "psmon") -> db.Dashboard:
+    sql = HistoryQueries(database)
+    province = (
+        db.QueryVariable("province")
+        .label("Province")
+        .datasource(CLICKHOUSE)
+        .query(sql.province_variable())
+        .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .current(dm.VariableOption(selected=True, text="All", value="$__all"))
+    )
+    d = (
+        db.Dashboard("psmon · History")
+        .uid(UID)
+        .tags(["psmon"])
+        .time("now-2y", "now")
+        .timezone("Asia/Ho_Chi_Minh")
+        .with_variable(province)
+    )
+
+    def ratio_table(pid: int, title: str, query: str, pos: dm.GridPos, description: str) -> table.Panel:
+        p = (
+            table.Panel().id(pid).title(title).description(description).datasource(CLICKHOUSE).grid_pos(pos)
+            .with_target(ClickHouseQuery(query)).show_header(True)
+        )  # fmt: skip
+        for column, metric in _RATIO_COLUMNS.items():
+            p = p.override_by_name(
+                column,
+                [*override_props(thresholds[metric]), dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+                 dm.DynamicConfigValue(id_val="decimals", value=1)],
+            )  # fmt: skip
+        return p
+
+    d = d.with_panel(
+        ts().id(1).title("Monthly rates (selected provinces)").datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 0, 24, 9)).with_target(ClickHouseQuery(sql.monthly_national(), query_type="timeSeries"))
+        .unit("percentunit").min(0)
+    )  # fmt: skip
+    d = d.with_panel(
+        ts().id(2).title("Dossiers per month by channel").datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 9, 24, 8)).with_target(ClickHouseQuery(sql.monthly_volume(), query_type="timeSeries"))
+        .unit("none")
+    )  # fmt: skip
+    d = d.with_panel(
+        table.Panel().id(3).title("766 index, computable part (42 of 100 points)").datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 17, 12, 14)).with_target(ClickHouseQuery(sql.index_766())).show_header(True)
+        .description(
+            "Items 2.1 on time (20, linear; psmon divides by resolved dossiers, the portal also counts "
+            "dossiers still within their deadline), 3.3 online submission (6, full at 50%), 3.6 paid online "
+            "(6, linear, over fee-bearing dossiers), 4.1 results digitized (6, linear), 4.2 dossiers "
+            "digitized (4, linear). The other 58 points need data portal events do not carry."
+        )
+        .decimals(2)
+    )  # fmt: skip
+    d = d.with_panel(
+        ratio_table(4, "Ranking by online submission", sql.ranking(), grid(12, 17, 12, 14),
+                    "Provinces ranked by online submission over the time range.")
+    )  # fmt: skip
+    d = d.with_panel(
+        ratio_table(5, "Monthly rates by province", sql.monthly_by_province(), grid(0, 31, 12, 14),
+                    "Calendar months in local time (UTC+7).")
+    )  # fmt: skip
+    d = d.with_panel(
+        ratio_table(6, "Quarterly rates by province", sql.quarterly_by_province(), grid(12, 31, 12, 14),
+                    "Calendar quarters in local time (UTC+7).")
+    )  # fmt: skip
+    return d

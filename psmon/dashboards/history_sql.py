@@ -1,0 +1,137 @@
+"""Every ClickHouse query of the History dashboard, in one place.
+
+Today they read the raw `events` table with `FINAL` (exact counts under ReplacingMergeTree
+duplicates). When the history issue's rollup tables and views land, point `EVENTS` (or the
+single `_counts` fragment) at them: the panels only depend on the column names produced here.
+
+Months and quarters are calendar periods in local time (Asia/Ho_Chi_Minh), as the 766 index
+publishes them. A ratio with an empty denominator is NULL (shown as no value), never 0 or 1.
+`$__timeFilter(col)` and `${province:singlequote}` are expanded by Grafana and the ClickHouse
+plugin; tests expand them the same way and run every query on chDB.
+"""
+
+from psmon.schemas.provinces import registry
+
+__all__ = ["HistoryQueries"]
+
+TZ = "Asia/Ho_Chi_Minh"
+
+
+def _province_name(col: str = "province_code") -> str:
+    """`01` → `01 Hà Nội` with a literal lookup, so no dictionary table is needed."""
+    provs = registry().current
+    codes = ", ".join(f"'{p.code}'" for p in provs)
+    names = ", ".join("'" + f"{p.code} {p.name}".replace("'", "\\'") + "'" for p in provs)
+    return f"transform({col}, [{codes}], [{names}], {col})"
+
+
+_COUNTS = """
+    countIf(event_type = 'application.submitted') AS submitted,
+    countIf(event_type = 'application.submitted' AND channel = 'online') AS online,
+    countIf(event_type = 'application.submitted' AND channel = 'online' AND service_mode = 'full_online')
+        AS full_online,
+    countIf(event_type = 'application.submitted' AND fee_bearing) AS fee_bearing,
+    countIf(event_type = 'payment.completed') AS payments,
+    countIf(event_type = 'payment.completed' AND method = 'online') AS paid_online,
+    countIf(event_type = 'application.resolved') AS resolved,
+    countIf(event_type = 'application.resolved' AND on_time) AS resolved_on_time,
+    countIf(event_type = 'record.digitized' AND kind = 'dossier') AS digitized_dossiers,
+    countIf(event_type = 'record.digitized' AND kind = 'result') AS digitized_results"""
+
+_RATIOS = """
+    online / nullIf(submitted, 0) AS online_submission,
+    full_online / nullIf(submitted, 0) AS full_online_ratio,
+    paid_online / nullIf(payments, 0) AS online_payment,
+    digitized_dossiers / nullIf(submitted, 0) AS dossier_digitization,
+    digitized_results / nullIf(resolved, 0) AS result_digitization,
+    resolved_on_time / nullIf(resolved, 0) AS on_time"""
+
+_FILTER = "$__timeFilter(occurred_at) AND province_code IN (${province:singlequote})"
+
+
+class HistoryQueries:
+    """The SQL of each History panel for one database."""
+
+    def __init__(self, database: str = "psmon"):
+        self.events = f"{database}.events FINAL"
+
+    def province_variable(self) -> str:
+        return f"SELECT DISTINCT province_code FROM {self.events} ORDER BY province_code"
+
+    def monthly_national(self) -> str:
+        return f"""SELECT time, {_RATIOS}
+FROM (
+  SELECT toDateTime(toStartOfMonth(occurred_at, '{TZ}'), '{TZ}') AS time, {_COUNTS}
+  FROM {self.events} WHERE {_FILTER}
+  GROUP BY time
+) ORDER BY time"""
+
+    def monthly_volume(self) -> str:
+        return f"""SELECT toDateTime(toStartOfMonth(occurred_at, '{TZ}'), '{TZ}') AS time,
+    countIf(event_type = 'application.submitted' AND channel = 'online') AS online,
+    countIf(event_type = 'application.submitted' AND channel = 'counter') AS counter,
+    countIf(event_type = 'application.submitted' AND channel = 'postal') AS postal
+FROM {self.events} WHERE {_FILTER}
+GROUP BY time ORDER BY time"""
+
+    def _by_period(self, period_expr: str, period_name: str) -> str:
+        return f"""SELECT {period_name}, {_province_name()} AS province, submitted, {_RATIOS}
+FROM (
+  SELECT {period_expr} AS {period_name}, province_code, {_COUNTS}
+  FROM {self.events} WHERE {_FILTER}
+  GROUP BY {period_name}, province_code
+) ORDER BY {period_name} DESC, province_code"""
+
+    def monthly_by_province(self) -> str:
+        return self._by_period(f"formatDateTime(toTimezone(occurred_at, '{TZ}'), '%Y-%m')", "month")
+
+    def quarterly_by_province(self) -> str:
+        local = f"toTimezone(occurred_at, '{TZ}')"
+        return self._by_period(f"concat(toString(toYear({local})), '-Q', toString(toQuarter({local})))", "quarter")
+
+    def ranking(self) -> str:
+        return f"""SELECT rank() OVER (ORDER BY online_submission DESC) AS rank, {_province_name()} AS province,
+    submitted, online_submission, online_payment, on_time, result_digitization
+FROM (
+  SELECT province_code, submitted, {_RATIOS}
+  FROM (
+    SELECT province_code, {_COUNTS}
+    FROM {self.events} WHERE {_FILTER}
+    GROUP BY province_code
+  )
+) ORDER BY rank, province_code"""
+
+    def index_766(self) -> str:
+        """The 42 points psmon can score (INDEX766.md): 2.1 on time 20 (linear), 3.3 online
+        submission 6 (full at 50%), 3.6 paid online 6 (linear, ÷ fee-bearing dossiers),
+        4.1 results digitized 6 (linear), 4.2 dossiers digitized 4 (linear)."""
+        return f"""SELECT rank() OVER (ORDER BY points DESC) AS rank, {_province_name()} AS province,
+    points, p_2_1_on_time, p_3_3_online_submission, p_3_6_online_payment, p_4_1_results, p_4_2_dossiers
+FROM (
+  SELECT province_code, p_2_1_on_time, p_3_3_online_submission, p_3_6_online_payment, p_4_1_results, p_4_2_dossiers,
+    round(ifNull(p_2_1_on_time, 0) + ifNull(p_3_3_online_submission, 0) + ifNull(p_3_6_online_payment, 0)
+      + ifNull(p_4_1_results, 0) + ifNull(p_4_2_dossiers, 0), 2) AS points
+  FROM (
+    SELECT province_code,
+      round(20 * least(resolved_on_time / nullIf(resolved, 0), 1), 2) AS p_2_1_on_time,
+      round(6 * least(online / nullIf(submitted, 0) / 0.5, 1), 2) AS p_3_3_online_submission,
+      round(6 * least(paid_online / nullIf(fee_bearing, 0), 1), 2) AS p_3_6_online_payment,
+      round(6 * least(digitized_results / nullIf(resolved, 0), 1), 2) AS p_4_1_results,
+      round(4 * least(digitized_dossiers / nullIf(submitted, 0), 1), 2) AS p_4_2_dossiers
+    FROM (
+      SELECT province_code, {_COUNTS}
+      FROM {self.events} WHERE {_FILTER}
+      GROUP BY province_code
+    )
+  )
+) ORDER BY rank, province_code"""
+
+    def all_panels(self) -> dict[str, str]:
+        return {
+            "monthly_national": self.monthly_national(),
+            "monthly_volume": self.monthly_volume(),
+            "monthly_by_province": self.monthly_by_province(),
+            "quarterly_by_province": self.quarterly_by_province(),
+            "ranking": self.ranking(),
+            "index_766": self.index_766(),
+        }

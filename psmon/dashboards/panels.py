@@ -1,0 +1,143 @@
+"""Small helpers shared by the four dashboards: query builders, threshold colours, units.
+
+The SDK has builders for Prometheus queries but none for the ClickHouse plugin, so
+`ClickHouseQuery` is a tiny `Dataquery` of our own that emits the plugin's SQL-editor query model
+(`editorType: sql`, `rawSql`, `queryType`, `format`). Everything else goes through the SDK.
+"""
+
+from typing import Literal
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus as pb
+from grafana_foundation_sdk.builders import timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import prometheus as pm
+
+from psmon.dashboards.datasources import CLICKHOUSE, PROMETHEUS
+from psmon.dashboards.thresholds import MetricThreshold
+from psmon.schemas.provinces import registry
+
+__all__ = [
+    "ClickHouseQuery",
+    "count_thresholds",
+    "grid",
+    "override_props",
+    "prom",
+    "province_mappings",
+    "ratio_thresholds",
+    "reduce_last",
+    "steps",
+    "ts",
+]
+
+ChQueryType = Literal["table", "timeSeries"]
+
+
+class _ChDataquery(cogvariants.Dataquery):
+    def __init__(self, ref_id: str, sql: str, query_type: ChQueryType):
+        self.ref_id, self.sql, self.query_type = ref_id, sql, query_type
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "refId": self.ref_id,
+            "datasource": CLICKHOUSE.to_json(),
+            "editorType": "sql",
+            "queryType": self.query_type,
+            # sqlds format: 0 = time series, 1 = table (what the plugin's backend reads)
+            "format": 0 if self.query_type == "timeSeries" else 1,
+            "rawSql": self.sql,
+        }
+
+
+class ClickHouseQuery(cogbuilder.Builder[cogvariants.Dataquery]):
+    """A raw-SQL query for the official ClickHouse plugin."""
+
+    def __init__(self, sql: str, *, ref_id: str = "A", query_type: ChQueryType = "table"):
+        self._q = _ChDataquery(ref_id, sql, query_type)
+
+    def build(self) -> cogvariants.Dataquery:
+        return self._q
+
+
+def prom(
+    expr: str,
+    *,
+    ref_id: str = "A",
+    legend: str | None = None,
+    instant: bool = False,
+    table: bool = False,
+) -> pb.Dataquery:
+    q = pb.Dataquery().expr(expr).ref_id(ref_id).datasource(PROMETHEUS).editor_mode(pm.QueryEditorMode.CODE)
+    q = q.instant() if instant else q.range()
+    if table:
+        q = q.format(pm.PromQueryFormat.TABLE)
+    if legend is not None:
+        q = q.legend_format(legend)
+    return q
+
+
+def grid(x: int, y: int, w: int, h: int) -> dm.GridPos:
+    return dm.GridPos(x=x, y=y, w=w, h=h)
+
+
+def ratio_thresholds(t: MetricThreshold) -> db.ThresholdsConfig:
+    """red below the alert floor, amber up to the target, green at or above it."""
+    return (
+        db.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([
+            dm.Threshold(value=None, color="red"),
+            dm.Threshold(value=t.alert_below, color="orange"),
+            dm.Threshold(value=t.target, color="green"),
+        ])
+    )  # fmt: skip
+
+
+def steps(points: list[tuple[float | None, str]]) -> db.ThresholdsConfig:
+    """Absolute thresholds from (lower bound, colour) pairs; the first bound is None (base)."""
+    return (
+        db.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(value=v, color=c) for v, c in points])
+    )
+
+
+def count_thresholds(warn: float, bad: float) -> db.ThresholdsConfig:
+    """green below `warn`, amber up to `bad`, red from `bad` on (lags, errors, dead letters)."""
+    return steps([(None, "green"), (warn, "orange"), (bad, "red")])
+
+
+def reduce_last() -> cb.ReduceDataOptions:
+    return cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+def province_mappings() -> list[dm.ValueMapping]:
+    """Show "01 Hà Nội" where a query returns the code "01" (the metric label is the code)."""
+    options = {
+        p.code: dm.ValueMappingResult(text=f"{p.code} {p.name}", index=i) for i, p in enumerate(registry().current)
+    }
+    return [dm.ValueMap(options=options)]
+
+
+def override_props(t: MetricThreshold) -> list[dm.DynamicConfigValue]:
+    return [
+        dm.DynamicConfigValue(id_val="thresholds", value=ratio_thresholds(t).build()),
+        dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+    ]
+
+
+def ts() -> timeseries.Panel:
+    """A time series panel with a list legend and a multi-series tooltip (options never null)."""
+    return (
+        timeseries.Panel()
+        .legend(
+            cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST).placement(cm.LegendPlacement.BOTTOM)
+            .show_legend(True).calcs([])
+        )
+        .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
+        .line_width(1).fill_opacity(10).span_nulls(False)
+    )  # fmt: skip

@@ -1,0 +1,158 @@
+"""Every dashboard builds to JSON the SDK's model accepts unchanged, with stable UIDs, defined
+variables and queries on the provisioned datasources; the committed copy under deploy/grafana
+is what the code builds today."""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from psmon.cli.main import app
+from psmon.dashboards.build import BuildOptions, build_all, write_all
+from psmon.dashboards.check import check_dashboard, used_variables
+from psmon.dashboards.thresholds import DEFAULT_THRESHOLDS, METRICS, load_thresholds
+from psmon.errors import PsmonError
+
+ROOT = Path(__file__).resolve().parents[3]
+UIDS = {
+    "psmon-live": "psmon · Live operations",
+    "psmon-province": "psmon · Province drill-down",
+    "psmon-history": "psmon · History",
+    "psmon-health": "psmon · Pipeline health",
+}
+
+
+@pytest.fixture(scope="module")
+def boards() -> dict[str, dict[str, Any]]:
+    return build_all()
+
+
+def test_four_dashboards_with_stable_uids(boards: dict[str, dict[str, Any]]) -> None:
+    assert {uid: d["title"] for uid, d in boards.items()} == UIDS
+    assert build_all() == boards  # deterministic
+
+
+@pytest.mark.parametrize("uid", sorted(UIDS))
+def test_dashboard_passes_the_strict_check(boards: dict[str, dict[str, Any]], uid: str) -> None:
+    doc = boards[uid]
+    assert check_dashboard(doc) == []
+    assert doc["panels"] and all(p.get("targets") or p["type"] == "alertGroups" for p in doc["panels"])
+
+
+@pytest.mark.parametrize("uid", sorted(UIDS))
+def test_every_variable_used_is_defined(boards: dict[str, dict[str, Any]], uid: str) -> None:
+    doc = boards[uid]
+    defined = {v["name"] for v in doc["templating"].get("list", [])}
+    used = {v for v in used_variables(doc["panels"]) if not v.startswith("__")}
+    assert used <= defined
+    # and every defined variable is used somewhere (no dead dropdowns)
+    assert defined <= used
+
+
+def test_the_check_rejects_what_grafana_would_not_show(boards: dict[str, dict[str, Any]]) -> None:
+    doc = copy.deepcopy(boards["psmon-province"])
+    doc["panels"][0]["targets"][0]["expr"] += " + on() vector($missing)"
+    doc["panels"][1]["gridPos"] = dict(doc["panels"][0]["gridPos"])  # overlap
+    doc["panels"][2]["fieldConfig"]["defaults"]["thresholdz"] = {}  # unknown key, dropped by the model
+    doc["panels"][3]["datasource"] = {"type": "prometheus", "uid": "somebody-elses"}
+    doc["uid"] = "has spaces"
+    problems = "\n".join(check_dashboard(doc))
+    assert "missing" in problems
+    assert "overlaps" in problems
+    assert "thresholdz" in problems
+    assert "somebody-elses" in problems
+    assert "has spaces" in problems
+
+
+def test_live_table_colours_every_metric_by_its_thresholds(boards: dict[str, dict[str, Any]]) -> None:
+    table = next(p for p in boards["psmon-live"]["panels"] if p["type"] == "table")
+    overrides = {o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]}
+    for metric in METRICS:
+        props = {p["id"]: p["value"] for p in overrides[metric]}
+        steps = props["thresholds"]["steps"]
+        t = DEFAULT_THRESHOLDS[metric]
+        assert [s["value"] for s in steps] == [None, t.alert_below, t.target]
+        assert [s["color"] for s in steps] == ["red", "orange", "green"]
+    # rows are provinces, shown with their names
+    mappings = {p["id"]: p["value"] for p in overrides["Province"]}["mappings"][0]["options"]
+    assert len(mappings) == 34 and mappings["25"]["text"] == "25 Phú Thọ"
+
+
+def test_thresholds_file_changes_the_colours(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump({"metrics": {"online_submission_ratio": {"target": 0.9, "alert_below": 0.6}}}))
+    th = load_thresholds(path)
+    assert (th["online_submission"].target, th["online_submission"].alert_below) == (0.9, 0.6)
+    assert th["on_time"] == DEFAULT_THRESHOLDS["on_time"]
+    table = next(
+        p for p in build_all(BuildOptions(thresholds_path=path))["psmon-live"]["panels"] if p["type"] == "table"
+    )
+    steps = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "online_submission")
+    assert [s["value"] for s in steps["properties"][0]["value"]["steps"]] == [None, 0.6, 0.9]
+    path.write_text(yaml.safe_dump({"metrics": {"on_time": {"target": 0.5, "alert_below": 0.7}}}))
+    with pytest.raises(PsmonError, match="above target"):
+        load_thresholds(path)
+    path.write_text(yaml.safe_dump({"metrics": {"on_time": {"target": 95}}}))
+    with pytest.raises(PsmonError, match=r"0\.\.1"):
+        load_thresholds(path)
+    # the `metrics:` level is optional; a file that names no known metric is an error
+    path.write_text(yaml.safe_dump({"on_time_ratio": {"target": 0.9, "alert_below": 0.85}}))
+    assert load_thresholds(path)["on_time"].alert_below == 0.85
+    path.write_text(yaml.safe_dump({"metrics": {"online_submision": {"target": 0.9}}}))
+    with pytest.raises(PsmonError, match="none of the metrics"):
+        load_thresholds(path)
+
+
+def test_committed_copy_is_up_to_date(tmp_path: Path) -> None:
+    write_all(tmp_path)
+    built = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = ROOT / "deploy" / "grafana"
+    for rel in built:
+        assert (committed / rel).read_text() == (tmp_path / rel).read_text(), (
+            f"deploy/grafana/{rel} is stale: run `psmon dashboards build --out deploy/grafana`"
+        )
+
+
+def test_build_command_writes_json_and_provisioning(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path),
+                                      "--prometheus-url", "http://prom.example:9090"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(result.output.split()) == 6
+    for uid in UIDS:
+        assert json.loads((tmp_path / "dashboards" / f"{uid}.json").read_text())["uid"] == uid
+    ds = yaml.safe_load((tmp_path / "provisioning/datasources/psmon.yaml").read_text())["datasources"]
+    assert {d["type"] for d in ds} == {"prometheus", "alertmanager", "grafana-clickhouse-datasource"}
+    assert next(d for d in ds if d["type"] == "prometheus")["url"] == "http://prom.example:9090"
+    ch = next(d for d in ds if d["type"] == "grafana-clickhouse-datasource")
+    assert ch["jsonData"]["host"] == "clickhouse" and ch["jsonData"]["protocol"] == "http"
+    assert ch["secureJsonData"]["password"].startswith("$")  # never a literal secret
+    provider = yaml.safe_load((tmp_path / "provisioning/dashboards/psmon.yaml").read_text())["providers"][0]
+    assert provider["type"] == "file" and provider["folderUid"] == "psmon"
+
+
+def test_build_refuses_a_missing_thresholds_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path),
+                                      "--thresholds", str(tmp_path / "nope.yaml")])  # fmt: skip
+    assert result.exit_code == 1
+
+
+def test_readme_lists_exactly_the_built_dashboards_and_panels(boards: dict[str, dict[str, Any]]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Dashboards", 1)[1].split("\n## ", 1)[0]
+    listed: dict[str, list[str]] = {}
+    current = ""
+    for line in section.splitlines():
+        if line.startswith("#### "):
+            current = line.split("`")[1]
+            listed[current] = []
+        elif line.startswith("- ") and current:
+            listed[current].append(line[2:].split(" · ")[0])
+    built = {
+        uid: [p["title"] for p in sorted(d["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))]
+        for uid, d in boards.items()
+    }
+    assert listed == built
