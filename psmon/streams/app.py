@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, live: LiveRates) -> faust.App:
+    datadir = Path(settings.data_dir) / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust writes under it but does not create it
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         web_enabled=False,
         store="memory://",
-        datadir=str(Path(settings.data_dir) / "faust"),  # not `<app_id>-data` in the working directory
+        datadir=str(datadir),  # not `<app_id>-data` in the working directory
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",

@@ -33,6 +33,7 @@ class Corpus:
     expected: Totals = field(default_factory=dict)
     good: int = 0
     repeats: int = 0
+    late: int = 0
     bad_reasons: Counter[str] = field(default_factory=Counter)
     pii_values: set[str] = field(default_factory=set)
 
@@ -53,9 +54,11 @@ def build_corpus(
     span_s: float = 3 * 3600,
     repeat_fraction: float = 0.02,
     bad_fraction: float = 0.01,
+    late_fraction: float = 0.0,
     prefix: str = "dl",
 ) -> Corpus:
-    """`n` messages with event times in (now_s - span_s, now_s - 60]."""
+    """`n` messages with event times in (now_s - span_s, now_s - 60]; a `late_fraction` of the
+    good ones are 400-500 days old instead (older than every live bucket: late, yet stored)."""
     rng = random.Random(seed)
     reg = registry()
     current = list(reg.codes)
@@ -78,7 +81,10 @@ def build_corpus(
             continue
         province = rng.choice(current)
         sent_code = rng.choice(old_of[province]) if old_of[province] and rng.random() < 0.1 else province
-        event = _good(rng, f"{prefix}-{seed}-{i}", sent_code, now_s - rng.uniform(60, span_s))
+        late = rng.random() < late_fraction
+        age_s = rng.uniform(400 * 86400, 500 * 86400) if late else rng.uniform(60, span_s)
+        event = _good(rng, f"{prefix}-{seed}-{i}", sent_code, now_s - age_s)
+        c.late += late
         _count(c.expected[province], event)
         msg = (province.encode(), orjson.dumps(event))
         c.messages.append(msg)

@@ -173,7 +173,10 @@ def run_kill_schedule(pipe: Pipeline, corpus: Corpus, *, timeout_s: float) -> di
 
 @pytest.mark.parametrize(
     "n",
-    [pytest.param(12_000, id="12k"), pytest.param(200_000, id="200k", marks=[pytest.mark.slow, pytest.mark.timeout(2400)])],
+    [
+        pytest.param(12_000, id="12k"),
+        pytest.param(200_000, id="200k", marks=[pytest.mark.slow, pytest.mark.timeout(2400)]),
+    ],
 )
 def test_kills_of_worker_and_sink_lose_nothing_and_count_nothing_twice(pipe: Pipeline, n: int) -> None:
     corpus = build_corpus(n, seed=n, now_s=time.time(), bad_fraction=0.005, repeat_fraction=0.01)
@@ -252,9 +255,9 @@ def test_clickhouse_outage_is_visible_then_recovered_without_loss(pipe: Pipeline
     assert_clickhouse_exact(pipe, corpus)
 
 
-def test_fuzzed_bad_input_goes_to_dead_letters_without_personal_data(pipe: Pipeline) -> None:
-    corpus = build_corpus(15_000, seed=4, now_s=time.time(), bad_fraction=0.7, repeat_fraction=0.02)
-    assert corpus.bad >= 10_000 and corpus.pii_values
+def test_fuzzed_bad_input_goes_to_dead_letters_and_late_events_are_kept(pipe: Pipeline) -> None:
+    corpus = build_corpus(15_000, seed=4, now_s=time.time(), bad_fraction=0.7, repeat_fraction=0.02, late_fraction=0.02)
+    assert corpus.bad >= 10_000 and corpus.pii_values and corpus.late
     pipe.start("worker", "worker")
     pipe.start("sink", "sink")
     pipe.produce(corpus.messages)
@@ -263,6 +266,8 @@ def test_fuzzed_bad_input_goes_to_dead_letters_without_personal_data(pipe: Pipel
     invalid = {dict(k[1])["reason"]: int(v) for k, v in samples.items() if k[0] == "psmon_events_invalid_total"}
     assert Counter(invalid) == corpus.bad_reasons
     assert sample(samples, "psmon_events_duplicate_total") == corpus.repeats
+    # Events older than every live bucket are counted as late, yet counted and stored.
+    assert sample(samples, "psmon_events_late_total") == corpus.late
     assert pipe.procs["worker"].poll() is None, "the worker died on bad input"
     assert stop_process(pipe.procs["worker"], sig=signal.SIGTERM) == 0
     pipe.drain_sink(timeout_s=120)
