@@ -28,18 +28,12 @@ from typing import Any
 import yaml
 
 from psmon.errors import PsmonError
+from psmon.streams.windows import METRICS as WINDOW_METRICS
 
 __all__ = ["DEFAULT_THRESHOLDS", "METRICS", "MetricThreshold", "load_thresholds", "packaged_thresholds_path"]
 
 #: The six live metrics of BRIEF §2, in display order (names as in `psmon_ratio{metric=...}`).
-METRICS: tuple[str, ...] = (
-    "online_submission",
-    "full_online",
-    "online_payment",
-    "dossier_digitization",
-    "result_digitization",
-    "on_time",
-)
+METRICS: tuple[str, ...] = tuple(WINDOW_METRICS)
 
 
 @dataclass(frozen=True, slots=True)
