@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
     topic_prefix: str = Field("psmon", description="prefix of every psmon topic")
     topic_partitions: int = Field(8, ge=1, le=1024, description="partitions per psmon topic")
+    valid_retention_days: int = Field(
+        400, ge=1, description="retention of <prefix>.valid, from which stage 2 rebuilds its windows (ytd needs a year)"
+    )
     app_id: str = Field("psmon", description="Faust app id; consumer group of the worker")
     session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout")
     heartbeat_interval_s: float = Field(1.0, gt=0, description="Kafka heartbeat interval")

@@ -45,7 +45,13 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
         created = []
         for name in wanted:
             try:
-                admin.create_topics([NewTopic(name, settings.topic_partitions, 1)])
+                # Stage 2 rebuilds from psmon.valid: it must outlive the longest live window.
+                configs = (
+                    {"retention.ms": str(settings.valid_retention_days * 86_400_000)}
+                    if name == settings.topic_valid
+                    else {}
+                )
+                admin.create_topics([NewTopic(name, settings.topic_partitions, 1, topic_configs=configs)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

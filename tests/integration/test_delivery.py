@@ -85,12 +85,20 @@ class Pipeline:
         producer.close()
 
     def wait_totals(self, expected: dict[str, dict[str, int]], *workers: str, timeout_s: float) -> None:
-        wait_until(
-            lambda: metric_totals(*(self.scrape(w) for w in workers)) == expected,
-            timeout_s=timeout_s,
-            interval_s=1.0,
-            what=f"counters of {workers} to equal the produced totals",
-        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = metric_totals(*(self.scrape(w) for w in workers))
+            if got == expected:
+                return
+            if time.monotonic() > deadline:
+                off = sorted(p for p in expected.keys() | got.keys() if got.get(p) != expected.get(p))
+                n_got = sum(t["submitted"] for t in got.values())
+                n_exp = sum(t["submitted"] for t in expected.values())
+                raise AssertionError(
+                    f"after {timeout_s:.0f} s the counters of {workers} are off for provinces {off} "
+                    f"(submitted: {n_got} exported, {n_exp} produced)"
+                )
+            time.sleep(1.0)
 
     def drain_sink(self, timeout_s: float) -> None:
         """Wait until the sink committed everything stage 1 produced, then stop it (SIGTERM)."""
