@@ -15,12 +15,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from psmon.alerting.alertmanager import render_alertmanager_config
 from psmon.alerting.rules import RULES_FILE, render_prometheus_config, render_rules
 from psmon.alerting.thresholds import Thresholds
 
-__all__ = ["GeneratedFiles", "Targets", "write_config"]
+__all__ = ["COMPOSE_TARGETS", "GeneratedFiles", "Targets", "write_config"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,16 @@ class Targets:
     sinks: Sequence[str] = ()
     alertmanagers: Sequence[str] = ("127.0.0.1:9093",)
     webhook_url: str = "http://127.0.0.1:9095/alerts"
+
+
+#: The Docker Compose deployment (`deploy/`): workers and sinks found by DNS (scaled services),
+#: Alertmanager and the webhook receiver (`psmon alerts listen`) by service name.
+COMPOSE_TARGETS: Final = Targets(
+    workers=("dns+worker:9108",),
+    sinks=("dns+sink:9108",),
+    alertmanagers=("alertmanager:9093",),
+    webhook_url="http://alerts:9095/alerts",
+)
 
 
 @dataclass(frozen=True)

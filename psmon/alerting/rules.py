@@ -9,7 +9,9 @@ Recording rules (group `psmon.recording`, evaluated before the alerts):
 - `province:psmon_ratio_numerator:increase`, `..._denominator:increase` and `province:psmon_ratio:increase`
   with labels `metric` and `window`: the six ratios of BRIEF §2 per province, from the exported
   counters summed across workers (`sum by (province) (increase(...))`), for the dashboard
-  windows plus every alert window. A zero denominator gives no value (not 0, not 1).
+  windows plus every alert window. A zero denominator gives no value (not 0, not 1); a missing
+  numerator series where the denominator exists counts as 0 (a province whose online filings
+  stopped before the worker started must still alert).
 
 Alerting rules (group `psmon.alerts`):
 - `PsmonRatioBelowFloor{metric}`: ratio strictly under `alert_below` while the denominator in the
@@ -42,6 +44,7 @@ from psmon.timeutil import LOCAL_OFFSET_S
 
 __all__ = [
     "COUNTER_SELECTORS",
+    "COUNTER_SERIES",
     "METRIC_LABELS",
     "RULES_FILE",
     "SINK_JOB",
@@ -57,18 +60,23 @@ RULES_FILE: Final = "psmon-rules.yml"
 WORKER_JOB: Final = "psmon-worker"
 SINK_JOB: Final = "psmon-sink"
 
-#: Counter names of `streams.windows.COUNTERS` as PromQL selectors over the exported counters.
+#: Counter names of `streams.windows.COUNTERS` -> (exported counter, label matchers).
+COUNTER_SERIES: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "submitted": ("psmon_dossiers_submitted_total", {}),
+    "submitted_online": ("psmon_dossiers_submitted_total", {"channel": "online"}),
+    "submitted_full_online": ("psmon_dossiers_submitted_total", {"channel": "online", "service_mode": "full_online"}),
+    "submitted_fee_bearing": ("psmon_dossiers_fee_bearing_total", {}),
+    "resolved": ("psmon_dossiers_resolved_total", {}),
+    "resolved_on_time": ("psmon_dossiers_resolved_total", {"on_time": "true"}),
+    "payments": ("psmon_payments_total", {}),
+    "payments_online": ("psmon_payments_total", {"method": "online"}),
+    "digitized_dossier": ("psmon_records_digitized_total", {"kind": "dossier"}),
+    "digitized_result": ("psmon_records_digitized_total", {"kind": "result"}),
+}
+#: The same as PromQL selectors.
 COUNTER_SELECTORS: Final[dict[str, str]] = {
-    "submitted": "psmon_dossiers_submitted_total",
-    "submitted_online": 'psmon_dossiers_submitted_total{channel="online"}',
-    "submitted_full_online": 'psmon_dossiers_submitted_total{channel="online",service_mode="full_online"}',
-    "submitted_fee_bearing": "psmon_dossiers_fee_bearing_total",
-    "resolved": "psmon_dossiers_resolved_total",
-    "resolved_on_time": 'psmon_dossiers_resolved_total{on_time="true"}',
-    "payments": "psmon_payments_total",
-    "payments_online": 'psmon_payments_total{method="online"}',
-    "digitized_dossier": 'psmon_records_digitized_total{kind="dossier"}',
-    "digitized_result": 'psmon_records_digitized_total{kind="result"}',
+    name: metric + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for name, (metric, labels) in COUNTER_SERIES.items()
 }
 
 #: metric -> (Vietnamese name, English name, Vietnamese volume unit, English volume unit)
@@ -143,7 +151,13 @@ def _ratio_rules(windows: Sequence[str]) -> list[dict[str, Any]]:
             labels = {"metric": metric, "window": window}
             sel = f'{{metric="{metric}",window="{window}"}}'
             rules += [
-                {"record": "province:psmon_ratio_numerator:increase", "expr": _increase(num, window), "labels": labels},
+                {
+                    # No numerator series (say, no online filing since the worker started) is a
+                    # numerator of 0 wherever the denominator exists, not a missing ratio.
+                    "record": "province:psmon_ratio_numerator:increase",
+                    "expr": f"{_increase(num, window)}\nor on(province)\n0 * {_increase(den, window)}",
+                    "labels": labels,
+                },
                 {
                     "record": "province:psmon_ratio_denominator:increase",
                     "expr": _increase(den, window),

@@ -226,7 +226,7 @@ class DeadLetterSpike(_Model):
 
 class EventTimeLag(_Model):
     max_s: float = Field(900, gt=0, description="wall clock minus watermark")
-    for_: DurationOrZero = Field("5m", alias="for")
+    for_: DurationOrZero = Field("10m", alias="for")
     severity: Severity = "warning"
 
 
@@ -323,7 +323,7 @@ def parse_thresholds(text: str, *, source: str = "thresholds.yaml") -> Threshold
     """Parse and validate thresholds YAML; raises `ThresholdsError` listing every problem."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # PyYAML raises ValueError for dates like 2026-02-30
         raise ThresholdsError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ThresholdsError(f"{source}: expected a mapping at the top level (version, metrics, ...)")
