@@ -12,12 +12,15 @@ import ctypes
 import logging
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 from typing import IO, Final
 
+from psmon.alerting.generate import Targets, write_config
+from psmon.alerting.thresholds import Thresholds
 from psmon.errors import PsmonError
 
 __all__ = ["ALERTMANAGER_BINARIES", "PROMETHEUS_BINARIES", "MonitoringServer", "find_binary"]
@@ -136,3 +139,76 @@ class MonitoringServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class LocalAlerting:
+    """Prometheus + Alertmanager for `psmon up`, configured by `psmon rules` into `<data_dir>`.
+
+    `start` returns None, with a reason in `skipped`, when the binaries are missing, metrics are
+    off, or a port is taken (another psmon up, or a system Prometheus); psmon up then runs without
+    alerting rather than failing.
+    """
+
+    def __init__(self, th: Thresholds, *, data_dir: Path, metrics_port: int, prometheus_port: int,
+                 alertmanager_port: int, receiver_host: str, receiver_port: int):  # fmt: skip
+        self.th, self.data_dir = th, data_dir
+        self.metrics_port, self.prometheus_port, self.alertmanager_port = (
+            metrics_port,
+            prometheus_port,
+            alertmanager_port,
+        )
+        self.receiver_host, self.receiver_port = receiver_host, receiver_port
+        self.prometheus: MonitoringServer | None = None
+        self.alertmanager: MonitoringServer | None = None
+        self.skipped = ""
+
+    def start(self) -> "LocalAlerting | None":
+        prometheus_bin, alertmanager_bin = find_binary(PROMETHEUS_BINARIES), find_binary(ALERTMANAGER_BINARIES)
+        if not prometheus_bin or not alertmanager_bin:
+            self.skipped = (
+                "Prometheus/Alertmanager are not installed (apt-get install prometheus prometheus-alertmanager)"
+            )
+            return None
+        if not (self.metrics_port and self.prometheus_port and self.alertmanager_port):
+            self.skipped = "metrics, Prometheus or Alertmanager port is 0"
+            return None
+        taken = [p for p in (self.prometheus_port, self.alertmanager_port, self.receiver_port) if not port_free(p)]
+        if taken:
+            self.skipped = f"port(s) {', '.join(map(str, taken))} already in use"
+            return None
+        files = write_config(
+            self.data_dir,
+            self.th,
+            Targets(
+                workers=(f"127.0.0.1:{self.metrics_port}",),
+                alertmanagers=(f"127.0.0.1:{self.alertmanager_port}",),
+                webhook_url=f"http://{self.receiver_host}:{self.receiver_port}/alerts",
+            ),
+        )
+        self.alertmanager = MonitoringServer.alertmanager(
+            binary=alertmanager_bin, config=files.alertmanager_config, data_dir=self.data_dir / "alertmanager" / "data",
+            port=self.alertmanager_port, log_path=self.data_dir / "alertmanager.log",
+        ).start()  # fmt: skip
+        try:
+            self.prometheus = MonitoringServer.prometheus(
+                binary=prometheus_bin, config=files.prometheus_config, data_dir=self.data_dir / "prometheus" / "data",
+                port=self.prometheus_port, log_path=self.data_dir / "prometheus.log",
+            ).start()  # fmt: skip
+        except Exception:
+            self.alertmanager.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in (self.prometheus, self.alertmanager):
+            if server is not None:
+                server.stop()

@@ -162,3 +162,51 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
     )  # fmt: skip
     provinces = {json.loads(line)["province_code"] for line in everything.stdout.splitlines()}
     assert provinces - {""} == {DROPPED}
+
+
+def test_up_runs_prometheus_alertmanager_and_marks_the_alerting_province(tmp_path: Path) -> None:
+    from psmon.alerting.servers import ALERTMANAGER_BINARIES, PROMETHEUS_BINARIES, find_binary
+    from psmon.embedded.broker import free_port
+
+    if not find_binary(PROMETHEUS_BINARIES) or not find_binary(ALERTMANAGER_BINARIES):
+        pytest.fail("Prometheus/Alertmanager are not installed: run `make sysdeps`")
+    metrics, prom, am, receiver = free_port(), free_port(), free_port(), free_port()
+    env = {
+        "PSMON_SESSION_TIMEOUT_S": "6",
+        "PSMON_THRESHOLDS_FILE": str(Path(__file__).parents[1] / "data" / "thresholds-fast.yaml"),
+        "PSMON_PROMETHEUS_PORT": str(prom),
+        "PSMON_ALERTMANAGER_PORT": str(am),
+        "PSMON_ALERTS_PORT": str(receiver),
+    }
+    env_without_kafka = {k: v for k, v in os.environ.items() if k != "PSMON_KAFKA_BOOTSTRAP"}
+    log = tmp_path / "up.log"
+    fh = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "psmon.cli.main", "up", "--duration-s", "75", "--rate", "300", "--start",
+         working_morning(), "--drop", f"{DROPPED}:online_submission:0", "--metrics-port", str(metrics),
+         "--data-dir", str(tmp_path / "data"), "--no-view"],
+        env={**env_without_kafka, **env}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{am}/api/v2/alerts?active=true"
+        alerts = wait_until(
+            lambda: [a for a in get_json(url) or [] if a["labels"]["alertname"] == "PsmonRatioBelowFloor"],
+            timeout_s=70, what="psmon up's Alertmanager to hold the alert",
+        )  # fmt: skip
+        assert {a["labels"]["province"] for a in alerts} == {DROPPED}
+        # the live view (logging without a terminal) names the alerting province
+        wait_until(lambda: f"alerting: {DROPPED}" in log.read_text(), timeout_s=20, what="the live view's alert mark")
+        assert proc.wait(timeout=90) == 0
+    finally:
+        stop_process(proc)  # type: ignore[arg-type]
+        fh.close()
+    text = log.read_text()
+    assert f"Prometheus on http://127.0.0.1:{prom}" in text and f"Alertmanager on http://127.0.0.1:{am}" in text
+    for port in (prom, am):  # stopped with psmon up
+        assert get_json(f"http://127.0.0.1:{port}/-/ready") is None
+    out = subprocess.run(
+        [sys.executable, "-m", "psmon.cli.main", "alerts", "history", "--json", "--data-dir", str(tmp_path / "data")],
+        env=env_without_kafka, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert any(r["province_code"] == DROPPED and r["status"] == "firing" for r in rows), rows
