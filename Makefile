@@ -1,11 +1,12 @@
 # psmon: the two commands of the README, and their parts.
 #   make demo   set up and run the embedded demo (broker, worker, sink, simulator, chDB, metrics, live view)
 #   make test   set up and run the whole test suite (lint, types, unit and integration tests)
+#   make sysdeps  Prometheus, Alertmanager, promtool, amtool (Debian packages; `test` runs it)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit integration clean
+.PHONY: setup sysdeps demo test lint typecheck unit integration clean
 
 setup: $(VENV)/.installed
 
@@ -15,6 +16,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# The alerting tests run the real Prometheus tools; skipped when they are already installed,
+# sudo only when not root.
+sysdeps:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null \
+	    && { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; }; then \
+	  echo "sysdeps: Prometheus and Alertmanager are installed"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus prometheus-alertmanager; \
+	fi
 
 demo: setup
 	$(BIN)/psmon up
@@ -26,13 +39,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup
+unit: setup sysdeps
 	$(BIN)/pytest tests/unit
 
-integration: setup
+integration: setup sysdeps
 	$(BIN)/pytest tests/integration
 
-test: lint typecheck
+test: sysdeps lint typecheck
 	$(BIN)/pytest
 
 clean:
