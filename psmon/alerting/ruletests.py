@@ -20,9 +20,11 @@ that Prometheus renders differently (or a `query` that returns nothing) fails th
 """
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 from psmon.alerting.rules import (
@@ -123,8 +125,6 @@ def go_float(v: float) -> str:
     exponent is under -4 or at least 6 (Go uses precision 6 for that choice), else `%f` form."""
     if v == 0:
         return "0"
-    from decimal import Decimal
-
     sign, digits, exp = Decimal(repr(float(v))).normalize().as_tuple()
     assert isinstance(exp, int)
     ds = "".join(map(str, digits))
@@ -154,8 +154,7 @@ def humanize_duration(v: float) -> str:
 
 
 def expand(template: str, *, labels: dict[str, str], value: float, volume: float | None = None) -> str:
-    import re
-
+    """A rule's annotation template rendered as Prometheus will (for the forms psmon uses)."""
     out = re.sub(
         r"\{\{ with printf `[^`]*` \$labels\.province \| query \}\}\{\{ \. \| first \| value \| printf \"%\.0f\" \}\}"
         r"\{\{ end \}\}",

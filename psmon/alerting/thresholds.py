@@ -312,8 +312,8 @@ class Thresholds(_Model):
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after[_check_duration()]",))
-        loc = re.sub(r"\.function-after\[[^]]*\]", "", loc)
+        # pydantic names validator steps in the path ("function-after[...]"): not the user's concern
+        loc = re.sub(r"\.function-after\[[^]]*\]", "", ".".join(str(p) for p in err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"  {loc or '(top level)'}: {msg}")
     return f"{source}: invalid thresholds ({len(lines)} problem{'s' if len(lines) > 1 else ''}):\n" + "\n".join(lines)
