@@ -6,7 +6,8 @@ receiver logs one line (status, alert, province, value, threshold, volume, Engli
 writes one row to the `alerts` table (schema migration 3). The HTTP answer is sent only after the
 write: a failed write answers 503 and Alertmanager retries, so nothing is lost while ClickHouse is
 down. The table is a ReplacingMergeTree keyed by fingerprint/startsAt/status, so a retried or
-repeated notification is one row (read with FINAL).
+repeated notification is one row (read with FINAL). A `resolved` row carries `ends_at` and the
+annotations of the alert's last evaluation while firing (its last value under the floor).
 
 Also served: `GET /alerts` (the last notifications received, newest last, for tools and tests)
 and `GET /-/healthy`. ClickHouse calls are synchronous and run on one executor thread.
