@@ -55,12 +55,12 @@ def prom_query(m: Monitoring, expr: str) -> list[dict[str, Any]]:
 
 
 #: every province seen in any alert at Alertmanager during the test
-SEEN_PROVINCES: set[str] = set()
+seen_provinces: set[str] = set()
 
 
 def am_alerts(m: Monitoring) -> list[dict[str, Any]]:
     alerts: list[dict[str, Any]] = get_json(f"{m.alertmanager.url}/api/v2/alerts?active=true") or []
-    SEEN_PROVINCES.update(a["labels"]["province"] for a in alerts if a["labels"].get("province"))
+    seen_provinces.update(a["labels"]["province"] for a in alerts if a["labels"].get("province"))
     return alerts
 
 
@@ -145,7 +145,7 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
         simulate("sim-recovered", 3)
         wait_until(lambda: not ratio_alerts(m), timeout_s=90, what="the alert to resolve at Alertmanager")
         wait_until(lambda: received("resolved"), timeout_s=30, what="the resolved notification at the receiver")
-        assert SEEN_PROVINCES == {DROPPED}  # no other province alerted at any point
+        assert seen_provinces == {DROPPED}  # no other province alerted at any point
     finally:
         for name in list(procs):
             stop_process(procs.pop(name), sig=signal.SIGTERM if name == "receiver" else signal.SIGKILL)
