@@ -217,7 +217,7 @@ def _ratio_alert(metric: Metric, t: MetricThreshold, *, floor: float, min_volume
 def _ratio_alerts(th: Thresholds) -> list[dict[str, Any]]:
     rules = []
     for metric, t in th.metrics.items():
-        special = sorted(c for c, o in t.provinces.items() if o.alert_below is not None or o.min_volume is not None)
+        special = sorted(t.provinces)  # any override, even of the target alone, gets its own rule and texts
         others = f'province!~"{"|".join(special)}"' if special else 'province!=""'
         target = t.target
         rules.append(_ratio_alert(metric, t, floor=t.alert_below, min_volume=t.min_volume, target=target,

@@ -140,3 +140,21 @@ def test_deploy_copies_are_up_to_date(tmp_path: Path) -> None:
     assert yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"][0][
         "dns_sd_configs"
     ]
+
+
+def test_each_override_gets_its_own_rule_and_the_default_rule_skips_it() -> None:
+    th = load_thresholds(FAST)
+    text = "metrics:\n  on_time: {target: 0.9, alert_below: 0.7, source: s, provinces: {'79': {target: 0.95}}}"
+    from psmon.alerting.thresholds import parse_thresholds
+
+    for thresholds, code, floor, target in ((th, "01", 0.5, "0.8"), (parse_thresholds(text), "79", 0.7, "0.95")):
+        rules = [
+            r for g in build_rules(thresholds)["groups"] for r in g["rules"] if r.get("alert") == "PsmonRatioBelowFloor"
+        ]
+        own = [r for r in rules if r["labels"].get("province") == code]
+        assert len(own) == 1 and f'province="{code}"}} < {floor}' in own[0]["expr"]
+        assert own[0]["annotations"]["target"] == target
+        default = next(
+            r for r in rules if "province" not in r["labels"] and r["labels"]["metric"] == own[0]["labels"]["metric"]
+        )
+        assert f'province!~"{code}"' in default["expr"]
