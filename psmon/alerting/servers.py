@@ -154,8 +154,8 @@ class LocalAlerting:
     """Prometheus + Alertmanager for `psmon up`, configured by `psmon rules` into `<data_dir>`.
 
     `start` returns None, with a reason in `skipped`, when the binaries are missing, metrics are
-    off, or a port is taken (another psmon up, or a system Prometheus); psmon up then runs without
-    alerting rather than failing.
+    off, a port is taken (another psmon up, or a system Prometheus) or a server does not start;
+    psmon up then runs without alerting rather than failing.
     """
 
     def __init__(self, th: Thresholds, *, data_dir: Path, metrics_port: int, prometheus_port: int,
@@ -194,18 +194,20 @@ class LocalAlerting:
                 webhook_url=f"http://{self.receiver_host}:{self.receiver_port}/alerts",
             ),
         )
-        self.alertmanager = MonitoringServer.alertmanager(
-            binary=alertmanager_bin, config=files.alertmanager_config, data_dir=self.data_dir / "alertmanager" / "data",
-            port=self.alertmanager_port, log_path=self.data_dir / "alertmanager.log",
-        ).start()  # fmt: skip
         try:
+            self.alertmanager = MonitoringServer.alertmanager(
+                binary=alertmanager_bin, config=files.alertmanager_config,
+                data_dir=self.data_dir / "alertmanager" / "data", port=self.alertmanager_port,
+                log_path=self.data_dir / "alertmanager.log",
+            ).start()  # fmt: skip
             self.prometheus = MonitoringServer.prometheus(
                 binary=prometheus_bin, config=files.prometheus_config, data_dir=self.data_dir / "prometheus" / "data",
                 port=self.prometheus_port, log_path=self.data_dir / "prometheus.log",
             ).start()  # fmt: skip
-        except Exception:
-            self.alertmanager.stop()
-            raise
+        except MonitoringServerError as exc:  # the pipeline still runs; alerting is an extra here
+            self.stop()
+            self.skipped = str(exc)
+            return None
         return self
 
     def stop(self) -> None:
