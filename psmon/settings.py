@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         "", description="tests only: while this file exists, every ClickHouse write of the sink fails"
     )
 
+    # Alerting (psmon rules, psmon alerts listen, and the servers psmon up starts)
+    thresholds_file: Path | None = Field(None, description="thresholds.yaml; empty = the one shipped with psmon")
+    prometheus_port: int = Field(9090, ge=0, le=65535, description="Prometheus started by psmon up; 0 = don't")
+    alertmanager_port: int = Field(9093, ge=0, le=65535, description="Alertmanager started by psmon up; 0 = don't")
+    alerts_host: str = Field("127.0.0.1", description="interface of the alert webhook receiver")
+    alerts_port: int = Field(9095, ge=1, le=65535, description="port of the alert webhook receiver")
+
     # Process
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="interface for /metrics")

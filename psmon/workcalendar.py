@@ -12,10 +12,22 @@ from datetime import date, datetime, time, timedelta
 
 from psmon.timeutil import LOCAL_TZ
 
-__all__ = ["HOLIDAYS", "activity_weight", "demo_start", "is_holiday", "is_office_hours"]
+__all__ = [
+    "HOLIDAYS",
+    "OFFICE_PERIODS",
+    "OFFICE_WEEKDAYS",
+    "activity_weight",
+    "demo_start",
+    "is_holiday",
+    "is_office_hours",
+]
 
 _MORNING = (time(8, 0), time(11, 30))
 _AFTERNOON = (time(13, 30), time(17, 0))
+#: Opening periods of a working day, [start, end) local time; alerting generates its rules from these.
+OFFICE_PERIODS: tuple[tuple[time, time], ...] = (_MORNING, _AFTERNOON)
+#: Working weekdays, Monday = 0 (as `date.weekday()`).
+OFFICE_WEEKDAYS: frozenset[int] = frozenset(range(5))
 
 
 def _span(first: date, last: date) -> set[date]:

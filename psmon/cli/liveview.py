@@ -1,9 +1,11 @@
 """The terminal view of `psmon up`: a table of the 34 provinces, refreshed every second.
 
 Reads the worker's in-process `LiveRates` (no scraping). A cell is highlighted when the ratio is
-under its floor with enough volume to mean something (`FLOORS`, from the official targets of
-BRIEF §1 less a margin; the alerting thresholds file will supersede them). Without a terminal
-(tests, CI, `--no-view`) it logs one summary line per interval instead.
+under its province's `alert_below` floor with at least `min_volume` behind it (both from
+thresholds.yaml, the same numbers the alert rules use). When `psmon up` runs Alertmanager, the
+`alert` column marks provinces with an active alert, polled from Alertmanager's API
+(`/api/v2/alerts`) every few seconds. Without a terminal (tests, CI, `--no-view`) it logs one
+summary line per interval instead.
 """
 
 import logging
@@ -16,22 +18,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from psmon.alerting.thresholds import Thresholds
 from psmon.schemas.provinces import registry
 from psmon.streams.live import LiveRates
 from psmon.streams.windows import Metric, Window
 from psmon.timeutil import LOCAL_TZ
 
-__all__ = ["FLOORS", "MIN_VOLUME", "LiveView", "render_table"]
+__all__ = ["LiveView", "alerting_provinces", "render_table"]
 
 log = logging.getLogger(__name__)
 
-FLOORS: dict[Metric, float] = {
-    "online_submission": 0.50,
-    "online_payment": 0.40,
-    "result_digitization": 0.60,
-    "on_time": 0.80,
-}
-MIN_VOLUME = 20
 _COLUMNS: tuple[tuple[Metric, Window, str], ...] = (
     ("online_submission", "5m", "online 5m"),
     ("online_submission", "1h", "online 1h"),
@@ -44,15 +40,22 @@ _COLUMNS: tuple[tuple[Metric, Window, str], ...] = (
 )
 
 
-def render_table(live: LiveRates, *, title: str = "") -> Table:
+def render_table(
+    live: LiveRates, *, thresholds: Thresholds, alerting: frozenset[str] = frozenset(), title: str = ""
+) -> Table:
     table = Table(title=title, expand=False, header_style="bold")
     table.add_column("code")
     table.add_column("province")
+    table.add_column("alert")
     for _m, _w, label in _COLUMNS:
         table.add_column(label, justify="right")
     table.add_column("dossiers 24h", justify="right")
     for province in registry().current:
-        cells: list[Any] = [province.code, province.name]
+        cells: list[Any] = [
+            province.code,
+            province.name,
+            "[bold white on red] ALERT [/]" if province.code in alerting else "",
+        ]
         below = False
         ratios = {w: live.rates.ratios(province.code, w) for w in {w for _m, w, _l in _COLUMNS}}
         for metric, window, _label in _COLUMNS:
@@ -60,7 +63,8 @@ def render_table(live: LiveRates, *, title: str = "") -> Table:
             if r.value is None:
                 cells.append("–")
                 continue
-            low = metric in FLOORS and r.denominator >= MIN_VOLUME and r.value < FLOORS[metric]
+            floor, min_volume = thresholds.floor(metric, province.code), thresholds.min_volume(metric, province.code)
+            low = floor is not None and r.denominator >= (min_volume or 0) and r.value < floor
             below |= low
             text = f"{r.value:6.1%}"
             cells.append(f"[bold red]{text}[/]" if low else text)
@@ -69,12 +73,35 @@ def render_table(live: LiveRates, *, title: str = "") -> Table:
     return table
 
 
+async def alerting_provinces(alertmanager_url: str) -> frozenset[str]:
+    """Provinces with an active (not silenced, not inhibited) alert at Alertmanager."""
+    import aiohttp
+
+    url = f"{alertmanager_url}/api/v2/alerts?active=true&silenced=false&inhibited=false"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session, session.get(url) as resp:
+        resp.raise_for_status()
+        alerts = await resp.json()
+    return frozenset(a["labels"]["province"] for a in alerts if a.get("labels", {}).get("province"))
+
+
 class LiveView(Service):
-    def __init__(self, live: LiveRates, *, interactive: bool, interval_s: float = 1.0, **kwargs: Any):
+    def __init__(
+        self,
+        live: LiveRates,
+        *,
+        interactive: bool,
+        thresholds: Thresholds,
+        alertmanager_url: str | None = None,
+        interval_s: float = 1.0,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.live = live
         self.interactive = interactive
+        self.thresholds = thresholds
+        self.alertmanager_url = alertmanager_url
         self.interval_s = interval_s
+        self.alerting: frozenset[str] = frozenset()
         self._display: Live | None = None
 
     async def on_start(self) -> None:
@@ -85,6 +112,15 @@ class LiveView(Service):
     async def on_stop(self) -> None:
         if self._display is not None:
             self._display.stop()
+
+    @Service.timer(3.0)
+    async def _poll_alerts(self) -> None:
+        if self.alertmanager_url is None:
+            return
+        try:
+            self.alerting = await alerting_provinces(self.alertmanager_url)
+        except Exception as exc:  # the view keeps going without the marks
+            log.debug("cannot read alerts from %s: %s", self.alertmanager_url, exc)
 
     @Service.timer(1.0)
     async def _refresh(self) -> None:
@@ -99,8 +135,10 @@ class LiveView(Service):
             f"psmon live — events validated {processed:,.0f} · dead letters {invalid:,.0f} · "
             f"duplicates {duplicates:,.0f} · provinces {len(self.live.rates.provinces)}"
             + (f" · event time {datetime.fromtimestamp(wm, LOCAL_TZ):%Y-%m-%d %H:%M:%S} (UTC+7)" if wm else "")
+            + (f" · alerting: {', '.join(sorted(self.alerting))}" if self.alerting else "")
         )
         if self._display is not None:
-            self._display.update(render_table(self.live, title=title), refresh=True)
+            table = render_table(self.live, thresholds=self.thresholds, alerting=self.alerting, title=title)
+            self._display.update(table, refresh=True)
         else:
             log.info("%s", title)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from psmon import __version__
 from psmon.cli.dashboards import dashboards_app
+from psmon.cli.alerts import alerts_app, rules
 from psmon.cli.logs import configure_logging
 from psmon.errors import PsmonError
 from psmon.settings import Settings
@@ -31,6 +32,8 @@ app = typer.Typer(
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
 app.add_typer(schema_app, name="schema")
 app.add_typer(dashboards_app, name="dashboards")
+app.command()(rules)
+app.add_typer(alerts_app, name="alerts")
 
 log = logging.getLogger("psmon")
 

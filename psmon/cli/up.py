@@ -3,9 +3,11 @@
 With no `--start`, the simulator's clock starts now during office hours, or else at the
 latest working morning, so the demo shows a working day's traffic at any hour.
 Starts, in order: the local broker (unless `--kafka` is given), the topics, the metrics server,
-then one Faust worker running stage 1 and 2 agents plus the sink (stage 3), the simulator and
-the live view as services on the same event loop. Ctrl-C or SIGTERM stops the services in
-reverse order (the sink finishes and commits its batch), then the broker is stopped by PID. Logs
+Prometheus and Alertmanager when installed (configured by `psmon rules` into `<data_dir>`; see
+`alerting.servers.LocalAlerting`), then one Faust worker running stage 1 and 2 agents plus the
+sink (stage 3), the alert webhook receiver, the simulator and the live view as services on the
+same event loop. Ctrl-C or SIGTERM stops the services in reverse order (the sink finishes and
+commits its batch), then Prometheus, Alertmanager and the broker are stopped by PID. Logs
 go to `<data_dir>/psmon.log` while the live table owns the terminal.
 """
 
@@ -15,6 +17,9 @@ from pathlib import Path
 
 from mode import Service
 
+from psmon.alerting.receiver import AlertReceiverService
+from psmon.alerting.servers import LocalAlerting
+from psmon.alerting.thresholds import load_thresholds
 from psmon.cli.liveview import LiveView
 from psmon.cli.logs import configure_logging
 from psmon.cli.services import Deadline, SimulatorService
@@ -52,6 +57,7 @@ def run_up(
     logfile = data_dir / "psmon.log"
     configure_logging(settings.log_level, logfile if interactive else None)
     broker: LocalBroker | None = None
+    alerting: LocalAlerting | None = None
     try:
         if embedded_broker:
             broker = LocalBroker(log_path=data_dir / "broker.log").start()
@@ -63,8 +69,27 @@ def run_up(
             serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.metrics_port)
             print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
         print(f"ClickHouse at {settings.resolved_clickhouse_dsn}; logs in {logfile if interactive else 'stderr'}")
+        thresholds = load_thresholds(settings.thresholds_file)
+        local = LocalAlerting(
+            thresholds, data_dir=data_dir, metrics_port=settings.metrics_port,
+            prometheus_port=settings.prometheus_port, alertmanager_port=settings.alertmanager_port,
+            receiver_host=settings.alerts_host, receiver_port=settings.alerts_port,
+        )  # fmt: skip
+        alerting = local.start()
         live = LiveRates(metrics=metrics, dedup_max_ids=settings.dedup_max_ids, worker="up")
         services: list[Service] = [SinkService(settings, metrics)]
+        if alerting is not None and alerting.prometheus and alerting.alertmanager:
+            receiver = f"http://{settings.alerts_host}:{settings.alerts_port}/alerts"
+            print(f"Prometheus on {alerting.prometheus.url}, Alertmanager on {alerting.alertmanager.url}, "
+                  f"alert webhook {receiver} (history in the ClickHouse table alerts)")  # fmt: skip
+            services.append(
+                AlertReceiverService(
+                    dsn=settings.resolved_clickhouse_dsn, database=settings.clickhouse_database,
+                    host=settings.alerts_host, port=settings.alerts_port, run_migrations=False,  # the sink migrates
+                )
+            )  # fmt: skip
+        else:
+            print(f"alerting off: {local.skipped}")
         if rate_eps > 0:
             profiles = default_profiles()
             for province, metric, value in drops:
@@ -79,10 +104,13 @@ def run_up(
                 bad_fraction=bad_fraction,
             )
             services.append(SimulatorService(sim, bootstrap=settings.kafka_bootstrap, topic=settings.topic_events))
-        services.append(LiveView(live, interactive=interactive))
+        am_url = alerting.alertmanager.url if alerting is not None and alerting.alertmanager else None
+        services.append(LiveView(live, interactive=interactive, thresholds=thresholds, alertmanager_url=am_url))
         if duration_s:
             services.append(Deadline(duration_s))
         run_worker(settings, live, services=services, logfile=str(logfile) if interactive else None)
     finally:
+        if alerting is not None:
+            alerting.stop()
         if broker is not None:
             broker.stop()

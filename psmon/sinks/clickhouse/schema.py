@@ -8,11 +8,16 @@ one in reads with `FINAL`:
   is what the live counts of stage 2 keep too.
 - `dead_letters`: key `dead_letter_id` = source partition:offset.
 - `rate_snapshots`: the worker's periodic live-window values; key province/metric/window/time/worker.
+- `alerts` (version 3): every alert notification that `psmon alerts listen` receives from
+  Alertmanager; key fingerprint/startsAt/status, so a notification sent again (repeat interval,
+  retried webhook) is one row, and an episode is a `firing` row plus a `resolved` one.
 Tables also accept `insert_deduplication_token` (non-replicated deduplication window), so a batch
 re-sent with the same token is dropped whole, materialized views included.
 
 Migrations are applied in order, each recorded in `schema_migrations`; running `migrate` again is
-a no-op. Statements use IF NOT EXISTS so a migration interrupted half-way can be re-run.
+a no-op. A migration is pending when its version is not recorded (not merely when it is above the
+highest recorded one), so versions developed on parallel branches (2 and 3) both get applied
+whichever landed first. Statements use IF NOT EXISTS so a migration interrupted half-way can be re-run.
 """
 
 import logging
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 from psmon.sinks.clickhouse.client import Client
 
-__all__ = ["MIGRATIONS", "Migration", "current_version", "migrate"]
+__all__ = ["MIGRATIONS", "Migration", "applied_versions", "current_version", "migrate"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +112,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "alert history (psmon alerts listen)",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.alerts (
+                fingerprint String,
+                status LowCardinality(String),
+                starts_at DateTime64(3, 'UTC'),
+                ends_at Nullable(DateTime64(3, 'UTC')),
+                alertname LowCardinality(String),
+                severity LowCardinality(String),
+                province_code LowCardinality(String),
+                province_name String,
+                metric LowCardinality(String),
+                value Nullable(Float64),
+                threshold Nullable(Float64),
+                volume Nullable(Float64),
+                summary_vi String,
+                summary_en String,
+                labels String,
+                annotations String,
+                receiver LowCardinality(String),
+                generator_url String,
+                received_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(received_at)
+            PARTITION BY toYYYYMM(starts_at)
+            ORDER BY (fingerprint, starts_at, status)
+            SETTINGS {dedup}
+            """,
+        ),
+    ),
 )
+
+
+def applied_versions(client: Client, database: str) -> set[int]:
+    current_version(client, database)  # creates the database and the migrations table if needed
+    result = client.query(f"SELECT DISTINCT version FROM {database}.schema_migrations FINAL")
+    return {int(row[0]) for row in result.result_rows}
 
 
 def current_version(client: Client, database: str) -> int:
@@ -124,9 +168,9 @@ def current_version(client: Client, database: str) -> int:
 def migrate(client: Client, database: str) -> list[Migration]:
     """Apply pending migrations; returns those applied (empty when up to date)."""
     applied = []
-    version = current_version(client, database)
+    done = applied_versions(client, database)
     for m in MIGRATIONS:
-        if m.version <= version:
+        if m.version in done:
             continue
         log.info("applying ClickHouse migration %d: %s", m.version, m.description)
         for statement in m.statements:

@@ -1,0 +1,172 @@
+"""`psmon rules` and `psmon alerts ...`: generate the monitoring config, receive and list alerts.
+
+Kept out of `main.py` so the alerting commands stay in one place; `main.py` only registers them.
+Heavy imports happen inside the commands, so `psmon --help` stays fast.
+"""
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from psmon.cli.logs import configure_logging
+from psmon.settings import Settings
+
+__all__ = ["alerts_app", "rules"]
+
+log = logging.getLogger(__name__)
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Alert notifications: the webhook receiver and the history.")
+
+ClickHouseOpt = Annotated[str | None, typer.Option("--clickhouse", help="ClickHouse DSN [env PSMON_CLICKHOUSE_DSN]")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="local state [env PSMON_DATA_DIR]")]
+ThresholdsOpt = Annotated[
+    Path | None,
+    typer.Option("--thresholds", help="thresholds.yaml (default: the one shipped) [env PSMON_THRESHOLDS_FILE]"),
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    from psmon.cli.main import _settings as build  # main registers this module: import at call time
+
+    return build(**overrides)
+
+
+def rules(
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (default: <data_dir>)")] = None,
+    thresholds: ThresholdsOpt = None,
+    profile: Annotated[
+        str, typer.Option(help="local: loopback targets; compose: the Docker Compose services (deploy/)")
+    ] = "local",
+    worker: Annotated[
+        list[str] | None, typer.Option(help="worker /metrics host:port or dns+name:port (repeat)")
+    ] = None,
+    sink: Annotated[list[str] | None, typer.Option(help="sink /metrics host:port or dns+name:port (repeat)")] = None,
+    alertmanager: Annotated[str | None, typer.Option(help="Alertmanager host:port")] = None,
+    webhook: Annotated[str | None, typer.Option(help="URL of the alert webhook receiver")] = None,
+    tests: Annotated[bool, typer.Option(help="also write the promtool rule tests beside the rules")] = False,
+    check: Annotated[bool, typer.Option(help="run promtool/amtool (and the rule tests) on the result")] = False,
+) -> None:
+    """Generate Prometheus rules, prometheus.yml and alertmanager.yml from thresholds.yaml."""
+    from psmon.alerting.generate import COMPOSE_TARGETS, Targets, write_config
+    from psmon.alerting.ruletests import render_rule_tests
+    from psmon.alerting.thresholds import load_thresholds
+
+    if profile not in ("local", "compose"):
+        raise typer.BadParameter("use local or compose", param_hint="--profile")
+    s = _settings(thresholds_file=thresholds)
+    th = load_thresholds(s.thresholds_file)
+    base = (
+        COMPOSE_TARGETS
+        if profile == "compose"
+        else Targets(
+            workers=(f"127.0.0.1:{s.metrics_port}",),
+            alertmanagers=(f"127.0.0.1:{s.alertmanager_port}",),
+            webhook_url=f"http://{s.alerts_host}:{s.alerts_port}/alerts",
+        )
+    )
+    targets = Targets(
+        workers=tuple(worker) if worker else base.workers,
+        sinks=tuple(sink) if sink else base.sinks,
+        alertmanagers=(alertmanager,) if alertmanager else base.alertmanagers,
+        webhook_url=webhook or base.webhook_url,
+    )
+    out_dir = out if out is not None else Path(s.data_dir)
+    files = write_config(out_dir, th, targets)
+    written = list(files.all)
+    if tests or check:
+        for name, text in render_rule_tests(th).items():
+            path = files.rules.parent / name
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    for p in written:
+        typer.echo(str(p))
+    if check:
+        _check(files.prometheus_config, files.alertmanager_config, [p for p in written if p.name.endswith(".test.yml")])
+
+
+def _check(prometheus_yml: Path, alertmanager_yml: Path, rule_tests: list[Path]) -> None:
+    promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
+    if not promtool or not amtool:
+        raise typer.BadParameter(
+            "--check needs promtool and amtool (apt-get install prometheus prometheus-alertmanager)"
+        )
+    commands = [[promtool, "check", "config", str(prometheus_yml)], [amtool, "check-config", str(alertmanager_yml)]]
+    commands += [[promtool, "test", "rules", p.name] for p in rule_tests]
+    for cmd in commands:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=prometheus_yml.parent)
+        if proc.returncode != 0:
+            typer.echo(proc.stdout + proc.stderr, err=True)
+            raise typer.Exit(1)
+        typer.echo(f"ok: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}")
+
+
+@alerts_app.command("listen")
+def listen(
+    host: Annotated[str | None, typer.Option(help="interface [env PSMON_ALERTS_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [env PSMON_ALERTS_PORT]")] = None,
+    clickhouse: Annotated[
+        str | None, typer.Option("--clickhouse", help="ClickHouse DSN [env PSMON_CLICKHOUSE_DSN]")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="[env PSMON_DATA_DIR]")] = None,
+) -> None:
+    """Receive Alertmanager webhooks: log each alert and store it in the ClickHouse `alerts` table."""
+    from mode import Worker
+
+    from psmon.alerting.receiver import AlertReceiverService
+
+    s = _settings(alerts_host=host, alerts_port=port, clickhouse_dsn=clickhouse, data_dir=data_dir)
+    configure_logging(s.log_level)
+    service = AlertReceiverService(
+        dsn=s.resolved_clickhouse_dsn, database=s.clickhouse_database, host=s.alerts_host, port=s.alerts_port
+    )
+    Worker(service, loglevel=s.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+@alerts_app.command("history")
+def history(
+    province: Annotated[str | None, typer.Option(help="only this 34-province code")] = None,
+    status: Annotated[str, typer.Option(help="all | firing | resolved")] = "all",
+    limit: Annotated[int, typer.Option(help="most recent N")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    clickhouse: Annotated[
+        str | None, typer.Option("--clickhouse", help="ClickHouse DSN [env PSMON_CLICKHOUSE_DSN]")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="[env PSMON_DATA_DIR]")] = None,
+) -> None:
+    """List stored alert notifications, newest first (one row per alert episode and status)."""
+    from psmon.sinks.clickhouse.client import connect
+    from psmon.sinks.clickhouse.schema import migrate
+
+    if status not in ("all", "firing", "resolved"):
+        raise typer.BadParameter("use all, firing or resolved", param_hint="--status")
+    s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
+    client = connect(s.resolved_clickhouse_dsn)
+    migrate(client, s.clickhouse_database)
+    where, params = [], {}
+    if province:
+        where.append("province_code = {province:String}")
+        params["province"] = province
+    if status != "all":
+        where.append("status = {status:String}")
+        params["status"] = status
+    sql = (
+        "SELECT status, alertname, severity, province_code, province_name, metric, starts_at, ends_at, value, "
+        f"threshold, volume, summary_vi, summary_en, fingerprint FROM {s.clickhouse_database}.alerts FINAL "
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + "ORDER BY starts_at DESC, status LIMIT {limit:UInt32}"
+    )
+    result = client.query(sql, parameters={**params, "limit": limit})
+    for row in result.named_results():
+        if as_json:
+            typer.echo(orjson.dumps(row, default=str).decode())
+        else:
+            value = "-" if row["value"] is None else f"{row['value']:.4g}"
+            typer.echo(
+                f"{row['starts_at']:%Y-%m-%d %H:%M:%S}Z {row['status']:<8} {row['alertname']:<26} "
+                f"{row['province_code'] or '--'} {row['metric'] or '-':<20} value={value} {row['summary_en']}"
+            )
