@@ -18,8 +18,8 @@ import typer
 from pydantic import ValidationError
 
 from psmon import __version__
-from psmon.cli.dashboards import dashboards_app
 from psmon.cli.alerts import alerts_app, rules
+from psmon.cli.dashboards import dashboards_app
 from psmon.cli.logs import configure_logging
 from psmon.errors import PsmonError
 from psmon.settings import Settings
