@@ -12,19 +12,18 @@ panel's label filter) must list the firing alert. All servers are stopped by PID
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from psmon.alerting.servers import ALERTMANAGER_BINARIES, PROMETHEUS_BINARIES, MonitoringServer, find_binary
 from psmon.dashboards.build import build_all
 from psmon.dashboards.datasources import ALERTMANAGER, PROMETHEUS
 from psmon.dashboards.promql import JOB_SINK, JOB_WORKER
@@ -34,12 +33,8 @@ from psmon.timeutil import LOCAL_TZ
 from tests.helpers import psmon_process, scrape, stop_process, wait_until
 from tests.integration.grafana_expand import expand
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian package prometheus not installed"),
-]
+pytestmark = pytest.mark.integration
 
-ALERTMANAGER_BIN = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 RATE_INTERVAL = "30s"  # at least 4 scrape intervals, as Grafana's $__rate_interval guarantees
 PROVINCES = ("01", "25")
 
@@ -48,11 +43,6 @@ def _get(url: str, **params: str) -> Any:
     query = urllib.parse.urlencode(params)
     with urllib.request.urlopen(f"{url}?{query}" if query else url, timeout=10) as resp:
         return json.loads(resp.read())
-
-
-def _server(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
 
 
 def _past_weekday_morning() -> datetime:
@@ -79,7 +69,11 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "PSMON_SINK_FLUSH_INTERVAL_MS": "200",
         "PSMON_DATA_DIR": str(tmp / "data"),
     }
+    prometheus_bin, alertmanager_bin = find_binary(PROMETHEUS_BINARIES), find_binary(ALERTMANAGER_BINARIES)
+    if not prometheus_bin or not alertmanager_bin:
+        pytest.fail("Prometheus/Alertmanager are not installed: run `make sysdeps`")
     procs: list[subprocess.Popen[bytes]] = []
+    servers: list[MonitoringServer] = []
     try:
         procs.append(
             psmon_process(["worker", "--metrics-port", str(worker_port)], env=env, log_path=tmp / "worker.log")
@@ -90,15 +84,13 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
              "--bad-fraction", "0.02", "--seed", "7", "--duration-s", "600"],
             env=env, log_path=tmp / "simulator.log",
         ))  # fmt: skip
-        am_url = None
-        if ALERTMANAGER_BIN:
-            am_config = {"route": {"receiver": "null", "group_by": ["alertname"]}, "receivers": [{"name": "null"}]}
-            (tmp / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
-            procs.append(_server([
-                ALERTMANAGER_BIN, f"--config.file={tmp / 'alertmanager.yml'}", f"--storage.path={tmp / 'am'}",
-                f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
-            ], tmp / "alertmanager.log"))  # fmt: skip
-            am_url = f"http://127.0.0.1:{am_port}"
+        am_config = {"route": {"receiver": "null", "group_by": ["alertname"]}, "receivers": [{"name": "null"}]}
+        (tmp / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
+        servers.append(MonitoringServer.alertmanager(
+            binary=alertmanager_bin, config=tmp / "alertmanager.yml", data_dir=tmp / "am", port=am_port,
+            log_path=tmp / "alertmanager.log",
+        ).start())  # fmt: skip
+        am_url = servers[-1].url
         # a test-only rule that always fires: real alerts for the alert panels to show
         (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard-test", "rules": [
             {"alert": "PsmonDashboardTest", "expr": "vector(1)", "labels": {"severity": "info"}},
@@ -113,14 +105,13 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 {"job_name": JOB_SINK, "static_configs": [{"targets": [f"127.0.0.1:{sink_port}"]}]},
             ],
         }
-        if am_url:
-            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]}
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]}
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        procs.append(_server([
-            "prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ], tmp / "prometheus.log"))  # fmt: skip
-        prom_url = f"http://127.0.0.1:{prom_port}"
+        servers.append(MonitoringServer.prometheus(
+            binary=prometheus_bin, config=tmp / "prometheus.yml", data_dir=tmp / "tsdb", port=prom_port,
+            log_path=tmp / "prometheus.log",
+        ).start())  # fmt: skip
+        prom_url = servers[-1].url
 
         def provinces_counted() -> set[str]:
             return {dict(k[1])["province"] for k in scrape(worker_port) if k[0] == "psmon_dossiers_submitted_total"}
@@ -141,6 +132,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         time.sleep(35)
         yield {"prom": prom_url, "am": am_url, "provinces": provinces_counted(), "tmp": tmp}
     finally:
+        for server in reversed(servers):
+            server.stop()
         for p in reversed(procs):
             stop_process(p)
 
@@ -233,8 +226,6 @@ def test_province_variable_query_lists_the_provinces(stack: dict[str, Any]) -> N
 
 
 def test_firing_alerts_panels_show_the_alert(stack: dict[str, Any]) -> None:
-    if stack["am"] is None:
-        pytest.skip("Debian package prometheus-alertmanager not installed")
     panel = next(p for p in build_all()["psmon-live"]["panels"] if p["type"] == "alertGroups")
     assert panel["datasource"]["uid"] == ALERTMANAGER.uid == panel["options"]["alertmanager"]
     params = {"active": "true", "silenced": "false", "inhibited": "false"}
