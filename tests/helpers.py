@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from psmon.embedded.process import die_with_parent
+
 T = TypeVar("T")
 
 
@@ -62,6 +64,7 @@ def psmon_process(args: list[str], *, env: dict[str, str], log_path: Path) -> su
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent,  # a killed test run leaves no psmon process behind
     )
 
 

@@ -8,10 +8,8 @@ and stopped by PID. Alertmanager runs without clustering (`--cluster.listen-addr
 would otherwise gossip on port 9094 and slow its start.
 """
 
-import ctypes
 import logging
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +19,7 @@ from typing import IO, Final
 
 from psmon.alerting.generate import Targets, write_config
 from psmon.alerting.thresholds import Thresholds
+from psmon.embedded.process import die_with_parent
 from psmon.errors import PsmonError
 
 __all__ = ["ALERTMANAGER_BINARIES", "PROMETHEUS_BINARIES", "MonitoringServer", "find_binary"]
@@ -41,11 +40,6 @@ def find_binary(names: tuple[str, ...]) -> str | None:
         if path:
             return path
     return None
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class MonitoringServer:
@@ -99,7 +93,7 @@ class MonitoringServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,  # a Ctrl-C for psmon must not kill it before psmon stops
         )
         deadline = time.monotonic() + timeout_s

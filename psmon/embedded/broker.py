@@ -6,15 +6,14 @@ with a parent-death signal (Linux `PR_SET_PDEATHSIG`), so it cannot outlive psmo
 psmon is killed with SIGKILL; a normal stop terminates it by PID and waits.
 """
 
-import ctypes
 import logging
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import IO
 
+from psmon.embedded.process import die_with_parent
 from psmon.errors import BrokerError
 
 __all__ = ["LocalBroker", "free_port"]
@@ -26,11 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalBroker:
@@ -63,7 +57,7 @@ class LocalBroker:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             # Own session: a Ctrl-C for psmon must not kill the broker before psmon has flushed.
             start_new_session=True,
         )
