@@ -155,23 +155,29 @@ def clickhouse_totals(client: Any, db: str) -> dict[str, dict[str, int]]:
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    """Next offset per partition, found by reading every record (the local broker's ListOffsets
-    is not trusted)."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Next offset per partition: the fetch responses' high watermark, once every partition has
+    been read up to it (the local broker's ListOffsets answers are wrong, fetches are right)."""
+    import asyncio
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    ends = dict.fromkeys(range(partitions), 0)
-    empty = 0
-    while empty < 3:
-        batch = consumer.poll(timeout_ms=500, max_records=50_000)
-        empty = 0 if batch else empty + 1
-        for tp, records in batch.items():
-            ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
-    consumer.close()
-    return ends
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while True:
+                await consumer.getmany(*tps, timeout_ms=500, max_records=100_000)
+                ends = {tp.partition: consumer.highwater(tp) for tp in tps}
+                positions = {tp.partition: await consumer.position(tp) for tp in tps}
+                if all(e is not None and positions[p] >= e for p, e in ends.items()):
+                    return {p: int(e or 0) for p, e in ends.items()}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
 
 
 def sink_caught_up(samples: Samples, topic: str, ends: dict[int, int]) -> bool:
