@@ -6,9 +6,11 @@ commands open the data directory themselves, so they run while no sink (or `psmo
 with a ClickHouse server they run any time.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -54,14 +56,28 @@ def _settings(**overrides: Any) -> Settings:
         _fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
 
 
-def _history(clickhouse: str | None, data_dir: Path | None = None) -> Any:
-    from psmon.history.queries import History
+@contextmanager
+def _clickhouse(clickhouse: str | None, data_dir: Path | None) -> Iterator[tuple[Any, Settings]]:
+    """A client for the command's duration. Closing it matters for chDB: one process can hold
+    one data directory at a time, and tests run several commands in one process."""
     from psmon.sinks.clickhouse.client import connect
 
     s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
-    h = History(connect(s.resolved_clickhouse_dsn), database=s.clickhouse_database)
-    h.check_schema()
-    return h
+    client = connect(s.resolved_clickhouse_dsn)
+    try:
+        yield client, s
+    finally:
+        client.close()
+
+
+@contextmanager
+def _history(clickhouse: str | None, data_dir: Path | None = None) -> Iterator[Any]:
+    from psmon.history.queries import History
+
+    with _clickhouse(clickhouse, data_dir) as (client, s):
+        h = History(client, database=s.clickhouse_database)
+        h.check_schema()
+        yield h
 
 
 def _format(value: str) -> OutputFormat:
@@ -115,7 +131,8 @@ def query(
     if not sql:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
-    _emit(_history(clickhouse, data_dir).raw_sql(sql), fmt)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.raw_sql(sql), fmt)
 
 
 @query_app.command()
@@ -133,11 +150,9 @@ def rates(
     """One metric per province per day/month/quarter/year, with numerator and denominator."""
     from psmon.history.queries import metric_name
 
-    table = _history(clickhouse, data_dir).rates(
-        metric_name(metric), by=_grain(by), period=_period(period, year), provinces=province,
-        historical_codes=historical_codes,
-    )  # fmt: skip
-    _emit(table, fmt)
+    m, g, p = metric_name(metric), _grain(by), _period(period, year)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.rates(m, by=g, period=p, provinces=province, historical_codes=historical_codes), fmt)
 
 
 @query_app.command()
@@ -152,10 +167,9 @@ def rank(
     """Provinces ranked by one metric over one period (highest first)."""
     from psmon.history.queries import metric_name
 
-    table = _history(clickhouse, data_dir).rank(
-        metric_name(metric), period=Period.parse(period), historical_codes=historical_codes
-    )
-    _emit(table, fmt)
+    m, p = metric_name(metric), Period.parse(period)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.rank(m, period=p, historical_codes=historical_codes), fmt)
 
 
 @query_app.command()
@@ -173,11 +187,9 @@ def below(
     """Which provinces were below a threshold, per period."""
     from psmon.history.queries import metric_name
 
-    table = _history(clickhouse, data_dir).below(
-        metric_name(metric), threshold=_threshold(threshold), by=_grain(by), period=_period(period, year),
-        historical_codes=historical_codes,
-    )  # fmt: skip
-    _emit(table, fmt)
+    m, t, g, p = metric_name(metric), _threshold(threshold), _grain(by), _period(period, year)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.below(m, threshold=t, by=g, period=p, historical_codes=historical_codes), fmt)
 
 
 @query_app.command("index")
@@ -210,7 +222,8 @@ def index766(
             items = with_rule(items, item, "linear" if kind == "linear" else "full_at", float(at) if at else 1.0)
         except ValueError as exc:
             _fail(f"--rule {r}: {exc}")
-    _emit(_history(clickhouse, data_dir).index766(period=p, items=items), fmt)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.index766(period=p, items=items), fmt)
 
 
 # -- psmon report -----------------------------------------------------------------------------
@@ -226,14 +239,15 @@ def report(
     from psmon.history.report import write_report
 
     metrics = [metric_name(m) for m in metric] if metric else None
-    files = write_report(_history(clickhouse, data_dir), period=Period.parse(period), out_dir=out, metrics=metrics)
+    p = Period.parse(period)
+    with _history(clickhouse, data_dir) as h:
+        files = write_report(h, period=p, out_dir=out, metrics=metrics)
     typer.echo(str(files.html))
-    for p in files.pngs:
-        typer.echo(str(p))
+    for png in files.pngs:
+        typer.echo(str(png))
 
 
 # -- psmon replay -----------------------------------------------------------------------------
-ReplayTarget = Literal["clickhouse", "kafka", "both"]
 
 
 def replay(
@@ -262,7 +276,7 @@ def replay(
     if batch_rows < 1:
         _fail("--batch-rows must be >= 1")
     s = _settings(clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
-    writer = publisher = None
+    writer = publisher = client = None
     if target in ("clickhouse", "both"):
         client = connect(s.resolved_clickhouse_dsn)
         migrate(client, s.clickhouse_database)
@@ -287,6 +301,8 @@ def replay(
     finally:
         if publisher is not None:
             publisher.close()
+        if client is not None:
+            client.close()
     typer.echo(orjson.dumps(stats.summary()).decode())
 
 
@@ -295,12 +311,12 @@ SinceOpt = Annotated[datetime | None, typer.Option(help="only letters received a
 ReasonOpt = Annotated[str | None, typer.Option(help="only this reason")]
 
 
-def _store(clickhouse: str | None, data_dir: Path | None) -> Any:
+@contextmanager
+def _store(clickhouse: str | None, data_dir: Path | None) -> Iterator[Any]:
     from psmon.history.dead_letters import DeadLetterStore
-    from psmon.sinks.clickhouse.client import connect
 
-    s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
-    return DeadLetterStore(connect(s.resolved_clickhouse_dsn), database=s.clickhouse_database)
+    with _clickhouse(clickhouse, data_dir) as (client, s):
+        yield DeadLetterStore(client, database=s.clickhouse_database)
 
 
 @dead_letters_app.command("list")
@@ -313,7 +329,8 @@ def dl_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Dead letters, newest first, with reason, detail and redacted payload."""
-    _emit(_store(clickhouse, data_dir).letters(reason=reason, since=since, limit=limit), fmt)
+    with _store(clickhouse, data_dir) as store:
+        _emit(store.letters(reason=reason, since=since, limit=limit), fmt)
 
 
 @dead_letters_app.command("explain")
@@ -321,7 +338,8 @@ def dl_explain(
     since: SinceOpt = None, fmt: FormatOpt = "table", clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Counts by reason, with what each reason means and how to fix it."""
-    _emit(_store(clickhouse, data_dir).explain(since=since), fmt)
+    with _store(clickhouse, data_dir) as store:
+        _emit(store.explain(since=since), fmt)
 
 
 @dead_letters_app.command("redrive")
@@ -349,7 +367,6 @@ def dl_redrive(
     except ValueError as exc:
         _fail(str(exc))
     s = _settings(clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
-    store = _store(clickhouse, data_dir)
     publisher = None
     if not dry_run:
         from psmon.streams.topics import ensure_topics
@@ -357,9 +374,11 @@ def dl_redrive(
         ensure_topics(s)
         publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
     try:
-        outcomes = store.redrive(
-            publish=publisher.send if publisher else None, fixes=fixes, reason=reason, ids=dead_letter_id, since=since
-        )
+        with _store(clickhouse, data_dir) as store:
+            outcomes = store.redrive(
+                publish=publisher.send if publisher else None, fixes=fixes, reason=reason, ids=dead_letter_id,
+                since=since,
+            )  # fmt: skip
         if publisher:
             publisher.flush()
     finally:
