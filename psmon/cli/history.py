@@ -261,6 +261,7 @@ def replay(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Load event files through the contract's validation and idempotent writes (twice = once)."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     from psmon.history.publish import KafkaPublisher
@@ -288,7 +289,7 @@ def replay(
         publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        disable=not progress, transient=False,
+        console=Console(stderr=True), disable=not progress, transient=False,
     )  # fmt: skip
     tasks = {p: bar.add_task(p.name, total=size_hint(p)) for p in files}
     try:
