@@ -15,6 +15,8 @@ What it owns:
   BRIEF §1 metric per 34-province per period with numerator, denominator and ratio (NULL when
   the denominator is 0), computed from the same metric → counters table (`METRICS`) as the live
   rates, and `index766_month` (see `psmon/history/index766.py`).
+- A min/max skip index on `events.occurred_at` (the table stays keyed by province and event id,
+  which the writer's lookup needs; months are partitions, the index narrows within them).
 - A configurable TTL on raw events (`apply_events_ttl`): rollups keep the history after the raw
   rows expire.
 
@@ -99,6 +101,9 @@ def _metrics_view(grain: str) -> str:
 
 
 ROLLUP_STATEMENTS: Final[tuple[str, ...]] = (
+    # Raw events are keyed (province_code, event_id) for the writer's at-most-once lookup; a
+    # min/max index on event time lets per-province time scans skip granules within a month.
+    "ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS idx_occurred_at occurred_at TYPE minmax GRANULARITY 4",
     """
     CREATE TABLE IF NOT EXISTS {db}.provinces (code String, name String)
     ENGINE = ReplacingMergeTree ORDER BY code
