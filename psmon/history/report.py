@@ -118,7 +118,8 @@ def _grid_chart(metric: str, period: Period, rows: list[MetricRow]) -> bytes:
         color = "lightgrey" if value is None else cmap(norm(value * 100))
         ax.add_patch(Rectangle((x, y), 0.95, 0.9, color=color))
         text = "no data" if value is None else f"{value * 100:.1f}%"
-        ax.text(x + 0.47, y + 0.45, f"{code} {registry().name(code)}\n{text}", ha="center", va="center", fontsize=7)
+        name = registry().name(code).replace("Thành phố ", "TP. ")  # keep the tile label inside its tile
+        ax.text(x + 0.47, y + 0.45, f"{code} {name}\n{text}", ha="center", va="center", fontsize=7)
     ax.set_xlim(0, cols)
     ax.set_ylim(-((len(codes) - 1) // cols), 1)
     ax.axis("off")
