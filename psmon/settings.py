@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         "empty = embedded chDB in <data_dir>/clickhouse",
     )
     clickhouse_database: str = Field("psmon", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_events_ttl_days: int = Field(
+        0, ge=0, description="expire raw events this many days after event time (rollups keep history); 0 = never"
+    )
 
     # Stage 2: live rates
     rates_refresh_interval_s: float = Field(1.0, gt=0, description="gauge refresh period")

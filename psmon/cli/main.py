@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from psmon import __version__
+from psmon.cli import history as history_commands
 from psmon.cli.alerts import alerts_app, rules
 from psmon.cli.dashboards import dashboards_app
 from psmon.cli.logs import configure_logging
@@ -99,7 +100,7 @@ def migrate(clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> No
 
     s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
     client = connect(s.resolved_clickhouse_dsn)
-    applied = run_migrate(client, s.clickhouse_database)
+    applied = run_migrate(client, s.clickhouse_database, events_ttl_days=s.clickhouse_events_ttl_days)
     version = current_version(client, s.clickhouse_database)
     typer.echo(
         f"schema version {version}" + (f" (applied {[m.version for m in applied]})" if applied else " (up to date)")
@@ -241,24 +242,22 @@ def simulate(
 
 
 @app.command()
-def validate(path: Annotated[Path, typer.Argument(help="JSONL file, one event per line")]) -> None:
+def validate(path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file of events")]) -> None:
     """Check a file of events against the contract without loading it (exit 1 if any is bad)."""
     from collections import Counter
 
+    from psmon.history.sources import read_messages
     from psmon.schemas.validation import Invalid, validate_event
 
     reasons: Counter[str] = Counter()
     total = 0
-    with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            total += 1
-            verdict = validate_event(line.rstrip(b"\r\n"))
-            if isinstance(verdict, Invalid):
-                reasons[verdict.reason] += 1
-                if sum(reasons.values()) <= 20:
-                    typer.echo(f"{path}:{lineno}: {verdict.reason}: {verdict.detail}")
+    for row, message in read_messages(path):
+        total += 1
+        verdict = validate_event(message)
+        if isinstance(verdict, Invalid):
+            reasons[verdict.reason] += 1
+            if sum(reasons.values()) <= 20:
+                typer.echo(f"{path}:{row}: {verdict.reason}: {verdict.detail}")
     bad = sum(reasons.values())
     typer.echo(f"{total} events, {total - bad} valid, {bad} invalid" + (f" {dict(reasons)}" if bad else ""))
     if bad:
@@ -319,6 +318,9 @@ def up(
         rate_eps=rate, speedup=speedup, start=start, drops=_parse_drop(drop or []), bad_fraction=bad_fraction,
         duration_s=duration_s, interactive=view and sys.stdout.isatty(),
     )  # fmt: skip
+
+
+history_commands.register(app)  # query, report, replay, dead-letters (psmon/cli/history.py)
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ one in reads with `FINAL`:
 Tables also accept `insert_deduplication_token` (non-replicated deduplication window), so a batch
 re-sent with the same token is dropped whole, materialized views included.
 
+Version 2 (`rollups.py`) adds the analysts' history: hourly and daily rollups fed by
+materialized views, the province dimension tables, and the metric and 766-index views.
+
 Migrations are applied in order, each recorded in `schema_migrations`; running `migrate` again is
 a no-op. A migration is pending when its version is not recorded (not merely when it is above the
 highest recorded one), so versions developed on parallel branches (2 and 3) both get applied
@@ -24,6 +27,7 @@ import logging
 from dataclasses import dataclass
 
 from psmon.sinks.clickhouse.client import Client
+from psmon.sinks.clickhouse.rollups import ROLLUP_STATEMENTS, apply_events_ttl, load_provinces
 
 __all__ = ["MIGRATIONS", "Migration", "applied_versions", "current_version", "migrate"]
 
@@ -112,6 +116,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(2, "rollups per province x hour/day, province tables, metric and 766-index views", ROLLUP_STATEMENTS),
     Migration(
         3,
         "alert history (psmon alerts listen)",
@@ -165,8 +170,12 @@ def current_version(client: Client, database: str) -> int:
     return int(result.result_rows[0][0] or 0)
 
 
-def migrate(client: Client, database: str) -> list[Migration]:
-    """Apply pending migrations; returns those applied (empty when up to date)."""
+def migrate(client: Client, database: str, *, events_ttl_days: int | None = None) -> list[Migration]:
+    """Apply pending migrations; returns those applied (empty when up to date).
+
+    Afterwards the province tables are brought up to date with the shipped CSVs (a no-op when
+    equal), and, when `events_ttl_days` is given, the TTL of raw events is set to it (0 = none).
+    """
     applied = []
     done = applied_versions(client, database)
     for m in MIGRATIONS:
@@ -181,4 +190,8 @@ def migrate(client: Client, database: str) -> list[Migration]:
             column_names=["version", "description"],
         )
         applied.append(m)
+    if current_version(client, database) >= 2:
+        load_provinces(client, database)
+        if events_ttl_days is not None:
+            apply_events_ttl(client, database, events_ttl_days)
     return applied

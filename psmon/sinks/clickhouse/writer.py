@@ -68,9 +68,14 @@ class ClickHouseWriter:
             first.setdefault(r.event.event_id, r)
         if not first:
             return []
+        # The ids go in as an array expanded by a subquery, not as an `IN (literal list)`: with a
+        # literal set ClickHouse analyses the primary key against every element, which grows
+        # badly with the batch (measured on chDB, ids already stored: 5,000 ids 0.06 s, 50,000
+        # ids 98 s); the subquery builds a hash set once (50,000 ids: 0.3 s). Same result.
         stored = self._client.query(
             f"SELECT event_id FROM {self._db}.events "
-            "WHERE province_code IN {provinces:Array(String)} AND event_id IN {ids:Array(String)}",
+            "WHERE province_code IN {provinces:Array(String)} "
+            "AND event_id IN (SELECT arrayJoin({ids:Array(String)}))",
             parameters={
                 "provinces": sorted({r.event.province_code for r in first.values()}),
                 "ids": list(first),

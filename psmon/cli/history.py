@@ -1,0 +1,403 @@
+"""Analysts' commands: `psmon query`, `psmon report`, `psmon replay`, `psmon dead-letters`.
+
+A thin layer like `main.py`: options become `Settings` and plain arguments, and the work is done
+in `psmon/history/`. Registered on the main app by `register(app)`. With embedded chDB these
+commands open the data directory themselves, so they run while no sink (or `psmon up`) holds it;
+with a ClickHouse server they run any time.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from pydantic import ValidationError
+
+from psmon.history.periods import GRAIN_NAMES, Grain, Period
+from psmon.history.tables import OUTPUT_FORMATS, OutputFormat, ResultTable, render
+from psmon.settings import Settings
+
+__all__ = ["register"]
+
+query_app = typer.Typer(
+    no_args_is_help=False,
+    invoke_without_command=True,
+    help="Named questions over the history (34-province terms unless --historical-codes).",
+)
+dead_letters_app = typer.Typer(no_args_is_help=True, help="List, explain and re-drive dead letters.")
+
+ClickHouseOpt = Annotated[
+    str | None,
+    typer.Option("--clickhouse", help="chdb:///abs/dir or http://host:8123 [env PSMON_CLICKHOUSE_DSN]"),
+]
+KafkaOpt = Annotated[str | None, typer.Option("--kafka", help="Kafka bootstrap host:port [env PSMON_KAFKA_BOOTSTRAP]")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="local state [env PSMON_DATA_DIR]")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"output: {' | '.join(OUTPUT_FORMATS)}")]
+MetricOpt = Annotated[str, typer.Option("--metric", "-m", help="e.g. online_submission (or online_submission_ratio)")]
+HistoricalOpt = Annotated[
+    bool,
+    typer.Option("--historical-codes", help="codes as sent, named as they were then (80 in 2024 = Long An)"),
+]
+ProvinceOpt = Annotated[list[str] | None, typer.Option("--province", "-p", help="only these codes (repeatable)")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"psmon: {message}", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        _fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+
+
+@contextmanager
+def _clickhouse(clickhouse: str | None, data_dir: Path | None) -> Iterator[tuple[Any, Settings]]:
+    """A client for the command's duration. Closing it matters for chDB: one process can hold
+    one data directory at a time, and tests run several commands in one process."""
+    from psmon.sinks.clickhouse.client import connect
+
+    s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
+    client = connect(s.resolved_clickhouse_dsn)
+    try:
+        yield client, s
+    finally:
+        client.close()
+
+
+@contextmanager
+def _history(clickhouse: str | None, data_dir: Path | None = None) -> Iterator[Any]:
+    from psmon.history.queries import History
+
+    with _clickhouse(clickhouse, data_dir) as (client, s):
+        h = History(client, database=s.clickhouse_database)
+        h.check_schema()
+        yield h
+
+
+def _format(value: str) -> OutputFormat:
+    if value not in OUTPUT_FORMATS:
+        _fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {value!r}")
+    return value
+
+
+def _grain(value: str) -> Grain:
+    if value not in GRAIN_NAMES:
+        _fail(f"--by must be one of {', '.join(GRAIN_NAMES)}; got {value!r}")
+    return value
+
+
+def _period(period: str | None, year: int | None) -> Period:
+    if period and year:
+        _fail("give --period or --year, not both")
+    if not period and not year:
+        _fail("give --period (2025, 2025-Q3, 2025-07, 2025-07-15) or --year")
+    return Period.parse(period or str(year))
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        _fail(f"--threshold wants a share like 0.5 or 50%; got {text!r}")
+    if not 0 <= value <= 1:
+        _fail(f"--threshold must be within 0..1 (or 0%..100%); got {text!r}")
+    return value
+
+
+def _emit(table: ResultTable, fmt: str) -> None:
+    typer.echo(render(table, _format(fmt)))
+
+
+# -- psmon query ------------------------------------------------------------------------------
+@query_app.callback()
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str | None, typer.Option("--sql", help="run this SQL instead of a named question")] = None,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Named questions (rates, rank, below, index) or raw SQL (--sql)."""
+    if ctx.invoked_subcommand is not None:
+        if sql:
+            _fail("--sql runs on its own; drop the question name")
+        return
+    if not sql:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.raw_sql(sql), fmt)
+
+
+@query_app.command()
+def rates(
+    metric: MetricOpt,
+    by: Annotated[str, typer.Option(help="day | month | quarter | year")] = "month",
+    year: Annotated[int | None, typer.Option(help="calendar year (shorthand for --period YYYY)")] = None,
+    period: Annotated[str | None, typer.Option(help="2025, 2025-Q3, 2025-07 or 2025-07-15")] = None,
+    province: ProvinceOpt = None,
+    historical_codes: HistoricalOpt = False,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """One metric per province per day/month/quarter/year, with numerator and denominator."""
+    from psmon.history.queries import metric_name
+
+    m, g, p = metric_name(metric), _grain(by), _period(period, year)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.rates(m, by=g, period=p, provinces=province, historical_codes=historical_codes), fmt)
+
+
+@query_app.command()
+def rank(
+    metric: MetricOpt,
+    period: Annotated[str, typer.Option(help="2026-Q3, 2026-08, 2026 or a day")],
+    historical_codes: HistoricalOpt = False,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Provinces ranked by one metric over one period (highest first)."""
+    from psmon.history.queries import metric_name
+
+    m, p = metric_name(metric), Period.parse(period)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.rank(m, period=p, historical_codes=historical_codes), fmt)
+
+
+@query_app.command()
+def below(
+    threshold: Annotated[str, typer.Option(help="share, e.g. 0.5 or 50%")],
+    metric: MetricOpt = "online_submission",
+    by: Annotated[str, typer.Option(help="day | month | quarter | year")] = "month",
+    year: Annotated[int | None, typer.Option(help="calendar year")] = None,
+    period: Annotated[str | None, typer.Option(help="2025, 2025-Q3, 2025-07")] = None,
+    historical_codes: HistoricalOpt = False,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Which provinces were below a threshold, per period."""
+    from psmon.history.queries import metric_name
+
+    m, t, g, p = metric_name(metric), _threshold(threshold), _grain(by), _period(period, year)
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.below(m, threshold=t, by=g, period=p, historical_codes=historical_codes), fmt)
+
+
+@query_app.command("index")
+def index766(
+    month: Annotated[str | None, typer.Option(help="YYYY-MM")] = None,
+    period: Annotated[str | None, typer.Option(help="or a quarter/year: 2026-Q3, 2026")] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(help="override an item's rule: 4.2=full:0.8 or 3.3=linear (repeatable)"),
+    ] = None,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The Decision 766 points psmon can compute, per province, ranked; lists what it cannot."""
+    from psmon.history.index766 import ITEMS, with_rule
+
+    if bool(month) == bool(period):
+        _fail("give --month YYYY-MM or --period")
+    p = Period.parse(month or period or "")
+    if p.grain == "day":
+        _fail("the index is published per month, quarter or year")
+    items = ITEMS
+    for r in rule or []:
+        item, _, spec = r.partition("=")
+        kind, _, at = spec.partition(":")
+        try:
+            if kind not in ("linear", "full"):
+                raise ValueError(f"rule must be linear or full:X, got {spec!r}")
+            items = with_rule(items, item, "linear" if kind == "linear" else "full_at", float(at) if at else 1.0)
+        except ValueError as exc:
+            _fail(f"--rule {r}: {exc}")
+    with _history(clickhouse, data_dir) as h:
+        _emit(h.index766(period=p, items=items), fmt)
+
+
+# -- psmon report -----------------------------------------------------------------------------
+def report(
+    period: Annotated[str, typer.Option(help="2025, 2025-Q3, 2025-07 or a day")],
+    out: Annotated[Path, typer.Option(help="output directory for the HTML and PNG files")] = Path("psmon-report"),
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="metrics (default: all six)")] = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A self-contained HTML report (trend, ranking, province grid, 766 points) plus PNG charts."""
+    from psmon.history.queries import metric_name
+    from psmon.history.report import write_report
+
+    metrics = [metric_name(m) for m in metric] if metric else None
+    p = Period.parse(period)
+    with _history(clickhouse, data_dir) as h:
+        files = write_report(h, period=p, out_dir=out, metrics=metrics)
+    typer.echo(str(files.html))
+    for png in files.pngs:
+        typer.echo(str(png))
+
+
+# -- psmon replay -----------------------------------------------------------------------------
+
+
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="JSONL, CSV or Parquet files", exists=True, dir_okay=False)],
+    to: Annotated[str, typer.Option(help="clickhouse | kafka | both")] = "clickhouse",
+    publish: Annotated[bool, typer.Option("--publish", help="shorthand for --to kafka")] = False,
+    batch_rows: Annotated[int, typer.Option(help="rows per ClickHouse insert")] = 50_000,
+    progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
+    clickhouse: ClickHouseOpt = None,
+    kafka: KafkaOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Load event files through the contract's validation and idempotent writes (twice = once)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from psmon.history.publish import KafkaPublisher
+    from psmon.history.replay import replay_files
+    from psmon.history.sources import size_hint
+    from psmon.sinks.clickhouse.client import connect
+    from psmon.sinks.clickhouse.schema import migrate
+    from psmon.sinks.clickhouse.writer import ClickHouseWriter
+
+    target = "kafka" if publish and to == "clickhouse" else to
+    if target not in ("clickhouse", "kafka", "both"):
+        _fail(f"--to must be clickhouse, kafka or both; got {to!r}")
+    if batch_rows < 1:
+        _fail("--batch-rows must be >= 1")
+    s = _settings(clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
+    writer = publisher = client = None
+    if target in ("clickhouse", "both"):
+        client = connect(s.resolved_clickhouse_dsn)
+        migrate(client, s.clickhouse_database)
+        writer = ClickHouseWriter(client, database=s.clickhouse_database)
+    if target in ("kafka", "both"):
+        from psmon.streams.topics import ensure_topics
+
+        ensure_topics(s)
+        publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), disable=not progress, transient=False,
+    )  # fmt: skip
+    tasks = {p: bar.add_task(p.name, total=size_hint(p)) for p in files}
+    try:
+        with bar:
+            stats = replay_files(
+                files, writer=writer, publisher=publisher, batch_rows=batch_rows,
+                retention_days=s.clickhouse_events_ttl_days,
+                progress=lambda p, n: bar.advance(tasks[p], n),
+            )  # fmt: skip
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if client is not None:
+            client.close()
+    typer.echo(orjson.dumps(stats.summary()).decode())
+
+
+# -- psmon dead-letters -----------------------------------------------------------------------
+SinceOpt = Annotated[datetime | None, typer.Option(help="only letters received at or after this time (UTC)")]
+ReasonOpt = Annotated[str | None, typer.Option(help="only this reason")]
+
+
+@contextmanager
+def _store(clickhouse: str | None, data_dir: Path | None) -> Iterator[Any]:
+    from psmon.history.dead_letters import DeadLetterStore
+
+    with _clickhouse(clickhouse, data_dir) as (client, s):
+        yield DeadLetterStore(client, database=s.clickhouse_database)
+
+
+@dead_letters_app.command("list")
+def dl_list(
+    reason: ReasonOpt = None,
+    since: SinceOpt = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Dead letters, newest first, with reason, detail and redacted payload."""
+    with _store(clickhouse, data_dir) as store:
+        _emit(store.letters(reason=reason, since=since, limit=limit), fmt)
+
+
+@dead_letters_app.command("explain")
+def dl_explain(
+    since: SinceOpt = None, fmt: FormatOpt = "table", clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Counts by reason, with what each reason means and how to fix it."""
+    with _store(clickhouse, data_dir) as store:
+        _emit(store.explain(since=since), fmt)
+
+
+@dead_letters_app.command("redrive")
+def dl_redrive(
+    reason: ReasonOpt = None,
+    dead_letter_id: Annotated[list[str] | None, typer.Option("--id", help="only these ids (repeatable)")] = None,
+    since: SinceOpt = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="FIELD=VALUE applied before re-validation (repeatable)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only; publish nothing")] = False,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    kafka: KafkaOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Rebuild events from redacted payloads (+ --set fixes), re-validate, publish the valid ones."""
+    from psmon.history.dead_letters import parse_fixes
+    from psmon.history.publish import KafkaPublisher
+
+    if not (reason or dead_letter_id or since):
+        _fail("select letters with --reason, --id or --since (a re-drive of everything is rarely meant)")
+    try:
+        fixes = parse_fixes(set_ or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    s = _settings(clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
+    publisher = None
+    if not dry_run:
+        from psmon.streams.topics import ensure_topics
+
+        ensure_topics(s)
+        publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
+    try:
+        with _store(clickhouse, data_dir) as store:
+            outcomes = store.redrive(
+                publish=publisher.send if publisher else None, fixes=fixes, reason=reason, ids=dead_letter_id,
+                since=since,
+            )  # fmt: skip
+        if publisher:
+            publisher.flush()
+    finally:
+        if publisher:
+            publisher.close()
+    done = sum(o.now == "valid" for o in outcomes)
+    verb = "valid (dry run, not published)" if dry_run else "re-driven to " + s.topic_events
+    table = ResultTable(
+        title=f"{done} of {len(outcomes)} dead letters {verb}",
+        columns=["dead_letter_id", "reason", "now", "detail"],
+        rows=[(o.dead_letter_id, o.reason, o.now, o.detail) for o in outcomes],
+    )
+    _emit(table, fmt)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the analysts' commands to the main `psmon` app."""
+    app.add_typer(query_app, name="query")
+    app.add_typer(dead_letters_app, name="dead-letters")
+    app.command()(report)
+    app.command()(replay)

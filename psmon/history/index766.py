@@ -1,0 +1,133 @@
+"""The Decision 766 service index: the items psmon can score from events, and their points.
+
+Rules follow `shared/INDEX766.md` (the portal's scoring as reconstructed by third parties):
+**linear** = points × ratio; **full at X** = full points when ratio ≥ X, else points × ratio ÷ X.
+Ratios can exceed 1 when numerator and denominator come from different event types (a payment in
+July for a dossier submitted in June), so points are capped at the item's maximum. A period
+without a denominator scores no points for that item (NULL ratio, 0 points) rather than a guess.
+
+One definition serves both paths: `index_select_sql` builds the SQL of the `index766_month` view
+(migration 2) and of `psmon query index` from the same `ITEMS`, and `score` is the pure-Python
+scorer the tests check against INDEX766.md's worked values. The rules that INDEX766.md marks
+unverified (3.3's weight and threshold, 4.2's linear rule) are plain data here, so a different
+assumption is a `with_rule` call, not new code.
+"""
+
+from dataclasses import dataclass, replace
+from typing import Final, Literal
+
+__all__ = [
+    "COMPUTABLE_MAX_POINTS",
+    "ITEMS",
+    "MISSING_ITEMS",
+    "IndexItem",
+    "Rule",
+    "index_select_sql",
+    "item_points",
+    "score",
+    "with_rule",
+]
+
+Rule = Literal["linear", "full_at"]
+
+
+@dataclass(frozen=True)
+class IndexItem:
+    item: str  # the index's own number, e.g. "2.1"
+    column: str  # SQL-safe name, e.g. "i2_1_on_time"
+    title: str
+    numerator: str  # counter names of psmon/streams/windows.py COUNTERS
+    denominator: str
+    points: float
+    rule: Rule = "linear"
+    full_at: float = 1.0
+    note: str = ""
+
+
+ITEMS: Final[tuple[IndexItem, ...]] = (
+    IndexItem(
+        "2.1", "i2_1_on_time", "on-time resolution", "resolved_on_time", "resolved", 20,
+        note="psmon's denominator is resolved dossiers; the portal also counts dossiers still within their deadline",
+    ),
+    IndexItem(
+        "3.3", "i3_3_online_submission", "dossiers submitted online", "submitted_online", "submitted", 6,
+        rule="full_at", full_at=0.5, note="6-point weight and full-at-50% fitted to portal data (unverified)",
+    ),
+    IndexItem(
+        "3.6", "i3_6_paid_online", "dossiers paid online", "payments_online", "submitted_fee_bearing", 6,
+        note="denominator: fee-bearing dossiers submitted",
+    ),
+    IndexItem("4.1", "i4_1_result_digitized", "results issued electronically", "digitized_result", "resolved", 6),
+    IndexItem(
+        "4.2", "i4_2_dossier_digitized", "dossiers with digitized components", "digitized_dossier", "submitted", 4,
+        note="portal applies linear although its formula document says full at 80%",
+    ),
+)  # fmt: skip
+
+COMPUTABLE_MAX_POINTS: Final = sum(i.points for i in ITEMS)
+
+#: (group or item, points, why psmon cannot score it) — shown beside every index result.
+MISSING_ITEMS: Final[tuple[tuple[str, float, str], ...]] = (
+    ("1 public disclosure", 18, "not in portal events"),
+    ("3.1 procedures offered online", 2, "needs a procedure catalog per province"),
+    ("3.2 online procedures with an online dossier", 4, "needs a procedure catalog (numerator is known)"),
+    ("3.5a/3.5b payment integration per procedure", 4, "needs a procedure catalog"),
+    ("4.3 reuse of digitized data", 2, "contract v1 has no such field"),
+    ("4.4 personal data store", 4, "contract v1 has no such field"),
+    ("4.5 population-database connection", 4, "contract v1 has no such field"),
+    ("4.x e-certified copies", 2, "contract v1 has no such field"),
+    ("6 satisfaction", 18, "not in portal events"),
+)
+
+
+def with_rule(items: tuple[IndexItem, ...], item: str, rule: Rule, full_at: float = 1.0) -> tuple[IndexItem, ...]:
+    """`items` with one item's rule replaced (e.g. 4.2 → full at 0.8)."""
+    if item not in {i.item for i in items}:
+        raise ValueError(f"unknown index item {item!r}; one of {', '.join(i.item for i in items)}")
+    if not 0 < full_at <= 1:
+        raise ValueError(f"full_at must be within (0, 1], got {full_at}")
+    return tuple(replace(i, rule=rule, full_at=full_at) if i.item == item else i for i in items)
+
+
+def item_points(item: IndexItem, numerator: int, denominator: int) -> float:
+    """Points of one item, unrounded; 0 without a denominator."""
+    if denominator == 0:
+        return 0.0
+    ratio = numerator / denominator
+    share = ratio if item.rule == "linear" else ratio / item.full_at
+    return min(item.points, item.points * share)
+
+
+def score(counters: dict[str, int], items: tuple[IndexItem, ...] = ITEMS) -> dict[str, float]:
+    """Points per item column plus `total`, rounded to 2 decimals as the portal shows them."""
+    out = {i.column: round(item_points(i, counters[i.numerator], counters[i.denominator]), 2) for i in items}
+    out["total"] = round(sum(item_points(i, counters[i.numerator], counters[i.denominator]) for i in items), 2)
+    return out
+
+
+def _points_sql(item: IndexItem) -> str:
+    num, den = f"toFloat64({item.numerator})", item.denominator
+    share = f"{num} / {den}" if item.rule == "linear" else f"{num} / {den} / {item.full_at!r}"
+    return f"if({den} = 0, 0, least({item.points!r}, {item.points!r} * {share}))"
+
+
+def index_select_sql(source: str, items: tuple[IndexItem, ...] = ITEMS) -> str:
+    """SELECT over a counters view (`counters_month`, ...): ratios, points, total, rank per period.
+
+    Columns: period, period_start, province_code, then per item `<column>_ratio` and
+    `<column>` (points, rounded to 2 decimals), `total`, `max_points`, `rank` (by total within the
+    period, descending; ties share the lower code's order since the portal publishes none).
+    """
+    cols = []
+    for i in items:
+        cols.append(f"if({i.denominator} = 0, NULL, {i.numerator} / {i.denominator}) AS {i.column}_ratio")
+        cols.append(f"round({_points_sql(i)}, 2) AS {i.column}")
+    total = " + ".join(_points_sql(i) for i in items)
+    max_points = sum(i.points for i in items)
+    return (
+        "SELECT period, period_start, province_code, "
+        + ", ".join(cols)
+        + f", round({total}, 2) AS total, toFloat64({max_points!r}) AS max_points, "
+        f"row_number() OVER (PARTITION BY period ORDER BY {total} DESC, province_code) AS rank "
+        f"FROM {source}"
+    )

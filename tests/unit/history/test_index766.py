@@ -1,0 +1,70 @@
+"""The 766 points against the worked values of shared/INDEX766.md (portal-checked where noted)."""
+
+import pytest
+
+from psmon.history.index766 import COMPUTABLE_MAX_POINTS, ITEMS, item_points, score, with_rule
+
+BY_ITEM = {i.item: i for i in ITEMS}
+
+
+def counters(**overrides: int) -> dict[str, int]:
+    base = dict.fromkeys(
+        (
+            "submitted", "submitted_online", "submitted_full_online", "submitted_fee_bearing", "resolved",
+            "resolved_on_time", "payments", "payments_online", "digitized_dossier", "digitized_result",
+        ),
+        0,
+    )  # fmt: skip
+    return {**base, **overrides}
+
+
+def test_computable_maximum_is_42_points() -> None:
+    assert COMPUTABLE_MAX_POINTS == 42
+
+
+@pytest.mark.parametrize(
+    ("item", "numerator", "denominator", "points"),
+    [
+        ("2.1", 8842, 10000, 17.68),  # INDEX766.md: 88.42% -> 17.68 (checked against the portal)
+        ("4.1", 7248, 10000, 4.35),  # 72.48% -> 4.35 (checked)
+        ("4.2", 2427, 10000, 0.97),  # 24.27% -> 0.97 (the portal applies linear)
+        ("3.3", 4000, 10000, 4.80),  # full at 50%: 40% -> 6 x 0.4 / 0.5
+        ("3.3", 6000, 10000, 6.00),  # above 50%: full points
+        ("3.6", 8421, 10000, 5.05),  # linear: 84.21% of fee-bearing dossiers paid online
+        ("3.6", 12000, 10000, 6.00),  # a ratio above 1 (payments of earlier dossiers) is capped
+        ("2.1", 0, 0, 0.0),  # no denominator: no points
+    ],
+)
+def test_item_points_match_the_worked_examples(item: str, numerator: int, denominator: int, points: float) -> None:
+    assert round(item_points(BY_ITEM[item], numerator, denominator), 2) == points
+
+
+def test_score_of_a_province_month() -> None:
+    # One province month built from the worked examples above.
+    c = counters(
+        submitted=10000, submitted_online=4000, submitted_fee_bearing=10000, payments_online=8421,
+        resolved=10000, resolved_on_time=8842, digitized_result=7248, digitized_dossier=2427,
+    )  # fmt: skip
+    s = score(c)
+    assert s == {
+        "i2_1_on_time": 17.68,
+        "i3_3_online_submission": 4.80,
+        "i3_6_paid_online": 5.05,
+        "i4_1_result_digitized": 4.35,
+        "i4_2_dossier_digitized": 0.97,
+        "total": 32.86,  # summed before rounding: 17.684 + 4.8 + 5.0526 + 4.3488 + 0.9708
+    }
+
+
+def test_rule_override_full_at_80_percent() -> None:
+    items = with_rule(ITEMS, "4.2", "full_at", 0.8)
+    item = next(i for i in items if i.item == "4.2")
+    assert round(item_points(item, 2427, 10000), 2) == 1.21  # 4 x 0.2427 / 0.8
+    assert item_points(item, 9000, 10000) == 4.0
+
+
+def test_rule_override_rejects_unknown_items_and_thresholds() -> None:
+    with pytest.raises(ValueError, match="unknown index item"):
+        with_rule(ITEMS, "9.9", "linear")
+    with pytest.raises(ValueError, match="full_at"):
+        with_rule(ITEMS, "4.2", "full_at", 0)
