@@ -187,3 +187,21 @@ def sink_caught_up(samples: Samples, topic: str, ends: dict[int, int]) -> bool:
         for p, end in ends.items()
         if end
     )
+
+
+#: windows.COUNTERS (rollup columns) -> TOTAL_KEYS
+_ROLLUP_KEYS = {
+    "submitted": "submitted", "submitted_online": "online", "submitted_full_online": "full_online",
+    "submitted_fee_bearing": "fee_bearing", "payments": "payments", "payments_online": "paid_online",
+    "resolved": "resolved", "resolved_on_time": "on_time", "digitized_dossier": "dig_dossier",
+    "digitized_result": "dig_result",
+}  # fmt: skip
+
+
+def rollup_totals(client: Any, db: str, source: str) -> dict[str, dict[str, int]]:
+    """Per-province totals summed over a rollup table or counters view (`rollup_hour`,
+    `counters_year`, ...), in TOTAL_KEYS terms."""
+    cols = ", ".join(f"sum({c})" for c in _ROLLUP_KEYS)
+    rows = client.query(f"SELECT province_code, {cols} FROM {db}.{source} GROUP BY province_code").result_rows
+    out = {r[0]: dict(zip(_ROLLUP_KEYS.values(), (int(x) for x in r[1:]), strict=True)) for r in rows}
+    return {p: t for p, t in out.items() if any(t.values())}

@@ -27,6 +27,7 @@ from tests.helpers import (
     end_offsets,
     metric_totals,
     psmon_process,
+    rollup_totals,
     sample,
     scrape,
     sink_caught_up,
@@ -130,6 +131,10 @@ def assert_clickhouse_exact(pipe: Pipeline, corpus: Corpus) -> None:
     ch = connect(pipe.dsn)
     try:
         assert clickhouse_totals(ch, pipe.db) == corpus.expected
+        # Every rollup (materialized views) and the period views over them count each event once.
+        for source in ("rollup_hour", "rollup_day", "counters_day", "counters_month", "counters_quarter",
+                       "counters_year"):  # fmt: skip
+            assert rollup_totals(ch, pipe.db, source) == corpus.expected, source
         assert ch.query(f"SELECT count(), uniqExact(event_id) FROM {pipe.db}.events").result_rows[0] == (
             corpus.good,
             corpus.good,
