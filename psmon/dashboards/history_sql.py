@@ -10,7 +10,9 @@ publishes them. A ratio with an empty denominator is NULL (shown as no value), n
 plugin; tests expand them the same way and run every query on chDB.
 """
 
+from psmon.history.index766 import ITEMS, index_select_sql
 from psmon.schemas.provinces import registry
+from psmon.streams.windows import COUNTERS
 
 __all__ = ["HistoryQueries"]
 
@@ -54,6 +56,7 @@ class HistoryQueries:
 
     def __init__(self, database: str = "psmon"):
         self.events = f"{database}.events FINAL"
+        self.rollup_day = f"{database}.rollup_day"
 
     def province_variable(self) -> str:
         return f"SELECT DISTINCT province_code FROM {self.events} ORDER BY province_code"
@@ -102,29 +105,19 @@ FROM (
 ) ORDER BY rank, province_code"""
 
     def index_766(self) -> str:
-        """The 42 points psmon can score (INDEX766.md): 2.1 on time 20 (linear), 3.3 online
-        submission 6 (full at 50%), 3.6 paid online 6 (linear, ÷ fee-bearing dossiers),
-        4.1 results digitized 6 (linear), 4.2 dossiers digitized 4 (linear)."""
-        return f"""SELECT rank() OVER (ORDER BY points DESC) AS rank, {_province_name()} AS province,
-    points, p_2_1_on_time, p_3_3_online_submission, p_3_6_online_payment, p_4_1_results, p_4_2_dossiers
-FROM (
-  SELECT province_code, p_2_1_on_time, p_3_3_online_submission, p_3_6_online_payment, p_4_1_results, p_4_2_dossiers,
-    round(ifNull(p_2_1_on_time, 0) + ifNull(p_3_3_online_submission, 0) + ifNull(p_3_6_online_payment, 0)
-      + ifNull(p_4_1_results, 0) + ifNull(p_4_2_dossiers, 0), 2) AS points
-  FROM (
-    SELECT province_code,
-      round(20 * least(resolved_on_time / nullIf(resolved, 0), 1), 2) AS p_2_1_on_time,
-      round(6 * least(online / nullIf(submitted, 0) / 0.5, 1), 2) AS p_3_3_online_submission,
-      round(6 * least(paid_online / nullIf(fee_bearing, 0), 1), 2) AS p_3_6_online_payment,
-      round(6 * least(digitized_results / nullIf(resolved, 0), 1), 2) AS p_4_1_results,
-      round(4 * least(digitized_dossiers / nullIf(submitted, 0), 1), 2) AS p_4_2_dossiers
-    FROM (
-      SELECT province_code, {_COUNTS}
-      FROM {self.events} WHERE {_FILTER}
-      GROUP BY province_code
-    )
-  )
-) ORDER BY rank, province_code"""
+        """The 42 points psmon can score, by the one 766 scoring of `psmon.history.index766` (the
+        `index766_month` view and `psmon query index` use it too), over the selected time range:
+        the daily rollups of the range are summed per province, then scored."""
+        sums = ", ".join(f"sum({c}) AS {c}" for c in COUNTERS)
+        source = (
+            f"(SELECT 'range' AS period, min(day) AS period_start, province_code, {sums}, "
+            f"uniqExactMerge(online_procedures) AS online_procedures FROM {self.rollup_day} "
+            f"WHERE $__timeFilter(day) AND province_code IN (${{province:singlequote}}) GROUP BY province_code)"
+        )
+        items = ", ".join(i.column for i in ITEMS)
+        return f"""SELECT rank, {_province_name()} AS province, total AS points, {items}
+FROM ({index_select_sql(source)})
+ORDER BY rank, province_code"""
 
     def all_panels(self) -> dict[str, str]:
         return {
