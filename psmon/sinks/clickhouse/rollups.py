@@ -26,6 +26,9 @@ interruption cannot add them twice. Apply it with no sink writing (sinks migrate
 before they consume).
 """
 
+import logging
+from collections.abc import Iterable
+from datetime import date
 from typing import Final
 
 from psmon.history.index766 import index_select_sql
@@ -39,7 +42,10 @@ __all__ = [
     "ROLLUP_STATEMENTS",
     "apply_events_ttl",
     "load_provinces",
+    "reconcile_rollups",
 ]
+
+log = logging.getLogger(__name__)
 
 LOCAL_TZ_NAME: Final = "Asia/Ho_Chi_Minh"
 
@@ -215,3 +221,74 @@ def apply_events_ttl(client: Client, database: str, ttl_days: int) -> None:
             client.command(f"ALTER TABLE {database}.events REMOVE TTL")
         return
     client.command(f"ALTER TABLE {database}.events MODIFY TTL toDateTime(occurred_at) + toIntervalDay({int(ttl_days)})")
+
+
+_DIFFS: Final = " OR ".join(f"e.{c} != r.{c}" for c in COUNTERS)
+
+
+def reconcile_rollups(client: Client, database: str, keys: Iterable[tuple[str, date]]) -> int:
+    """Make `rollup_hour` and `rollup_day` agree with `events` for (province, local day) keys.
+
+    A materialized view writes its part after the raw part of the same INSERT, so a process
+    killed in between leaves a rollup short of events that are stored (and that the writer's
+    at-most-once check will never insert again). For each key this adds the missing counts
+    (raw counts minus rollup sums, per rollup row) and re-adds the day's `online_procedures`
+    state (a set: merging it again changes nothing). Idempotent; returns the rows added.
+    """
+    added = 0
+    days_of: dict[str, set[date]] = {}
+    for province, day in keys:
+        days_of.setdefault(province, set()).add(day)
+    for province, days in sorted(days_of.items()):
+        params = {"p": province, "d": sorted(days)}
+        for table, bucket, bucket_expr in (
+            ("rollup_hour", "hour", "toStartOfHour(occurred_at)"),
+            ("rollup_day", "day", _DAY_EXPR),
+        ):
+            in_day = (
+                f"toDate({bucket}, '{LOCAL_TZ_NAME}') IN {{d:Array(Date)}}"
+                if bucket == "hour"
+                else f"{bucket} IN {{d:Array(Date)}}"
+            )
+            rows = client.query(
+                f"""
+                SELECT e.province_code, e.raw_province_code, e.{bucket}, {", ".join(f"e.{c} - r.{c}" for c in COUNTERS)}
+                FROM (
+                    SELECT province_code, raw_province_code, {bucket_expr} AS {bucket}, {_COUNT_IFS}
+                    FROM {database}.events FINAL
+                    WHERE province_code = {{p:String}} AND {_DAY_EXPR} IN {{d:Array(Date)}}
+                    GROUP BY province_code, raw_province_code, {bucket}
+                ) AS e
+                LEFT JOIN (
+                    SELECT province_code, raw_province_code, {bucket}, {_SUMS}
+                    FROM {database}.{table}
+                    WHERE province_code = {{p:String}} AND {in_day}
+                    GROUP BY province_code, raw_province_code, {bucket}
+                ) AS r USING (province_code, raw_province_code, {bucket})
+                WHERE {_DIFFS}
+                """,
+                parameters=params,
+            ).result_rows
+            missing = [row for row in rows if all(v >= 0 for v in row[3:])]
+            if len(missing) != len(rows):
+                log.error("rollup %s of %s counts more than the raw table on %s; left as is", table, province, days)
+            if missing:
+                client.insert(
+                    f"{database}.{table}", [list(r) for r in missing],
+                    column_names=["province_code", "raw_province_code", bucket, *COUNTERS],
+                )  # fmt: skip
+                added += len(missing)
+        client.command(
+            f"""
+            INSERT INTO {database}.rollup_day (province_code, raw_province_code, day, online_procedures)
+            SELECT province_code, raw_province_code, {_DAY_EXPR} AS day,
+                   uniqExactStateIf(procedure_code, {_ONLINE_PROCEDURE})
+            FROM {database}.events FINAL
+            WHERE province_code = {{p:String}} AND {_DAY_EXPR} IN {{d:Array(Date)}}
+            GROUP BY province_code, raw_province_code, day
+            """,
+            parameters=params,
+        )
+    if added:
+        log.warning("reconciled %d rollup rows with the raw events (an earlier write was cut short)", added)
+    return added
