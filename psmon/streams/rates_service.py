@@ -75,6 +75,7 @@ class RatesService(Service):
             session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
             max_poll_records=5000,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         self._consumer.subscribe([s.topic_valid], listener=_Rebalance(self))
         await self._consumer.start()
