@@ -71,7 +71,7 @@ def _faust_fetch_max_wait() -> None:
         return consumer
 
     create_worker_consumer._psmon = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
+    setattr(AIOKafkaConsumerThread, "_create_worker_consumer", create_worker_consumer)  # noqa: B010
 
 
 def create_app(settings: Settings, live: LiveRates) -> faust.App:
@@ -92,7 +92,7 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
         worker_redirect_stdouts=False,
     )
     _faust_fetch_max_wait()
-    app._psmon_fetch_max_wait_ms = settings.fetch_max_wait_ms
+    setattr(app, "_psmon_fetch_max_wait_ms", settings.fetch_max_wait_ms)  # noqa: B010
 
     def raw_topic(name: str) -> faust.TopicT:
         # psmon encodes its own JSON: the contract is bytes in, and errors must be ours to report.

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ProducerClosed
 from mode import Service
 
 from psmon.schemas.normalized import decode_valid
@@ -149,4 +150,13 @@ class RatesService(Service):
             if self.should_stop:  # sleep() returns early on stop; the producer is closing
                 break
             for province, rows in self.live.snapshot_rows().items():
-                await self._producer.send(self.settings.topic_rates, key=province.encode(), value=orjson.dumps(rows))
+                if self.should_stop:  # a stop while sending closes the producer under us
+                    break
+                try:
+                    await self._producer.send(
+                        self.settings.topic_rates, key=province.encode(), value=orjson.dumps(rows)
+                    )
+                except ProducerClosed:
+                    if self.should_stop:
+                        break
+                    raise
