@@ -1,11 +1,12 @@
 # psmon: the two commands of the README, and their parts.
 #   make demo   set up and run the embedded demo (broker, worker, sink, simulator, chDB, metrics, live view)
 #   make test   set up and run the whole test suite (lint, types, unit and integration tests)
+#   make bench  the performance benchmark (README "Performance"); BENCH_ARGS="--smoke" for a quick one
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit integration clean
+.PHONY: setup demo test lint typecheck unit integration bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +21,8 @@ demo: setup
 	$(BIN)/psmon up
 
 lint: setup
-	$(BIN)/ruff check psmon tests
-	$(BIN)/ruff format --check psmon tests
+	$(BIN)/ruff check psmon tests benchmarks
+	$(BIN)/ruff format --check psmon tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy
@@ -31,6 +32,9 @@ unit: setup
 
 integration: setup
 	$(BIN)/pytest tests/integration
+
+bench: setup
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--partitions", type=int, default=8, help="partitions per topic")
     ap.add_argument("--latency-rate", type=float, default=2000.0, help="steady load of the latency run, events/s")
     ap.add_argument("--latency-seconds", type=float, default=60.0, help="duration of the latency run")
+    ap.add_argument(
+        "--latency-peak-rate", type=float, default=200.0,
+        help="a second latency run at the live peak of BRIEF §1 (hundreds of events/s); 0 = skip",
+    )  # fmt: skip
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/psmon-bench"), help="corpus cache, logs, chDB")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default WORK_DIR/results.json)")
     ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -60,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.count = min(args.count, 4_000)
         args.latency_seconds = min(args.latency_seconds, 6.0)
         args.latency_rate = min(args.latency_rate, 500.0)
+        args.latency_peak_rate = 0.0
     args.out = args.out or args.work_dir / "results.json"
     return args
 
@@ -97,6 +103,32 @@ def _say(what: str) -> None:
     sys.stderr.flush()
 
 
+def _step(results: dict[str, Any], key: str, what: str, fn: Callable[[], dict[str, Any]]) -> bool:
+    """Run one measurement; a failure is recorded in the results (and the run goes on)."""
+    _say(what)
+    try:
+        results[key] = fn()
+    except Exception as exc:
+        _say(f"{key} failed: {exc!r}")
+        results[key] = {"error": repr(exc)}
+        return False
+    return True
+
+
+def _raw(bench: Bench, topic: str) -> dict[str, Any]:
+    cmd = ["benchmarks.raw_consume", bench.bootstrap, topic, str(bench.partitions), str(bench.count)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-m", *cmd], capture_output=True, text=True, check=True, env=env)
+    result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _on_fresh_topic(bench: Bench, name: str, count: int, fn: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    prefix = bench.prefix(name)
+    produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, count)
+    return fn(prefix)
+
+
 def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argparse.Namespace) -> None:
     n = bench.count
     main = bench.prefix("main")
@@ -105,59 +137,67 @@ def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argpars
         produce_corpus(bench.bootstrap, f"{main}.events", bench.corpus, n), 1
     )
     if "raw" in steps:
-        _say("raw baseline: aiokafka consume + orjson decode")
-        cmd = ["benchmarks.raw_consume", bench.bootstrap, f"{main}.events", str(bench.partitions), str(n)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        out = subprocess.run([sys.executable, "-m", *cmd], capture_output=True, text=True, check=True, env=env)
-        results["raw_consume"] = orjson.loads(out.stdout.strip().splitlines()[-1])
+        _step(
+            results,
+            "raw_consume",
+            "raw baseline: aiokafka consume + orjson decode",
+            lambda: _raw(bench, f"{main}.events"),
+        )
     if "cpu" in steps:
-        _say("pure-Python ceilings of stages 1 and 2")
-        results["cpu"] = cpu_ceilings(bench.corpus, min(n, 100_000))
+        _step(
+            results,
+            "cpu",
+            "pure-Python ceilings of stages 1 and 2",
+            lambda: cpu_ceilings(bench.corpus, min(n, 100_000)),
+        )
     valid = None
-    if "worker" in steps:
-        _say("worker alone (stages 1+2)")
-        results["worker"] = run_workers(bench, main, n)
+    if "worker" in steps and _step(results, "worker", "worker alone (stages 1+2)", lambda: run_workers(bench, main, n)):
         valid = n - results["worker"]["invalid"]
-    if "stage2" in steps and valid is not None:
-        _say("stage 2 alone (RatesService in-process)")
-        results["stage2"] = run_stage2(bench.bootstrap, main, bench.partitions, valid, bench.timeout_s(n))
-    if "sink" in steps and valid is not None:
-        _say("sink alone (stage 3)")
-        results["sink"] = run_sink(bench, main, valid)
+    if valid is not None:
+        v = valid
+        if "stage2" in steps:
+            _step(results, "stage2", "stage 2 alone (RatesService in-process)",
+                  lambda: run_stage2(bench.bootstrap, main, bench.partitions, v, bench.timeout_s(n)))  # fmt: skip
+        if "sink" in steps:
+            _step(results, "sink", "sink alone (stage 3)", lambda: run_sink(bench, main, v))
     client = None
     if {"raw_insert", "replay"} & steps:
         client = connect(f"chdb://{(bench.work_dir / f'harness-{main}' / 'clickhouse').resolve()}")
-    if "raw_insert" in steps and valid is not None and client is not None:
-        _say("raw clickhouse-connect insert of the same rows")
-        records = read_valid(bench.bootstrap, Settings(topic_prefix=main).topic_valid, bench.partitions, valid)
-        results["raw_insert"] = raw_insert(client, "raw_insert", records, Settings().sink_batch_max_rows)
-        del records
-    if "replay" in steps and client is not None:
-        _say("replay from the JSONL file into ClickHouse")
-        results["replay"] = replay_file(client, "replay", bench.corpus)
-    if client is not None:
+        ch = client
+        if "raw_insert" in steps and valid is not None:
+            v = valid
+
+            def insert() -> dict[str, Any]:
+                records = read_valid(bench.bootstrap, Settings(topic_prefix=main).topic_valid, bench.partitions, v)
+                return raw_insert(ch, "raw_insert", records, Settings().sink_batch_max_rows)
+
+            _step(results, "raw_insert", "raw clickhouse-connect insert of the same rows", insert)
+        if "replay" in steps:
+            _step(
+                results,
+                "replay",
+                "replay from the JSONL file into ClickHouse",
+                lambda: replay_file(ch, "replay", bench.corpus),
+            )
         client.close()
     if "pipeline" in steps:
-        prefix = bench.prefix("e2e")
-        _say("end to end: worker + sink")
-        produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, n)
-        results["pipeline"] = run_pipeline(bench, prefix, n)
+        _step(results, "pipeline", "end to end: worker + sink",
+              lambda: _on_fresh_topic(bench, "e2e", n, lambda p: run_pipeline(bench, p, n)))  # fmt: skip
     if "latency" in steps:
-        _say(f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:.0f} s")
-        results["latency"] = run_latency(
-            bench, bench.prefix("lat"), rate_eps=args.latency_rate, duration_s=args.latency_seconds
-        )
+        _step(results, "latency", f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:.0f} s",
+              lambda: run_latency(bench, bench.prefix("lat"), rate_eps=args.latency_rate,
+                                  duration_s=args.latency_seconds))  # fmt: skip
+        if args.latency_peak_rate:
+            _step(results, "latency_peak", f"latency at the live peak, {args.latency_peak_rate:,.0f} events/s",
+                  lambda: run_latency(bench, bench.prefix("latpeak"), rate_eps=args.latency_peak_rate,
+                                      duration_s=args.latency_seconds / 2))  # fmt: skip
     if "rss" in steps:
         quarter = max(n // 4, 1)
-        prefix = bench.prefix("quarter")
-        _say(f"worker on a quarter of the corpus ({quarter:,} events) for RSS")
-        produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, quarter)
-        results["worker_quarter"] = run_workers(bench, prefix, quarter)
+        _step(results, "worker_quarter", f"worker on a quarter of the corpus ({quarter:,} events) for RSS",
+              lambda: _on_fresh_topic(bench, "quarter", quarter, lambda p: run_workers(bench, p, quarter)))  # fmt: skip
     if "scaleout" in steps:
-        prefix = bench.prefix("scale")
-        _say("scale-out: two worker processes")
-        produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, n)
-        results["scaleout"] = run_workers(bench, prefix, n, workers=2)
+        _step(results, "scaleout", "scale-out: two worker processes",
+              lambda: _on_fresh_topic(bench, "scale", n, lambda p: run_workers(bench, p, n, workers=2)))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

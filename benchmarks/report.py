@@ -14,10 +14,12 @@ TARGETS = (
 )
 
 
-def _get(results: dict[str, Any], *path: str) -> Any:
+def _get(results: dict[str, Any], *path: str | int) -> Any:
     cur: Any = results
     for p in path:
-        if not isinstance(cur, dict) or p not in cur:
+        in_list = isinstance(p, int) and isinstance(cur, list) and -len(cur) <= p < len(cur)
+        in_dict = isinstance(p, str) and isinstance(cur, dict) and p in cur
+        if not (in_list or in_dict):
             return None
         cur = cur[p]
     return cur
@@ -63,7 +65,9 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    g = lambda *p: _get(results, *p)  # noqa: E731
+    def g(*p: str | int) -> Any:
+        return _get(results, *p)
+
     v = results["evaluation"]["values"]
     m = results["meta"]
     rows = [
@@ -79,6 +83,8 @@ def render(results: dict[str, Any]) -> str:
         ("end to end: worker + sink, all committed", _fmt(g("pipeline", "events_per_s"), " ev/s"), f"{_fmt(v['pipeline_vs_raw'])} of raw"),
         ("latency p50 / p99 / max", f"{_fmt(g('latency', 'p50_ms'))} / {_fmt(g('latency', 'p99_ms'))} / {_fmt(g('latency', 'max_ms'))} ms",
          f"at {_fmt(g('latency', 'rate_eps_sent'))} ev/s, {g('latency', 'markers')} markers"),
+        ("latency at live peak p50 / p99 / max", f"{_fmt(g('latency_peak', 'p50_ms'))} / {_fmt(g('latency_peak', 'p99_ms'))} / {_fmt(g('latency_peak', 'max_ms'))} ms",
+         f"at {_fmt(g('latency_peak', 'rate_eps_sent'))} ev/s, {g('latency_peak', 'markers')} markers"),
         ("replay file → ClickHouse", _fmt(g("replay", "events_per_s"), " ev/s"), f"write part alone {_fmt(g('replay', 'write_events_per_s'))} ev/s"),
         ("worker peak RSS: corpus / quarter", f"{_fmt(g('worker', 'peak_rss_mib', 0))} / {_fmt(g('worker_quarter', 'peak_rss_mib', 0))} MiB",
          f"growth {_fmt(v['rss_growth_4x'])}x for 4x events"),
