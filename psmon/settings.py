@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         100,
         ge=1,
-        description="worker: longest a fetch waits for new data (a latency bound per hop: some brokers, "
-        "the local one included, answer a waiting fetch only at this deadline)",
+        description="worker: longest a fetch waits for new data (bounds the latency per hop on brokers, "
+        "the local one included, that do not answer a waiting fetch as soon as data arrives)",
     )
     validate_batch_max_events: int = Field(2000, ge=1, description="stage 1: events validated per batch")
     validate_batch_within_s: float = Field(
