@@ -2,11 +2,12 @@
 #   make demo   set up and run the embedded demo (broker, worker, sink, simulator, chDB, metrics, live view)
 #   make test   set up and run the whole test suite (lint, types, unit and integration tests)
 #   make sysdeps  Prometheus, Alertmanager, promtool, amtool (Debian packages; `test` runs it)
+#   make bench  the performance benchmark (README "Performance"); BENCH_ARGS="--smoke" for a quick one
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup sysdeps demo test lint typecheck unit integration clean
+.PHONY: setup sysdeps demo test lint typecheck unit integration bench clean
 
 setup: $(VENV)/.installed
 
@@ -34,8 +35,8 @@ demo: setup
 	$(BIN)/psmon up
 
 lint: setup
-	$(BIN)/ruff check psmon tests
-	$(BIN)/ruff format --check psmon tests
+	$(BIN)/ruff check psmon tests benchmarks
+	$(BIN)/ruff format --check psmon tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy
@@ -45,6 +46,9 @@ unit: setup sysdeps
 
 integration: setup sysdeps
 	$(BIN)/pytest tests/integration
+
+bench: setup
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 test: sysdeps lint typecheck
 	$(BIN)/pytest

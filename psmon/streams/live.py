@@ -56,9 +56,15 @@ class LiveRates:
         self.worker = worker
         self._partition_of: dict[str, int] = {}
         self._exported: set[tuple[str, str, str]] = set()
+        # (province, metric, window) -> its two gauge children: labels() is a locked lookup
+        # that would otherwise run ~2,000 times a second in refresh_gauges.
+        self._gauges: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._catching_up: set[int] = set()
         # province -> (counter, label values) -> de-duplicated total
         self._totals: dict[str, dict[tuple[Counter, tuple[str, ...]], int]] = defaultdict(dict)
+        # (counter, label values) -> its exported child, so a live event costs a dict lookup,
+        # not a labels() call; dropped with the series.
+        self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
 
     # -- partition ownership ---------------------------------------------------------------
 
@@ -119,7 +125,10 @@ class LiveRates:
         key = (counter, labels)
         totals[key] = totals.get(key, 0) + 1
         if live:
-            counter.labels(*labels).inc()
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = counter.labels(*labels)
+            child.inc()
 
     def refresh_gauges(self) -> None:
         """Set `psmon_ratio` for every owned province, metric and window; drop empty ones."""
@@ -131,12 +140,14 @@ class LiveRates:
                     key: tuple[str, str, str] = (province, metric, window)
                     if ratio.value is None:
                         continue
-                    m.ratio.labels(*key).set(ratio.value)
-                    m.ratio_denominator.labels(*key).set(ratio.denominator)
+                    gauges = self._gauges.get(key)
+                    if gauges is None:
+                        gauges = self._gauges[key] = (m.ratio.labels(*key), m.ratio_denominator.labels(*key))
+                    gauges[0].set(ratio.value)
+                    gauges[1].set(ratio.denominator)
                     fresh.add(key)
         for key in self._exported - fresh:
-            m.ratio.remove(*key)
-            m.ratio_denominator.remove(*key)
+            self._remove_gauges(key)
         self._exported = fresh
         m.provinces_owned.set(len(self.live_provinces()))
         m.partitions_catching_up.set(len(self._catching_up))
@@ -178,12 +189,16 @@ class LiveRates:
             self._remove_series(province)
         return dropped
 
+    def _remove_gauges(self, key: tuple[str, str, str]) -> None:
+        self._gauges.pop(key, None)
+        self.metrics.ratio.remove(*key)
+        self.metrics.ratio_denominator.remove(*key)
+
     def _remove_series(self, province: str) -> None:
-        m = self.metrics
         for key in [k for k in self._exported if k[0] == province]:
-            m.ratio.remove(*key)
-            m.ratio_denominator.remove(*key)
+            self._remove_gauges(key)
             self._exported.discard(key)
         for counter, labels in self._totals.pop(province, {}):
+            self._children.pop((counter, labels), None)
             with contextlib.suppress(KeyError):  # never exported: the partition was catching up
                 counter.remove(*labels)

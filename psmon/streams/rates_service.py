@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ProducerClosed
 from mode import Service
 
 from psmon.schemas.normalized import decode_valid
@@ -75,6 +76,7 @@ class RatesService(Service):
             session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
             max_poll_records=5000,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         self._consumer.subscribe([s.topic_valid], listener=_Rebalance(self))
         await self._consumer.start()
@@ -148,4 +150,13 @@ class RatesService(Service):
             if self.should_stop:  # sleep() returns early on stop; the producer is closing
                 break
             for province, rows in self.live.snapshot_rows().items():
-                await self._producer.send(self.settings.topic_rates, key=province.encode(), value=orjson.dumps(rows))
+                if self.should_stop:  # a stop while sending closes the producer under us
+                    break
+                try:
+                    await self._producer.send(
+                        self.settings.topic_rates, key=province.encode(), value=orjson.dumps(rows)
+                    )
+                except ProducerClosed:
+                    if self.should_stop:
+                        break
+                    raise

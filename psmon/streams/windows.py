@@ -130,8 +130,9 @@ class _Ring:
             self.counts[slot, i] += 1
 
     def sum(self, lo: int, hi: int) -> npt.NDArray[np.int64]:
-        mask = (self.tags >= lo) & (self.tags <= hi)
-        total: npt.NDArray[np.int64] = self.counts[mask].sum(axis=0)
+        # A 0/1 vector times the counts matrix: one matrix-vector product, no masked copy.
+        mask = ((self.tags >= lo) & (self.tags <= hi)).astype(np.int64)
+        total: npt.NDArray[np.int64] = mask @ self.counts
         return total
 
 

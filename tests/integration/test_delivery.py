@@ -9,6 +9,7 @@ worker joining and leaving, a ClickHouse outage, thousands of bad messages), and
 - the dead-letter table with the bad messages, reason by reason, and with no personal value.
 """
 
+import itertools
 import signal
 import subprocess
 import time
@@ -156,7 +157,11 @@ def run_kill_schedule(pipe: Pipeline, corpus: Corpus, *, timeout_s: float) -> di
     """Worker and sink each die 3+ times, at deterministic crash points and by SIGKILL."""
     kills = Counter[str]()
     n = len(corpus.messages)
-    pipe.produce(corpus.messages)
+    # Most of the corpus first; three more slices arrive later, so a worker killed "while busy"
+    # has fresh input whatever its speed (a fast worker would otherwise be idle and committed).
+    cuts = [0, int(n * 0.7), int(n * 0.8), int(n * 0.9), n]
+    slices = [corpus.messages[a:b] for a, b in itertools.pairwise(cuts)]
+    pipe.produce(slices[0])
     # Deterministic crash points: worker after validating n/6 events (outputs sent, input not
     # committed); sink after its 3rd write (written, not committed).
     worker = pipe.start("worker", "worker", PSMON_TEST_WORKER_CRASH_AFTER_EVENTS=str(max(1, n // 6)))
@@ -172,11 +177,14 @@ def run_kill_schedule(pipe: Pipeline, corpus: Corpus, *, timeout_s: float) -> di
         kills["sink"] += 1
     pipe.start("sink", "sink")
     # Random moments: SIGKILL the worker twice while it is busy, and the sink once more.
-    for _ in range(2):
-        wait_until(lambda: pipe.processed("worker") > n // 10, timeout_s=timeout_s, what="worker progress")
+    for part in slices[1:3]:
+        pipe.produce(part)
+        least = len(part) // 4
+        wait_until(lambda m=least: pipe.processed("worker") > m, timeout_s=timeout_s, what="worker progress")
         pipe.kill("worker")
         kills["worker"] += 1
         pipe.start("worker", "worker")
+    pipe.produce(slices[3])
     wait_until(lambda: pipe.processed("worker") > 0, timeout_s=timeout_s, what="worker restarted")
     pipe.kill("sink")
     kills["sink"] += 1
@@ -188,6 +196,7 @@ def run_kill_schedule(pipe: Pipeline, corpus: Corpus, *, timeout_s: float) -> di
     "n",
     [
         pytest.param(12_000, id="12k"),
+        # Its own bound: the suite-wide 300 s timeout is shorter than 200k events through kills.
         pytest.param(200_000, id="200k", marks=[pytest.mark.slow, pytest.mark.timeout(2400)]),
     ],
 )

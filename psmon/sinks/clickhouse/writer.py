@@ -32,7 +32,7 @@ from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.rollups import reconcile_rollups
 from psmon.timeutil import local_date
 
-__all__ = ["EVENT_COLUMNS", "ClickHouseWriter", "RateRow"]
+__all__ = ["EVENT_COLUMNS", "ClickHouseWriter", "RateRow", "event_row"]
 
 EVENT_COLUMNS = (
     "event_id", "event_type", "occurred_at", "province_code", "raw_province_code", "level",
@@ -56,6 +56,17 @@ _VERSION_BASE = 10**13
 
 def _utc(ts_s: float) -> datetime:
     return datetime.fromtimestamp(ts_s, UTC)
+
+
+def event_row(r: ValidRecord) -> list[Any]:
+    """The `events` row of a record, in `EVENT_COLUMNS` order."""
+    e = r.event
+    return [
+        e.event_id, e.event_type, _utc(e.occurred_at_s), e.province_code, e.raw_province_code,
+        e.level, e.procedure_code, e.dossier_id, e.agency_code, e.commune_code, e.source_system,
+        e.channel, e.service_mode, e.fee_bearing, e.on_time, e.method, e.amount_vnd, e.kind,
+        r.src_partition, r.src_offset, _utc(r.src_ts_ms / 1000), _VERSION_BASE - r.src_ts_ms,
+    ]  # fmt: skip
 
 
 class ClickHouseWriter:
@@ -100,15 +111,7 @@ class ClickHouseWriter:
         Redeliveries only follow crashes and rebalances, so steady state never pays for it.
         """
         new, redelivered = self.partition_batch(records)
-        rows = []
-        for r in new:
-            e = r.event
-            rows.append([
-                e.event_id, e.event_type, _utc(e.occurred_at_s), e.province_code, e.raw_province_code,
-                e.level, e.procedure_code, e.dossier_id, e.agency_code, e.commune_code, e.source_system,
-                e.channel, e.service_mode, e.fee_bearing, e.on_time, e.method, e.amount_vnd, e.kind,
-                r.src_partition, r.src_offset, _utc(r.src_ts_ms / 1000), _VERSION_BASE - r.src_ts_ms,
-            ])  # fmt: skip
+        rows = [event_row(r) for r in new]
         inserted = self._insert("events", rows, EVENT_COLUMNS, token)
         if redelivered:
             keys = {(r.event.province_code, local_date(r.event.occurred_at_s)) for r in redelivered}
