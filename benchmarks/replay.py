@@ -1,23 +1,19 @@
-"""Measurement 6: replay from a file into ClickHouse (events/s).
+"""Measurement 6: replay from a file into ClickHouse (events/s), through `psmon replay`'s code.
 
-Reads the simulator's JSONL corpus, validates every line as stage 1 does (`validate_event`),
-and writes the valid events through `ClickHouseWriter.write_events` (the sink's own
-check-then-insert writer, with deduplication tokens naming the file and line range) in batches,
-into a fresh database. Reported: end to end events/s (read + validate + write), and the write
-part alone, so it is clear which of the two bounds a replay.
-
-`replay_file` is the seam for `psmon replay` (the history package, built in parallel): once it
-exists, this function should call its reader/batcher instead of the loop below, so that the
-benchmark measures the command users run; the measurement around it stays the same.
+`replay_file` runs `psmon.history.replay.replay_files` (what `psmon replay FILE` runs: read,
+validate as stage 1 does, write through the sink's check-then-insert `ClickHouseWriter` with
+deduplication tokens naming the file and line range) on the simulator's JSONL corpus, into a
+fresh database. Reported: end to end events/s (read + validate + write), and the events write
+alone (timed inside the writer), so it is clear which of the two bounds a replay.
 """
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import read_lines
+from psmon.history.replay import replay_files
 from psmon.schemas.normalized import ValidRecord
-from psmon.schemas.validation import ValidEvent, validate_event
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import ClickHouseWriter
@@ -25,41 +21,29 @@ from psmon.sinks.clickhouse.writer import ClickHouseWriter
 __all__ = ["replay_file"]
 
 
+class _TimedWriter(ClickHouseWriter):
+    write_s = 0.0
+
+    def write_events(self, records: Sequence[ValidRecord], *, token: str) -> int:
+        t = time.perf_counter()
+        try:
+            return super().write_events(records, token=token)
+        finally:
+            self.write_s += time.perf_counter() - t
+
+
 def replay_file(client: Client, database: str, path: Path, *, batch_rows: int = 50_000) -> dict[str, Any]:
     migrate(client, database)
-    writer = ClickHouseWriter(client, database=database)
-    now_ms = int(time.time() * 1000)
-    lines = events = written = 0
-    write_s = 0.0
-    batch: list[ValidRecord] = []
-    first = 0
-
-    def flush() -> None:
-        nonlocal written, write_s
-        t = time.perf_counter()
-        written += writer.write_events(batch, token=f"replay/{path.name}:{first}-{lines - 1}")
-        write_s += time.perf_counter() - t
-        batch.clear()
-
+    writer = _TimedWriter(client, database=database)
     t0 = time.perf_counter()
-    for line in read_lines(path):
-        verdict = validate_event(line, record_ts_s=now_ms / 1000)
-        if isinstance(verdict, ValidEvent):
-            batch.append(ValidRecord(verdict, 0, lines, now_ms))
-            events += 1
-        lines += 1
-        if len(batch) >= batch_rows:
-            flush()
-            first = lines
-    if batch:
-        flush()
+    stats = replay_files([path], writer=writer, batch_rows=batch_rows)
     total_s = time.perf_counter() - t0
     return {
-        "lines": lines,
-        "events": events,
-        "written": written,
+        "lines": stats.rows,
+        "events": stats.valid,
+        "written": stats.inserted,
         "seconds": round(total_s, 2),
-        "events_per_s": round(lines / max(total_s, 1e-6), 1),
-        "write_seconds": round(write_s, 2),
-        "write_events_per_s": round(written / max(write_s, 1e-6), 1),
+        "events_per_s": round(stats.rows / max(total_s, 1e-6), 1),
+        "write_seconds": round(writer.write_s, 2),
+        "write_events_per_s": round(stats.inserted / max(writer.write_s, 1e-6), 1),
     }
