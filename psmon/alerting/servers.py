@@ -19,7 +19,7 @@ from typing import IO, Final
 
 from psmon.alerting.generate import Targets, write_config
 from psmon.alerting.thresholds import Thresholds
-from psmon.embedded.process import die_with_parent
+from psmon.embedded.process import die_with_parent, stop_child
 from psmon.errors import PsmonError
 
 __all__ = ["ALERTMANAGER_BINARIES", "PROMETHEUS_BINARIES", "MonitoringServer", "find_binary"]
@@ -117,13 +117,7 @@ class MonitoringServer:
 
     def stop(self, *, timeout_s: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, timeout_s=timeout_s)
         if self._log:
             self._log.close()
             self._log = None

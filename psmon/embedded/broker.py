@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from psmon.embedded.process import die_with_parent
+from psmon.embedded.process import die_with_parent, stop_child
 from psmon.errors import BrokerError
 
 __all__ = ["LocalBroker", "free_port"]
@@ -76,13 +76,7 @@ class LocalBroker:
 
     def stop(self, *, timeout_s: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, timeout_s=timeout_s)
         if self._log:
             self._log.close()
             self._log = None

@@ -9,8 +9,9 @@ parent-death signal closes that gap.
 
 import ctypes
 import signal
+import subprocess
 
-__all__ = ["die_with_parent"]
+__all__ = ["die_with_parent", "stop_child"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -19,3 +20,15 @@ def die_with_parent() -> None:
     """`preexec_fn` for `subprocess.Popen`: the child gets SIGTERM when its parent dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_child(proc: "subprocess.Popen[bytes] | None", *, timeout_s: float = 10.0) -> None:
+    """SIGTERM a child by PID, wait up to `timeout_s`, then SIGKILL; a no-op if it is gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
