@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
@@ -88,9 +88,6 @@ class SinkService(Service):
             log.info("ClickHouse schema migrated to version %d", applied[-1].version)
         self._writer = ClickHouseWriter(client, database=s.clickhouse_database)
         self._consumer = AIOKafkaConsumer(
-            s.topic_valid,
-            s.topic_dead_letter,
-            s.topic_rates,
             bootstrap_servers=s.kafka_bootstrap,
             group_id=f"{s.app_id}-sink",
             client_id=f"{s.app_id}-sink",
@@ -101,8 +98,22 @@ class SinkService(Service):
             max_poll_interval_ms=3_600_000,  # a ClickHouse outage pauses polling, not membership
             max_poll_records=s.sink_batch_max_rows,
         )
+        self._consumer.subscribe([s.topic_valid, s.topic_dead_letter, s.topic_rates], listener=_Assigned(self))
         await self._consumer.start()
         self.metrics.clickhouse_up.set(1)
+
+    async def report_committed(self, partitions: list[TopicPartition]) -> None:
+        """Show the group's committed offsets of newly assigned partitions, so an idle sink
+        (nothing new since its predecessor's last commit) still reports where it stands."""
+        assert self._consumer is not None
+        for tp in partitions:
+            try:
+                offset = await self._consumer.committed(tp)
+            except KafkaError as exc:  # a metric is not worth failing the rebalance over
+                log.warning("cannot read the committed offset of %s: %s", tp, exc)
+                continue
+            if offset is not None:
+                self.metrics.sink_committed_offset.labels(tp.topic, str(tp.partition)).set(offset)
 
     async def on_stop(self) -> None:
         self._stopping.set()
@@ -200,6 +211,17 @@ class SinkService(Service):
             return
         for tp, offset in offsets.items():
             self.metrics.sink_committed_offset.labels(tp.topic, str(tp.partition)).set(offset)
+
+
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: SinkService):
+        self._sink = sink
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._sink.report_committed(list(assigned))
 
 
 def _decode(records: list[ConsumerRecord[bytes, bytes]], decode: Callable[[bytes], Any]) -> list[Any]:
