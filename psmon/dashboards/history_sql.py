@@ -1,8 +1,9 @@
 """Every ClickHouse query of the History dashboard, in one place.
 
-Today they read the raw `events` table with `FINAL` (exact counts under ReplacingMergeTree
-duplicates). When the history issue's rollup tables and views land, point `EVENTS` (or the
-single `_counts` fragment) at them: the panels only depend on the column names produced here.
+The 766 panel sums the daily rollups (`rollup_day`) over the selected range and scores them with
+the history package's single 766 definition. The other panels read the raw `events` table with
+`FINAL`; pointing them at the rollup views (`counters_month`, ...) would make them cheaper at
+national scale, since the panels only depend on the column names produced here.
 
 Months and quarters are calendar periods in local time (Asia/Ho_Chi_Minh), as the 766 index
 publishes them. A ratio with an empty denominator is NULL (shown as no value), never 0 or 1.
