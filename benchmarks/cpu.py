@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import read_lines
+from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import encode_dead_letter
 from psmon.schemas.normalized import decode_valid, encode_valid
 from psmon.schemas.validation import ValidEvent, validate_event
-from psmon.sinks.prometheus import PipelineMetrics
 from psmon.streams.live import LiveRates
 
 __all__ = ["cpu_ceilings"]

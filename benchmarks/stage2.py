@@ -10,8 +10,8 @@ import asyncio
 import time
 from typing import Any
 
+from psmon.metrics import PipelineMetrics
 from psmon.settings import Settings
-from psmon.sinks.prometheus import PipelineMetrics
 from psmon.streams.live import LiveRates
 from psmon.streams.rates_service import RatesService
 

@@ -86,7 +86,7 @@ def clickhouse_totals(client: Any, db: str) -> dict[str, dict[str, int]]:
     return {r[0]: dict(zip(TOTAL_KEYS, (int(x) for x in r[1:]), strict=True)) for r in rows}
 
 
-#: windows.COUNTERS (rollup columns) -> TOTAL_KEYS
+#: schemas.metrics.COUNTERS (rollup columns) -> TOTAL_KEYS
 _ROLLUP_KEYS = {
     "submitted": "submitted", "submitted_online": "online", "submitted_full_online": "full_online",
     "submitted_fee_bearing": "fee_bearing", "payments": "payments", "payments_online": "paid_online",

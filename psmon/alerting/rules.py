@@ -38,8 +38,8 @@ from typing import Any, Final
 import yaml
 
 from psmon.alerting.thresholds import MetricThreshold, Thresholds
+from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
-from psmon.streams.windows import METRICS, Metric
 from psmon.timeutil import LOCAL_OFFSET_S
 
 __all__ = [
@@ -60,7 +60,7 @@ RULES_FILE: Final = "psmon-rules.yml"
 WORKER_JOB: Final = "psmon-worker"
 SINK_JOB: Final = "psmon-sink"
 
-#: Counter names of `streams.windows.COUNTERS` -> (exported counter, label matchers).
+#: Counter names of `schemas.metrics.COUNTERS` -> (exported counter, label matchers).
 COUNTER_SERIES: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "submitted": ("psmon_dossiers_submitted_total", {}),
     "submitted_online": ("psmon_dossiers_submitted_total", {"channel": "online"}),

@@ -36,8 +36,8 @@ from psmon.alerting.rules import (
     dump_yaml,
 )
 from psmon.alerting.thresholds import Thresholds, duration_s
+from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
-from psmon.streams.windows import METRICS, Metric
 from psmon.timeutil import LOCAL_OFFSET_S
 
 __all__ = ["RULE_TEST_FILES", "build_rule_tests", "render_rule_tests"]

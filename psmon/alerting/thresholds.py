@@ -32,8 +32,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from psmon.errors import ConfigError
+from psmon.schemas.metrics import Metric
 from psmon.schemas.provinces import registry
-from psmon.streams.windows import Metric
 from psmon.workcalendar import HOLIDAYS, OFFICE_PERIODS, OFFICE_WEEKDAYS
 
 __all__ = [

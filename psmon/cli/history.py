@@ -205,7 +205,7 @@ def index766(
     data_dir: DataDirOpt = None,
 ) -> None:
     """The Decision 766 points psmon can compute, per province, ranked; lists what it cannot."""
-    from psmon.history.index766 import ITEMS, with_rule
+    from psmon.schemas.index766 import ITEMS, with_rule
 
     if bool(month) == bool(period):
         _fail("give --month YYYY-MM or --period")

@@ -19,9 +19,9 @@ from rich.live import Live
 from rich.table import Table
 
 from psmon.alerting.thresholds import Thresholds
+from psmon.schemas.metrics import Metric, Window
 from psmon.schemas.provinces import registry
 from psmon.streams.live import LiveRates
-from psmon.streams.windows import Metric, Window
 from psmon.timeutil import LOCAL_TZ
 
 __all__ = ["LiveView", "alerting_provinces", "render_table"]

@@ -115,7 +115,7 @@ def worker(
     app_id: Annotated[str | None, typer.Option(help="Faust app id / consumer group [env PSMON_APP_ID]")] = None,
 ) -> None:
     """Run stages 1 (validate) and 2 (live rates) as a Faust worker."""
-    from psmon.sinks.prometheus import PipelineMetrics, serve_metrics
+    from psmon.metrics import PipelineMetrics, serve_metrics
     from psmon.streams.app import run_worker
     from psmon.streams.live import LiveRates
     from psmon.streams.topics import ensure_topics
@@ -138,8 +138,8 @@ def sink(
     partitions: PartitionsOpt = None,
 ) -> None:
     """Run stage 3: write valid events, dead letters and rate snapshots to ClickHouse."""
+    from psmon.metrics import PipelineMetrics, serve_metrics
     from psmon.shutdown import BoundedWorker
-    from psmon.sinks.prometheus import PipelineMetrics, serve_metrics
     from psmon.sinks.service import SinkService
     from psmon.streams.topics import ensure_topics
 

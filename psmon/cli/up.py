@@ -24,10 +24,10 @@ from psmon.cli.liveview import LiveView
 from psmon.cli.logs import configure_logging
 from psmon.cli.services import Deadline, SimulatorService
 from psmon.embedded.broker import LocalBroker
+from psmon.metrics import PipelineMetrics, serve_metrics
 from psmon.settings import Settings
 from psmon.simulator.profiles import default_profiles, with_drop
 from psmon.simulator.runner import SimulationConfig
-from psmon.sinks.prometheus import PipelineMetrics, serve_metrics
 from psmon.sinks.service import SinkService
 from psmon.streams.app import run_worker
 from psmon.streams.live import LiveRates

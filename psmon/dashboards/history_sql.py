@@ -11,9 +11,9 @@ publishes them. A ratio with an empty denominator is NULL (shown as no value), n
 plugin; tests expand them the same way and run every query on chDB.
 """
 
-from psmon.history.index766 import ITEMS, index_select_sql
+from psmon.schemas.index766 import ITEMS, index_select_sql
+from psmon.schemas.metrics import COUNTERS
 from psmon.schemas.provinces import registry
-from psmon.streams.windows import COUNTERS
 
 __all__ = ["HistoryQueries"]
 
@@ -106,7 +106,7 @@ FROM (
 ) ORDER BY rank, province_code"""
 
     def index_766(self) -> str:
-        """The 42 points psmon can score, by the one 766 scoring of `psmon.history.index766` (the
+        """The 42 points psmon can score, by the one 766 scoring of `psmon.schemas.index766` (the
         `index766_month` view and `psmon query index` use it too), over the selected time range:
         the daily rollups of the range are summed per province, then scored."""
         sums = ", ".join(f"sum({c}) AS {c}" for c in COUNTERS)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from psmon.alerting.thresholds import load_thresholds as load_alerting_thresholds
-from psmon.streams.windows import METRICS as WINDOW_METRICS
+from psmon.schemas.metrics import METRICS as WINDOW_METRICS
 
 __all__ = ["METRICS", "TITLES", "MetricThreshold", "load_thresholds"]
 

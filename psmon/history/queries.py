@@ -19,14 +19,14 @@ from datetime import date, timedelta
 from typing import Any, Final
 
 from psmon.errors import PsmonError
-from psmon.history.index766 import ITEMS, MISSING_ITEMS, IndexItem, index_select_sql
 from psmon.history.periods import Grain, Period
 from psmon.history.tables import ResultTable
+from psmon.schemas.index766 import ITEMS, MISSING_ITEMS, IndexItem, index_select_sql
+from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.rollups import GRAINS
 from psmon.sinks.clickhouse.schema import current_version
-from psmon.streams.windows import METRICS, Metric
 from psmon.timeutil import MERGER_EFFECTIVE
 
 __all__ = ["History", "QueryError", "metric_name"]

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Final
 from psmon.history.periods import Grain, Period
 from psmon.history.queries import History, MetricRow
 from psmon.history.tables import ResultTable
+from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
-from psmon.streams.windows import METRICS, Metric
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

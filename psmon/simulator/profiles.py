@@ -11,8 +11,8 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import Final
 
+from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
-from psmon.streams.windows import METRICS, Metric
 
 __all__ = ["SHARE_NAMES", "ProvinceProfile", "ShareName", "default_profiles", "with_drop"]
 

@@ -40,13 +40,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
 from psmon.errors import ClickHouseError
+from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import decode_dead_letter
 from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import ClickHouseExecutor, connect
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import ClickHouseWriter
-from psmon.sinks.prometheus import PipelineMetrics
 
 __all__ = ["SinkService", "batch_token"]
 

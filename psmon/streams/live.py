@@ -31,10 +31,11 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from psmon.metrics import PipelineMetrics
+from psmon.schemas.metrics import WINDOWS, counter_increments
 from psmon.schemas.normalized import ValidRecord
-from psmon.sinks.prometheus import PipelineMetrics
 from psmon.streams.dedup import RecentIds, Seen
-from psmon.streams.windows import WINDOWS, AddResult, RollingRates, counter_increments
+from psmon.streams.windows import AddResult, RollingRates
 from psmon.timeutil import utc_now
 
 __all__ = ["LiveRates"]

@@ -22,59 +22,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
-from typing import Final, Literal, get_args
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from psmon.schemas.validation import ValidEvent
+from psmon.schemas.metrics import COUNTER_INDEX, COUNTERS, METRICS, Metric, Window
 from psmon.timeutil import LOCAL_OFFSET_S, utc_now
 
-__all__ = [
-    "COUNTERS",
-    "METRICS",
-    "WINDOWS",
-    "AddResult",
-    "Metric",
-    "RollingRates",
-    "Window",
-    "counter_increments",
-]
+__all__ = ["AddResult", "RollingRates"]
 
-COUNTERS: Final = (
-    "submitted",
-    "submitted_online",
-    "submitted_full_online",
-    "submitted_fee_bearing",
-    "resolved",
-    "resolved_on_time",
-    "payments",
-    "payments_online",
-    "digitized_dossier",
-    "digitized_result",
-)
-_IDX: Final = {name: i for i, name in enumerate(COUNTERS)}
-
-Metric = Literal[
-    "online_submission",
-    "full_online",
-    "online_payment",
-    "dossier_digitization",
-    "result_digitization",
-    "on_time",
-]
-#: metric -> (numerator counter, denominator counter), as in BRIEF §2.
-METRICS: Final[dict[Metric, tuple[str, str]]] = {
-    "online_submission": ("submitted_online", "submitted"),
-    "full_online": ("submitted_full_online", "submitted"),
-    "online_payment": ("payments_online", "payments"),
-    "dossier_digitization": ("digitized_dossier", "submitted"),
-    "result_digitization": ("digitized_result", "resolved"),
-    "on_time": ("resolved_on_time", "resolved"),
-}
-
-Window = Literal["5m", "1h", "24h", "today", "month", "ytd"]
-WINDOWS: Final[tuple[Window, ...]] = get_args(Window)
 _SLIDING_MINUTES: Final[dict[str, int]] = {"5m": 5, "1h": 60, "24h": 1440}
 
 RETENTION_MINUTES: Final = 1440
@@ -83,27 +40,6 @@ FUTURE_HEADROOM_MINUTES: Final = 60
 _MINUTE_SLOTS: Final = RETENTION_MINUTES + FUTURE_HEADROOM_MINUTES
 _DAY_SLOTS: Final = 372  # a year plus a few days ahead
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-
-
-def counter_increments(event: ValidEvent) -> tuple[int, ...]:
-    """Indices of the counters one event increments."""
-    t = event.event_type
-    if t == "application.submitted":
-        out = [_IDX["submitted"]]
-        if event.channel == "online":
-            out.append(_IDX["submitted_online"])
-            if event.service_mode == "full_online":
-                out.append(_IDX["submitted_full_online"])
-        if event.fee_bearing:
-            out.append(_IDX["submitted_fee_bearing"])
-        return tuple(out)
-    if t == "application.resolved":
-        return (_IDX["resolved"], _IDX["resolved_on_time"]) if event.on_time else (_IDX["resolved"],)
-    if t == "payment.completed":
-        return (_IDX["payments"], _IDX["payments_online"]) if event.method == "online" else (_IDX["payments"],)
-    if t == "record.digitized":
-        return (_IDX["digitized_dossier"],) if event.kind == "dossier" else (_IDX["digitized_result"],)
-    raise ValueError(f"unknown event type {t!r}")
 
 
 class AddResult(Enum):
@@ -195,7 +131,7 @@ class RollingRates:
 
     def ratios(self, province: str, window: Window) -> dict[Metric, Ratio]:
         vec = self._sum_vector(province, window)
-        return {m: Ratio(int(vec[_IDX[n]]), int(vec[_IDX[d]])) for m, (n, d) in METRICS.items()}
+        return {m: Ratio(int(vec[COUNTER_INDEX[n]]), int(vec[COUNTER_INDEX[d]])) for m, (n, d) in METRICS.items()}
 
     def _sum_vector(self, province: str, window: Window) -> npt.NDArray[np.int64]:
         zero = np.zeros(len(COUNTERS), dtype=np.int64)

@@ -2,7 +2,7 @@
 
 What it owns:
 - `rollup_hour` (province × code as sent × UTC hour) and `rollup_day` (province × code as sent ×
-  local day, Asia/Ho_Chi_Minh) hold the ten counters of `psmon/streams/windows.py` `COUNTERS`,
+  local day, Asia/Ho_Chi_Minh) hold the ten counters of `psmon/schemas/metrics.py` `COUNTERS`,
   fed by materialized views on `events`. They are SummingMergeTree: a materialized view sees
   each inserted block, and `ClickHouseWriter.write_events` inserts each `event_id` at most once,
   so plain sums are exact even when the stream re-delivers. Reads always `sum() GROUP BY`
@@ -31,10 +31,10 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Final
 
-from psmon.history.index766 import index_select_sql
+from psmon.schemas.index766 import index_select_sql
+from psmon.schemas.metrics import COUNTERS, METRICS
 from psmon.schemas.provinces import registry
 from psmon.sinks.clickhouse.client import Client
-from psmon.streams.windows import COUNTERS, METRICS
 
 __all__ = [
     "COUNTER_CONDITIONS",
@@ -64,7 +64,7 @@ COUNTER_CONDITIONS: Final[dict[str, str]] = {
     "digitized_dossier": "event_type = 'record.digitized' AND kind = 'dossier'",
     "digitized_result": "event_type = 'record.digitized' AND kind = 'result'",
 }
-assert tuple(COUNTER_CONDITIONS) == COUNTERS, "rollup counters must follow windows.COUNTERS"
+assert tuple(COUNTER_CONDITIONS) == COUNTERS, "rollup counters must follow schemas.metrics.COUNTERS"
 
 _ONLINE_PROCEDURE: Final = "event_type = 'application.submitted' AND channel = 'online'"
 

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from psmon.cli.main import app
-from psmon.history.index766 import score
+from psmon.schemas.index766 import score
 from psmon.schemas.validation import Invalid, validate_event
 from tests.helpers import wait_until
 from tests.history_dataset import hand_counters, local_day

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from psmon.history.index766 import ITEMS, score
 from psmon.history.periods import Period
 from psmon.history.queries import History
 from psmon.history.replay import replay_files
+from psmon.schemas.index766 import ITEMS, score
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import ValidEvent
 from psmon.sinks.clickhouse import schema
@@ -25,7 +25,7 @@ from tests.integration.history.conftest import Dataset, Loaded
 
 pytestmark = pytest.mark.integration
 
-#: BRIEF §2: metric -> (numerator, denominator), written out independently of windows.METRICS.
+#: BRIEF §2: metric -> (numerator, denominator), written out independently of schemas.metrics.METRICS.
 DEFINITIONS = {
     "online_submission": ("submitted_online", "submitted"),
     "full_online": ("submitted_full_online", "submitted"),

@@ -12,7 +12,7 @@ from psmon.alerting.thresholds import (
     parse_thresholds,
 )
 from psmon.errors import ConfigError
-from psmon.streams.windows import METRICS
+from psmon.schemas.metrics import METRICS
 from psmon.workcalendar import HOLIDAYS
 
 MINIMAL = """

@@ -6,9 +6,10 @@ from rich.console import Console
 
 from psmon.alerting.thresholds import load_thresholds
 from psmon.cli.liveview import render_table
-from psmon.sinks.prometheus import PipelineMetrics
+from psmon.metrics import PipelineMetrics
+from psmon.schemas.metrics import COUNTERS
 from psmon.streams.live import LiveRates
-from psmon.streams.windows import COUNTERS, RollingRates
+from psmon.streams.windows import RollingRates
 
 NOW_S = 1_795_000_000.0
 

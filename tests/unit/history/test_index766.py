@@ -2,7 +2,7 @@
 
 import pytest
 
-from psmon.history.index766 import COMPUTABLE_MAX_POINTS, ITEMS, item_points, score, with_rule
+from psmon.schemas.index766 import COMPUTABLE_MAX_POINTS, ITEMS, item_points, score, with_rule
 
 BY_ITEM = {i.item: i for i in ITEMS}
 

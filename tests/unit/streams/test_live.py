@@ -2,9 +2,9 @@
 
 from prometheus_client import CollectorRegistry
 
+from psmon.metrics import PipelineMetrics
 from psmon.schemas.normalized import decode_valid, encode_valid
 from psmon.schemas.validation import ValidEvent
-from psmon.sinks.prometheus import PipelineMetrics
 from psmon.streams.live import LiveRates
 from psmon.streams.windows import RollingRates
 from psmon.timeutil import utc_now

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from psmon.streams.windows import COUNTERS, AddResult, RollingRates
+from psmon.schemas.metrics import COUNTERS
+from psmon.streams.windows import AddResult, RollingRates
 
 SUB = (COUNTERS.index("submitted"),)
 SUB_ONLINE = (COUNTERS.index("submitted"), COUNTERS.index("submitted_online"))

@@ -36,7 +36,7 @@ class IndexItem:
     item: str  # the index's own number, e.g. "2.1"
     column: str  # SQL-safe name, e.g. "i2_1_on_time"
     title: str
-    numerator: str  # counter names of psmon/streams/windows.py COUNTERS
+    numerator: str  # counter names of psmon/schemas/metrics.py COUNTERS
     denominator: str
     points: float
     rule: Rule = "linear"

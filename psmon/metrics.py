@@ -1,5 +1,9 @@
 """Prometheus exporter: the counters, live-window gauges and pipeline-health metrics of psmon.
 
+Every stage exports through this one module (stage 1 and 2 in the worker, stage 3 in the sink,
+all three in `psmon up`), so it sits at the bottom of the package beside `settings`, below the
+stages that fill it; only `prometheus_client` is imported.
+
 Contract counters (`psmon_dossiers_submitted_total`, ...) count each valid, de-duplicated event
 once, labelled by 34-province code; ratios over any range are computed from them by recording
 rules, so they sum across workers and survive restarts. The `psmon_ratio` gauges mirror the
