@@ -2,7 +2,7 @@
 #   make demo   set up and run the embedded demo (broker, worker, sink, simulator, chDB, metrics, live view)
 #   make test   set up and run the whole test suite (lint, types, unit and integration tests)
 #   make sysdeps  Prometheus, Alertmanager, promtool, amtool (Debian packages; `test` runs it)
-#   make bench  the performance benchmark (README "Performance"); BENCH_ARGS="--smoke" for a quick one
+#   make bench  the performance benchmark (docs/performance.md); BENCH_ARGS="--smoke" for a quick one
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -35,8 +35,8 @@ demo: setup
 	$(BIN)/psmon up
 
 lint: setup
-	$(BIN)/ruff check psmon tests benchmarks
-	$(BIN)/ruff format --check psmon tests benchmarks
+	$(BIN)/ruff check psmon tests benchmarks testkit
+	$(BIN)/ruff format --check psmon tests benchmarks testkit
 
 typecheck: setup
 	$(BIN)/mypy

@@ -54,9 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--latency-rate", type=float, default=2000.0, help="steady load of the latency run, events/s")
     ap.add_argument("--latency-seconds", type=float, default=60.0, help="duration of the latency run")
     ap.add_argument(
-        "--latency-peak-rate", type=float, default=200.0,
-        help="a second latency run at the live peak of BRIEF §1 (hundreds of events/s); 0 = skip",
-    )  # fmt: skip
+        "--latency-peak-rate",
+        type=float,
+        default=200.0,
+        help="a second latency run at the national live peak (hundreds of events/s); 0 = skip",
+    )
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/psmon-bench"), help="corpus cache, logs, chDB")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default WORK_DIR/results.json)")
     ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -79,9 +81,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.count
     meta: dict[str, Any] = {
         "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
-        "count": n, "partitions": args.partitions, "smoke": args.smoke, "cpus": os.cpu_count(),
-        "loadavg_start": os.getloadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+        "count": n,
+        "partitions": args.partitions,
+        "smoke": args.smoke,
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     corpus, gen_s = build_corpus_file(args.work_dir, n)
     results: dict[str, Any] = {
         "meta": meta,
@@ -156,8 +162,12 @@ def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argpars
     if valid is not None:
         v = valid
         if "stage2" in steps:
-            _step(results, "stage2", "stage 2 alone (RatesService in-process)",
-                  lambda: run_stage2(bench.bootstrap, main, bench.partitions, v, bench.timeout_s(n)))  # fmt: skip
+            _step(
+                results,
+                "stage2",
+                "stage 2 alone (RatesService in-process)",
+                lambda: run_stage2(bench.bootstrap, main, bench.partitions, v, bench.timeout_s(n)),
+            )
         if "sink" in steps:
             _step(results, "sink", "sink alone (stage 3)", lambda: run_sink(bench, main, v))
     client = None
@@ -181,23 +191,45 @@ def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argpars
             )
         client.close()
     if "pipeline" in steps:
-        _step(results, "pipeline", "end to end: worker + sink",
-              lambda: _on_fresh_topic(bench, "e2e", n, lambda p: run_pipeline(bench, p, n)))  # fmt: skip
+        _step(
+            results,
+            "pipeline",
+            "end to end: worker + sink",
+            lambda: _on_fresh_topic(bench, "e2e", n, lambda p: run_pipeline(bench, p, n)),
+        )
     if "latency" in steps:
-        _step(results, "latency", f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:.0f} s",
-              lambda: run_latency(bench, bench.prefix("lat"), rate_eps=args.latency_rate,
-                                  duration_s=args.latency_seconds))  # fmt: skip
+        _step(
+            results,
+            "latency",
+            f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:.0f} s",
+            lambda: run_latency(
+                bench, bench.prefix("lat"), rate_eps=args.latency_rate, duration_s=args.latency_seconds
+            ),
+        )
         if args.latency_peak_rate:
-            _step(results, "latency_peak", f"latency at the live peak, {args.latency_peak_rate:,.0f} events/s",
-                  lambda: run_latency(bench, bench.prefix("latpeak"), rate_eps=args.latency_peak_rate,
-                                      duration_s=args.latency_seconds / 2))  # fmt: skip
+            _step(
+                results,
+                "latency_peak",
+                f"latency at the live peak, {args.latency_peak_rate:,.0f} events/s",
+                lambda: run_latency(
+                    bench, bench.prefix("latpeak"), rate_eps=args.latency_peak_rate, duration_s=args.latency_seconds / 2
+                ),
+            )
     if "rss" in steps:
         quarter = max(n // 4, 1)
-        _step(results, "worker_quarter", f"worker on a quarter of the corpus ({quarter:,} events) for RSS",
-              lambda: _on_fresh_topic(bench, "quarter", quarter, lambda p: run_workers(bench, p, quarter)))  # fmt: skip
+        _step(
+            results,
+            "worker_quarter",
+            f"worker on a quarter of the corpus ({quarter:,} events) for RSS",
+            lambda: _on_fresh_topic(bench, "quarter", quarter, lambda p: run_workers(bench, p, quarter)),
+        )
     if "scaleout" in steps:
-        _step(results, "scaleout", "scale-out: two worker processes",
-              lambda: _on_fresh_topic(bench, "scale", n, lambda p: run_workers(bench, p, n, workers=2)))  # fmt: skip
+        _step(
+            results,
+            "scaleout",
+            "scale-out: two worker processes",
+            lambda: _on_fresh_topic(bench, "scale", n, lambda p: run_workers(bench, p, n, workers=2)),
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

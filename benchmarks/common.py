@@ -10,16 +10,16 @@ consumer-group join (half a session timeout on the local broker) are not counted
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from psmon.embedded.broker import free_port
-from psmon.testing import Samples, psmon_process, sample, scrape, stop_process
+from testkit import Samples, from_beginning, psmon_env, psmon_process, sample, stop_process
 
 __all__ = [
     "Bench",
@@ -50,12 +50,17 @@ class Bench:
 
     def env(self, prefix: str, **extra: str) -> dict[str, str]:
         return {
-            "PSMON_KAFKA_BOOTSTRAP": self.bootstrap, "PSMON_TOPIC_PREFIX": prefix, "PSMON_APP_ID": prefix,
-            "PSMON_TOPIC_PARTITIONS": str(self.partitions), "PSMON_SESSION_TIMEOUT_S": "6",
-            "PSMON_CLICKHOUSE_DSN": f"chdb://{self.work_dir / prefix / 'clickhouse'}",
-            "PSMON_CLICKHOUSE_DATABASE": "psmon", "PSMON_DATA_DIR": str(self.work_dir / prefix),
-            "PSMON_LOG_LEVEL": "warning", **extra,
-        }  # fmt: skip
+            **psmon_env(
+                kafka=self.bootstrap,
+                prefix=prefix,
+                partitions=self.partitions,
+                clickhouse=f"chdb://{self.work_dir / prefix / 'clickhouse'}",
+                database="psmon",
+                data_dir=self.work_dir / prefix,
+                log_level="warning",
+            ),
+            **extra,
+        }
 
     def start(self, command: str, prefix: str, name: str, **extra: str) -> tuple[Popen[bytes], int]:
         """Start `psmon COMMAND` for `prefix`; returns the process and its /metrics port."""
@@ -112,30 +117,6 @@ class Progress:
             t0, done0 = self.start, 0.0
         elapsed = max(self.last[0] - t0, 1e-3)
         return elapsed, (total - done0) / elapsed
-
-
-def poll_until(
-    port: int,
-    done: Callable[[Samples], bool],
-    *,
-    timeout_s: float,
-    interval_s: float,
-    what: str,
-    proc: Popen[bytes] | None = None,
-    on_sample: Callable[[Samples], None] | None = None,
-) -> Samples:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        s = scrape(port)
-        if s:
-            if on_sample:
-                on_sample(s)
-            if done(s):
-                return s
-        time.sleep(interval_s)
-    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def processed(s: Samples, stage: str) -> float:
@@ -200,19 +181,12 @@ def produce_lines(bootstrap: str, topic: str, lines: list[tuple[bytes, bytes]]) 
 def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     """Next offset per partition, from the high watermark of a fetch response.
 
-    The local broker's ListOffsets is wrong (BRIEF §3), but the high watermark that every fetch
+    The local broker's ListOffsets is wrong (docs/development.md), but the high watermark that every fetch
     response carries is right; one small fetch per partition is enough to learn it.
     """
 
     async def run() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=1024
-        )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+        async with from_beginning(bootstrap, topic, partitions, max_partition_fetch_bytes=1024) as (consumer, tps):
             out: dict[int, int] = {}
             deadline = time.monotonic() + 30
             while len(out) < partitions and time.monotonic() < deadline:
@@ -223,7 +197,5 @@ def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, in
                         out[tp.partition] = hw
                         consumer.pause(tp)
             return {p: out.get(p, 0) for p in range(partitions)}
-        finally:
-            await consumer.stop()
 
     return asyncio.run(run())

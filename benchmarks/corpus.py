@@ -6,7 +6,7 @@ dead-letter reason, old 63-province codes on some events, event times on a pinne
 cached in the work directory by (count, seed), so a second run skips generation.
 
 The daily volume is set so that the full corpus spans about four days of event time and a
-quarter of it about one day: stage 2 remembers event ids for 24 h of event time (BRIEF §2), so
+quarter of it about one day: stage 2 remembers event ids for 24 h of event time (docs/operations.md), so
 this is what lets the RSS comparison of a corpus 4x larger show whether memory depends on the
 number of events (it must not) or only on provinces × buckets and one day of ids.
 """
@@ -39,9 +39,14 @@ def build_corpus_file(work_dir: Path, count: int) -> tuple[Path, float]:
     # rate_eps is events/s at the office-hour peak; about 7.3 h of it make one day's volume.
     per_day = max(count / 4, 1000)
     config = SimulationConfig(
-        default_profiles(), rate_eps=per_day / (7.3 * 3600), start=CORPUS_START, count=count, seed=SEED,
-        bad_fraction=BAD_FRACTION, paced=False,
-    )  # fmt: skip
+        default_profiles(),
+        rate_eps=per_day / (7.3 * 3600),
+        start=CORPUS_START,
+        count=count,
+        seed=SEED,
+        bad_fraction=BAD_FRACTION,
+        paced=False,
+    )
     sink = FileSink(tmp)
     try:
         stats = run_simulation(config, sink)

@@ -9,7 +9,7 @@ Steps (each printed with its command so the numbers can be reproduced):
 4. size on disk: the chDB directory and `system.parts` per table.
 
 Usage: python benchmarks/history_year.py --events 2000000 --dir /tmp/psmon-bench [--year 2025]
-BRIEF §1 sizes a national year at 75-150M events; pass a smaller --events where time is short.
+A national year is 75-150M events; pass a smaller --events where time is short.
 """
 
 import argparse

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import Bench, read_lines
 from psmon.schemas.provinces import registry
-from psmon.testing import sample, scrape, wait_until
+from testkit import sample, scrape, wait_until
 
 __all__ = ["run_latency"]
 
@@ -105,11 +105,18 @@ async def _measure(
         while time.monotonic() < end:
             n += 1
             event = {
-                "event_id": f"latency-marker-{n}", "event_type": "application.submitted", "schema_version": 1,
-                "occurred_at": _now_rfc3339(), "province_code": marker, "level": "province",
-                "procedure_code": "1.000001", "dossier_id": f"LAT-{n}", "channel": "online",
-                "service_mode": "full_online", "fee_bearing": False,
-            }  # fmt: skip
+                "event_id": f"latency-marker-{n}",
+                "event_type": "application.submitted",
+                "schema_version": 1,
+                "occurred_at": _now_rfc3339(),
+                "province_code": marker,
+                "level": "province",
+                "procedure_code": "1.000001",
+                "dossier_id": f"LAT-{n}",
+                "channel": "online",
+                "service_mode": "full_online",
+                "fee_bearing": False,
+            }
             t0 = time.monotonic()
             await mk.send(topic, key=marker.encode(), value=orjson.dumps(event))
             while True:

@@ -12,7 +12,7 @@ from typing import Any
 from benchmarks.common import Bench, Progress, exported_events, high_watermarks, invalid_total, processed, vm_hwm_kib
 from benchmarks.sink import sink_done
 from psmon.settings import Settings
-from psmon.testing import scrape
+from testkit import scrape
 
 __all__ = ["run_pipeline"]
 

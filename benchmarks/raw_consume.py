@@ -11,20 +11,14 @@ import sys
 import time
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from testkit import from_beginning
 
 __all__ = ["consume_and_decode"]
 
 
 async def _run(bootstrap: str, topic: str, partitions: int, count: int) -> dict[str, float]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, max_poll_records=10_000
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    async with from_beginning(bootstrap, topic, partitions, max_poll_records=10_000) as (consumer, _):
         seen = decoded = 0
         t0: float | None = None
         deadline = time.monotonic() + 600 + count / 500
@@ -42,8 +36,6 @@ async def _run(bootstrap: str, topic: str, partitions: int, count: int) -> dict[
                         pass
         elapsed = time.monotonic() - (t0 or time.monotonic())
         return {"events": seen, "decoded": decoded, "seconds": elapsed, "events_per_s": seen / max(elapsed, 1e-3)}
-    finally:
-        await consumer.stop()
 
 
 def consume_and_decode(bootstrap: str, topic: str, partitions: int, count: int) -> dict[str, float]:

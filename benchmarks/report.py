@@ -26,7 +26,9 @@ def _get(results: dict[str, Any], *path: str | int) -> Any:
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
+    # Unrounded: a slow run's small ratio must stay positive in the JSON (the smoke test checks
+    # that every measurement produced a number); `_fmt` rounds for display only.
+    return a / b if a is not None and b else None
 
 
 def evaluate(results: dict[str, Any], *, smoke: bool) -> dict[str, Any]:
@@ -71,31 +73,82 @@ def render(results: dict[str, Any]) -> str:
     v = results["evaluation"]["values"]
     m = results["meta"]
     rows = [
-        ("corpus produced", _fmt(g("corpus", "produce_events_per_s"), " ev/s"), f"{m['count']:,} events, {m['partitions']} partitions"),
+        (
+            "corpus produced",
+            _fmt(g("corpus", "produce_events_per_s"), " ev/s"),
+            f"{m['count']:,} events, {m['partitions']} partitions",
+        ),
         ("raw baseline: aiokafka + orjson", _fmt(g("raw_consume", "events_per_s"), " ev/s"), "1.00 (reference)"),
-        ("stage 1 CPU ceiling (validate+encode, no Kafka)", _fmt(g("cpu", "stage1_validate_encode_events_per_s"), " ev/s"), ""),
-        ("stage 2 CPU ceiling (decode+observe, no Kafka)", _fmt(g("cpu", "stage2_decode_observe_events_per_s"), " ev/s"), ""),
-        ("worker (stages 1+2), 1 process", _fmt(g("worker", "events_per_s"), " ev/s"), f"{_fmt(v['worker_vs_raw'])} of raw"),
-        ("  stage 1 (validate) within it", _fmt(g("worker", "stage1_validate_events_per_s"), " ev/s"), f"{_fmt(v['stage1_vs_raw'])} of raw"),
-        ("stage 2 alone (RatesService)", _fmt(g("stage2", "events_per_s"), " ev/s"), f"{_fmt(v['stage2_vs_raw'])} of raw"),
-        ("stage 3 alone (psmon sink)", _fmt(g("sink", "rows_per_s"), " rows/s"), f"{_fmt(v['sink_vs_raw_insert'])} of raw insert"),
+        (
+            "stage 1 CPU ceiling (validate+encode, no Kafka)",
+            _fmt(g("cpu", "stage1_validate_encode_events_per_s"), " ev/s"),
+            "",
+        ),
+        (
+            "stage 2 CPU ceiling (decode+observe, no Kafka)",
+            _fmt(g("cpu", "stage2_decode_observe_events_per_s"), " ev/s"),
+            "",
+        ),
+        (
+            "worker (stages 1+2), 1 process",
+            _fmt(g("worker", "events_per_s"), " ev/s"),
+            f"{_fmt(v['worker_vs_raw'])} of raw",
+        ),
+        (
+            "  stage 1 (validate) within it",
+            _fmt(g("worker", "stage1_validate_events_per_s"), " ev/s"),
+            f"{_fmt(v['stage1_vs_raw'])} of raw",
+        ),
+        (
+            "stage 2 alone (RatesService)",
+            _fmt(g("stage2", "events_per_s"), " ev/s"),
+            f"{_fmt(v['stage2_vs_raw'])} of raw",
+        ),
+        (
+            "stage 3 alone (psmon sink)",
+            _fmt(g("sink", "rows_per_s"), " rows/s"),
+            f"{_fmt(v['sink_vs_raw_insert'])} of raw insert",
+        ),
         ("raw clickhouse-connect insert", _fmt(g("raw_insert", "rows_per_s"), " rows/s"), "1.00 (reference)"),
-        ("end to end: worker + sink, all committed", _fmt(g("pipeline", "events_per_s"), " ev/s"), f"{_fmt(v['pipeline_vs_raw'])} of raw"),
-        ("latency p50 / p99 / max", f"{_fmt(g('latency', 'p50_ms'))} / {_fmt(g('latency', 'p99_ms'))} / {_fmt(g('latency', 'max_ms'))} ms",
-         f"at {_fmt(g('latency', 'rate_eps_sent'))} ev/s, {g('latency', 'markers')} markers"),
-        ("latency at live peak p50 / p99 / max", f"{_fmt(g('latency_peak', 'p50_ms'))} / {_fmt(g('latency_peak', 'p99_ms'))} / {_fmt(g('latency_peak', 'max_ms'))} ms",
-         f"at {_fmt(g('latency_peak', 'rate_eps_sent'))} ev/s, {g('latency_peak', 'markers')} markers"),
-        ("replay file → ClickHouse", _fmt(g("replay", "events_per_s"), " ev/s"), f"write part alone {_fmt(g('replay', 'write_events_per_s'))} ev/s"),
-        ("worker peak RSS: corpus / quarter", f"{_fmt(g('worker', 'peak_rss_mib', 0))} / {_fmt(g('worker_quarter', 'peak_rss_mib', 0))} MiB",
-         f"growth {_fmt(v['rss_growth_4x'])}x for 4x events"),
-        ("scale-out: 2 worker processes", _fmt(g("scaleout", "events_per_s"), " ev/s"), f"{_fmt(v['scaleout_speedup'])}x one worker"),
-    ]  # fmt: skip
+        (
+            "end to end: worker + sink, all committed",
+            _fmt(g("pipeline", "events_per_s"), " ev/s"),
+            f"{_fmt(v['pipeline_vs_raw'])} of raw",
+        ),
+        (
+            "latency p50 / p99 / max",
+            f"{_fmt(g('latency', 'p50_ms'))} / {_fmt(g('latency', 'p99_ms'))} / {_fmt(g('latency', 'max_ms'))} ms",
+            f"at {_fmt(g('latency', 'rate_eps_sent'))} ev/s, {g('latency', 'markers')} markers",
+        ),
+        (
+            "latency at live peak p50 / p99 / max",
+            f"{_fmt(g('latency_peak', 'p50_ms'))} / {_fmt(g('latency_peak', 'p99_ms'))} / {_fmt(g('latency_peak', 'max_ms'))} ms",
+            f"at {_fmt(g('latency_peak', 'rate_eps_sent'))} ev/s, {g('latency_peak', 'markers')} markers",
+        ),
+        (
+            "replay file → ClickHouse",
+            _fmt(g("replay", "events_per_s"), " ev/s"),
+            f"write part alone {_fmt(g('replay', 'write_events_per_s'))} ev/s",
+        ),
+        (
+            "worker peak RSS: corpus / quarter",
+            f"{_fmt(g('worker', 'peak_rss_mib', 0))} / {_fmt(g('worker_quarter', 'peak_rss_mib', 0))} MiB",
+            f"growth {_fmt(v['rss_growth_4x'])}x for 4x events",
+        ),
+        (
+            "scale-out: 2 worker processes",
+            _fmt(g("scaleout", "events_per_s"), " ev/s"),
+            f"{_fmt(v['scaleout_speedup'])}x one worker",
+        ),
+    ]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     lines = [f"{'measurement':<{w0}}  {'result':>{w1}}  ratio / note", "-" * (w0 + w1 + 30)]
     lines += [f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows]
     lines.append("")
     lines += [f"target: {t:<42} {verdict}" for t, verdict in results["evaluation"]["targets"].items()]
-    lines.append(f"machine: {m['cpus']} CPUs, load average {m['loadavg_start'][0]:.1f} at start, "
-                 f"{m.get('loadavg_end', (0,))[0]:.1f} at end")  # fmt: skip
+    lines.append(
+        f"machine: {m['cpus']} CPUs, load average {m['loadavg_start'][0]:.1f} at start, "
+        f"{m.get('loadavg_end', (0,))[0]:.1f} at end"
+    )
     return "\n".join(lines)

@@ -13,15 +13,13 @@ import asyncio
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from benchmarks.common import Bench, Progress, high_watermarks
 from psmon.schemas.normalized import ValidRecord, decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import EVENT_COLUMNS, event_row
-from psmon.testing import Samples, sample, scrape
+from testkit import Samples, from_beginning, sample, scrape
 
 __all__ = ["raw_insert", "read_valid", "run_sink", "sink_done"]
 
@@ -69,20 +67,13 @@ def read_valid(bootstrap: str, topic: str, partitions: int, count: int) -> list[
     """Every record of `.valid` (the rows the sink wrote), decoded."""
 
     async def run() -> list[ValidRecord]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+        async with from_beginning(bootstrap, topic, partitions) as (consumer, _):
             out: list[ValidRecord] = []
             deadline = time.monotonic() + 300 + count / 1000
             while len(out) < count and time.monotonic() < deadline:
                 for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
                     out.extend(decode_valid(r.value or b"") for r in records)
             return out
-        finally:
-            await consumer.stop()
 
     return asyncio.run(run())
 

@@ -20,9 +20,13 @@ __all__ = ["run_stage2"]
 
 async def _run(bootstrap: str, prefix: str, partitions: int, valid: int, timeout_s: float) -> dict[str, Any]:
     settings = Settings(
-        kafka_bootstrap=bootstrap, topic_prefix=prefix, app_id=f"{prefix}-stage2", topic_partitions=partitions,
-        session_timeout_s=6, metrics_port=0,
-    )  # fmt: skip
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        app_id=f"{prefix}-stage2",
+        topic_partitions=partitions,
+        session_timeout_s=6,
+        metrics_port=0,
+    )
     metrics = PipelineMetrics()
     live = LiveRates(metrics=metrics, dedup_max_ids=settings.dedup_max_ids, worker="bench")
     service = RatesService(settings, live)

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from benchmarks.common import Bench, Progress, exported_events, invalid_total, processed, vm_hwm_kib
-from psmon.testing import Samples, scrape
+from testkit import Samples, scrape
 
 __all__ = ["run_workers"]
 

@@ -14,9 +14,16 @@ All metrics live on one injected `CollectorRegistry` (a fresh one per test), nev
 default registry, so several stages can share a process (as in `psmon up`) without clashes.
 """
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["PipelineMetrics", "serve_metrics"]
+__all__ = ["SINK_JOB", "WORKER_JOB", "PipelineMetrics", "serve_metrics"]
+
+#: Prometheus job names under which workers and sinks are scraped: the generated scrape config and
+#: pipeline alerts (`alerting.rules`) and the dashboards' queries (`dashboards.promql`) use these.
+WORKER_JOB: Final = "psmon-worker"
+SINK_JOB: Final = "psmon-sink"
 
 
 class PipelineMetrics:
@@ -77,22 +84,34 @@ class PipelineMetrics:
         self.late = Counter("psmon_events_late", "Events older than every live bucket", registry=r)
         self.sink_rows = Counter("psmon_sink_rows", "Rows written to ClickHouse", ["table"], registry=r)
         self.sink_skipped = Counter(
-            "psmon_sink_rows_skipped", "Records not written because their event_id is already stored", ["table"],
+            "psmon_sink_rows_skipped",
+            "Records not written because their event_id is already stored",
+            ["table"],
             registry=r,
-        )  # fmt: skip
+        )
         self.sink_batch_rows = Histogram(
-            "psmon_sink_batch_rows", "Rows per ClickHouse insert",
-            buckets=(1, 10, 100, 500, 1000, 5000, 10000, 50000), registry=r,
-        )  # fmt: skip
+            "psmon_sink_batch_rows",
+            "Rows per ClickHouse insert",
+            buckets=(1, 10, 100, 500, 1000, 5000, 10000, 50000),
+            registry=r,
+        )
         self.sink_batch_seconds = Histogram(
             "psmon_sink_batch_seconds", "Time to write one batch to ClickHouse", registry=r
         )
         self.clickhouse_errors = Counter("psmon_clickhouse_errors", "Failed ClickHouse writes (retried)", registry=r)
+        self.sink_unstorable = Counter(
+            "psmon_sink_rows_unstorable",
+            "Rows ClickHouse refused as data errors: set aside, not retried",
+            ["table"],
+            registry=r,
+        )
         self.clickhouse_up = Gauge("psmon_clickhouse_up", "1 if the last ClickHouse write succeeded", registry=r)
         self.sink_committed_offset = Gauge(
-            "psmon_sink_committed_offset", "Next offset to read, committed after the write",
-            ["topic", "partition"], registry=r,
-        )  # fmt: skip
+            "psmon_sink_committed_offset",
+            "Next offset to read, committed after the write",
+            ["topic", "partition"],
+            registry=r,
+        )
 
 
 def serve_metrics(registry: CollectorRegistry, *, host: str, port: int) -> int:

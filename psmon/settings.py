@@ -18,7 +18,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class Settings(BaseSettings):
-    """Configuration of psmon; see README "Configuration" for the table of variables."""
+    """Configuration of psmon; see docs/configuration.md for the table of variables."""
 
     model_config = SettingsConfigDict(env_prefix="PSMON_", extra="forbid", frozen=True)
 
@@ -67,16 +67,6 @@ class Settings(BaseSettings):
     sink_flush_interval_ms: int = Field(500, ge=1, description="max wait to fill a batch")
     sink_retry_max_backoff_s: float = Field(30.0, gt=0, description="cap of retry backoff")
 
-    # Fault injection, for tests only: kill the sink (SIGKILL) right after its N-th ClickHouse
-    # write and before the offset commit, the moment where a wrong protocol would lose or
-    # double-count data. 0 = off.
-    shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: exit after this even if not drained")
-    test_sink_crash_after_writes: int = Field(0, ge=0)
-    test_worker_crash_after_events: int = Field(0, ge=0)
-    test_clickhouse_fault_file: str = Field(
-        "", description="tests only: while this file exists, every ClickHouse write of the sink fails"
-    )
-
     # Alerting (psmon rules, psmon alerts listen, and the servers psmon up starts)
     thresholds_file: Path | None = Field(None, description="thresholds.yaml; empty = the one shipped with psmon")
     prometheus_port: int = Field(9090, ge=0, le=65535, description="Prometheus started by psmon up; 0 = don't")
@@ -90,12 +80,42 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./psmon-data"), description="state and logs of local runs")
     log_level: LogLevel = "info"
     worker_name: str = Field("", description="label for this process in metrics; default host:pid")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: exit after this even if not drained")
+
+    # Tests only: fault points, read once into a `psmon.faults.FaultPlan` (see there). 0 / empty = off.
+    test_sink_crash_after_writes: int = Field(
+        0, ge=0, description="tests only: SIGKILL the sink after its N-th write, before the commit"
+    )
+    test_worker_crash_after_events: int = Field(
+        0, ge=0, description="tests only: SIGKILL the worker after validating N events, input not committed"
+    )
+    test_clickhouse_fault_file: str = Field(
+        "", description="tests only: while this file exists, every ClickHouse write of the sink fails"
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
     def _strip_scheme(cls, v: str) -> str:
         # Accept the kafka:// form Faust uses as well as plain host:port lists.
         return v.removeprefix("kafka://")
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _check_dsn(cls, v: str) -> str:
+        scheme, sep, rest = v.partition("://")
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        if not v or (sep and scheme in ("http", "https") and host):
+            return v
+        if sep and scheme == "chdb":
+            if rest.startswith("/"):
+                return v
+            raise ValueError("an embedded DSN needs an absolute path, e.g. chdb:///var/lib/psmon")
+        if sep and scheme in ("http", "https"):
+            raise ValueError(f"a server DSN needs a host, e.g. {scheme}://HOST:8123")
+        raise ValueError(
+            "use chdb:///ABS/DIR (embedded), http://HOST:8123 or https://HOST:8443 (a server), "
+            "or leave it empty (embedded, in <data_dir>/clickhouse)"
+        )
 
     @property
     def topic_events(self) -> str:

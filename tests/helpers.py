@@ -1,40 +1,34 @@
-"""Test helpers: bounded polling, metric scraping, process control (shared with the benchmarks in
-`psmon.testing`), and per-province totals read from /metrics and from ClickHouse."""
+"""Test helpers: everything of `testkit` (the process, polling and scraping helpers shared with the
+benchmarks, re-exported here so tests import from one place), and per-province totals read from
+/metrics and from ClickHouse."""
 
 from typing import Any
 
-from psmon.testing import (
-    Samples,
-    end_offsets,
-    pids_alive,
-    psmon_process,
-    sample,
-    scrape,
-    sink_caught_up,
-    stop_process,
-    wait_until,
-)
+import testkit
+from testkit import *  # noqa: F403
+from testkit import Samples
 
 __all__ = [
+    *testkit.__all__,
     "CLICKHOUSE_TOTALS_SQL",
     "TOTAL_KEYS",
-    "Samples",
     "clickhouse_totals",
-    "end_offsets",
     "metric_totals",
-    "pids_alive",
-    "psmon_process",
-    "sample",
-    "scrape",
-    "sink_caught_up",
-    "stop_process",
-    "wait_until",
+    "rollup_totals",
 ]
 
 TOTAL_KEYS = (
-    "submitted", "online", "full_online", "fee_bearing", "payments", "paid_online",
-    "resolved", "on_time", "dig_dossier", "dig_result",
-)  # fmt: skip
+    "submitted",
+    "online",
+    "full_online",
+    "fee_bearing",
+    "payments",
+    "paid_online",
+    "resolved",
+    "on_time",
+    "dig_dossier",
+    "dig_result",
+)
 
 
 def metric_totals(*scrapes: Samples) -> dict[str, dict[str, int]]:
@@ -88,11 +82,17 @@ def clickhouse_totals(client: Any, db: str) -> dict[str, dict[str, int]]:
 
 #: schemas.metrics.COUNTERS (rollup columns) -> TOTAL_KEYS
 _ROLLUP_KEYS = {
-    "submitted": "submitted", "submitted_online": "online", "submitted_full_online": "full_online",
-    "submitted_fee_bearing": "fee_bearing", "payments": "payments", "payments_online": "paid_online",
-    "resolved": "resolved", "resolved_on_time": "on_time", "digitized_dossier": "dig_dossier",
+    "submitted": "submitted",
+    "submitted_online": "online",
+    "submitted_full_online": "full_online",
+    "submitted_fee_bearing": "fee_bearing",
+    "payments": "payments",
+    "payments_online": "paid_online",
+    "resolved": "resolved",
+    "resolved_on_time": "on_time",
+    "digitized_dossier": "dig_dossier",
     "digitized_result": "dig_result",
-}  # fmt: skip
+}
 
 
 def rollup_totals(client: Any, db: str, source: str) -> dict[str, dict[str, int]]:

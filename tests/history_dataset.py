@@ -54,7 +54,7 @@ def local_day(e: ValidEvent) -> date:
 
 
 def hand_counters(events: list[ValidEvent], key: Any) -> dict[Any, Counter[str]]:
-    """key(event) -> counters, computed directly from the event fields (BRIEF §2 definitions)."""
+    """key(event) -> counters, computed directly from the event fields (docs/contract.md definitions)."""
     out: dict[Any, Counter[str]] = {}
     for e in events:
         c = out.setdefault(key(e), Counter())

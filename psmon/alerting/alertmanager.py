@@ -6,7 +6,7 @@
   goes to the on-call receiver and repeats sooner; `warning`/`info` to the province operations
   receiver. Both post to psmon's webhook receiver (`psmon alerts listen`), which logs and stores
   every notification in ClickHouse; real channels are added beside it (see `RECEIVER_EXAMPLES`,
-  written as comments at the top of the file, and README "Alerting").
+  written as comments at the top of the file, and docs/alerting.md).
 - Inhibitions: a worker down silences the alerts it makes meaningless (no events, ratios, lag);
   the nationwide "no events" silences the 34 per-province ones.
 - `send_resolved: true`, so the history table gets the end of each episode.
@@ -92,7 +92,7 @@ def build_alertmanager_config(th: Thresholds, *, webhook_url: str) -> dict[str, 
             },
         ],
         "receivers": [webhook(_PROVINCE_RECEIVER), webhook(_ONCALL_RECEIVER)],
-    }  # fmt: skip
+    }
 
 
 def render_alertmanager_config(th: Thresholds, *, webhook_url: str) -> str:

@@ -33,10 +33,26 @@ __all__ = ["ALERT_COLUMNS", "AlertReceiver", "AlertReceiverService", "alert_rows
 log = logging.getLogger("psmon.alerts")
 
 ALERT_COLUMNS = (
-    "fingerprint", "status", "starts_at", "ends_at", "alertname", "severity", "province_code", "province_name",
-    "metric", "value", "threshold", "volume", "summary_vi", "summary_en", "labels", "annotations", "receiver",
-    "generator_url", "received_at",
-)  # fmt: skip
+    "fingerprint",
+    "status",
+    "starts_at",
+    "ends_at",
+    "alertname",
+    "severity",
+    "province_code",
+    "province_name",
+    "metric",
+    "value",
+    "threshold",
+    "volume",
+    "summary_vi",
+    "summary_en",
+    "labels",
+    "annotations",
+    "receiver",
+    "generator_url",
+    "received_at",
+)
 
 #: Alertmanager's "no end time" (firing alerts).
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -72,14 +88,29 @@ def alert_rows(payload: dict[str, Any], *, received_at: datetime) -> list[list[A
         labels: dict[str, str] = a.get("labels", {})
         ann: dict[str, str] = a.get("annotations", {})
         starts = _time(a.get("startsAt")) or received_at
-        rows.append([
-            str(a.get("fingerprint", "")), str(a.get("status", "")), starts, _time(a.get("endsAt", _ZERO_TIME)),
-            labels.get("alertname", ""), labels.get("severity", ""), labels.get("province", ""),
-            labels.get("province_name", ""), labels.get("metric", ""), _float(ann.get("value")),
-            _float(ann.get("threshold")), _float(ann.get("volume")), ann.get("summary_vi", ""),
-            ann.get("summary_en", ann.get("summary", "")), orjson.dumps(labels).decode(), orjson.dumps(ann).decode(),
-            receiver, str(a.get("generatorURL", "")), received_at,
-        ])  # fmt: skip
+        rows.append(
+            [
+                str(a.get("fingerprint", "")),
+                str(a.get("status", "")),
+                starts,
+                _time(a.get("endsAt", _ZERO_TIME)),
+                labels.get("alertname", ""),
+                labels.get("severity", ""),
+                labels.get("province", ""),
+                labels.get("province_name", ""),
+                labels.get("metric", ""),
+                _float(ann.get("value")),
+                _float(ann.get("threshold")),
+                _float(ann.get("volume")),
+                ann.get("summary_vi", ""),
+                ann.get("summary_en", ann.get("summary", "")),
+                orjson.dumps(labels).decode(),
+                orjson.dumps(ann).decode(),
+                receiver,
+                str(a.get("generatorURL", "")),
+                received_at,
+            ]
+        )
     return rows
 
 
@@ -112,9 +143,15 @@ class AlertReceiver:
         for row, alert in zip(rows, payload.get("alerts", []), strict=True):
             log.info(
                 "%s %s province=%s metric=%s value=%s threshold=%s volume=%s: %s",
-                row[1].upper(), row[4], row[6] or "-", row[8] or "-", _short(row[9]), _short(row[10]),
-                _short(row[11]), row[13],
-            )  # fmt: skip
+                row[1].upper(),
+                row[4],
+                row[6] or "-",
+                row[8] or "-",
+                _short(row[9]),
+                _short(row[10]),
+                _short(row[11]),
+                row[13],
+            )
             self.recent.append({"receiver": payload.get("receiver"), **alert})
         try:
             await self._executor.run(self._store, rows)

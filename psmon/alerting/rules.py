@@ -1,19 +1,19 @@
 """Prometheus rules and `prometheus.yml`, generated from the thresholds.
 
-Recording rules (group `psmon.recording`, evaluated before the alerts):
+Recording rules (first in the one group `psmon`, so each evaluation computes them before the alerts):
 - `psmon:province_info{province, province_name} 1`, one per current province: the list of the
   34 that "no events" is checked against, and the Vietnamese name joined into alert labels.
 - `psmon:office_hours` 1 while offices are open (UTC+7 weekday, period and holiday conditions
   generated from `office_hours`; PromQL has no time zone, so the clock is shifted by +7 h and
   holidays are local day numbers since 1970-01-01), 0 otherwise.
 - `province:psmon_ratio_numerator:increase`, `..._denominator:increase` and `province:psmon_ratio:increase`
-  with labels `metric` and `window`: the six ratios of BRIEF §2 per province, from the exported
+  with labels `metric` and `window`: the six ratios of the contract (docs/contract.md) per province, from the exported
   counters summed across workers (`sum by (province) (increase(...))`), for the dashboard
   windows plus every alert window. A zero denominator gives no value (not 0, not 1); a missing
   numerator series where the denominator exists counts as 0 (a province whose online filings
   stopped before the worker started must still alert).
 
-Alerting rules (group `psmon.alerts`):
+Alerting rules (after the recording rules, same group):
 - `PsmonRatioBelowFloor{metric}`: ratio strictly under `alert_below` while the denominator in the
   window is at least `min_volume`, for `for:`; one rule per metric for every province without an
   override, and one per overridden province. Cross-event ratios can exceed 1 in short windows;
@@ -38,6 +38,7 @@ from typing import Any, Final
 import yaml
 
 from psmon.alerting.thresholds import MetricThreshold, Thresholds
+from psmon.metrics import SINK_JOB, WORKER_JOB
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_OFFSET_S
@@ -47,8 +48,6 @@ __all__ = [
     "COUNTER_SERIES",
     "METRIC_LABELS",
     "RULES_FILE",
-    "SINK_JOB",
-    "WORKER_JOB",
     "build_prometheus_config",
     "build_rules",
     "dump_yaml",
@@ -57,8 +56,6 @@ __all__ = [
 ]
 
 RULES_FILE: Final = "psmon-rules.yml"
-WORKER_JOB: Final = "psmon-worker"
-SINK_JOB: Final = "psmon-sink"
 
 #: Counter names of `schemas.metrics.COUNTERS` -> (exported counter, label matchers).
 COUNTER_SERIES: Final[dict[str, tuple[str, dict[str, str]]]] = {
@@ -177,8 +174,16 @@ def _ratio_rules(windows: Sequence[str]) -> list[dict[str, Any]]:
 _WITH_NAME = "* on(province) group_left(province_name) psmon:province_info"
 
 
-def _ratio_alert(metric: Metric, t: MetricThreshold, *, floor: float, min_volume: int, target: float,
-                 province_filter: str, labels: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def _ratio_alert(
+    metric: Metric,
+    t: MetricThreshold,
+    *,
+    floor: float,
+    min_volume: int,
+    target: float,
+    province_filter: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
     vi, en, unit_vi, unit_en = METRIC_LABELS[metric]
     sel = f'metric="{metric}",window="{t.window}",{province_filter}'
     volume_query = (
@@ -220,16 +225,29 @@ def _ratio_alerts(th: Thresholds) -> list[dict[str, Any]]:
         special = sorted(t.provinces)  # any override, even of the target alone, gets its own rule and texts
         others = f'province!~"{"|".join(special)}"' if special else 'province!=""'
         target = t.target
-        rules.append(_ratio_alert(metric, t, floor=t.alert_below, min_volume=t.min_volume, target=target,
-                                  province_filter=others, labels={}))  # fmt: skip
+        rules.append(
+            _ratio_alert(
+                metric,
+                t,
+                floor=t.alert_below,
+                min_volume=t.min_volume,
+                target=target,
+                province_filter=others,
+                labels={},
+            )
+        )
         for code in special:
             rules.append(
                 _ratio_alert(
-                    metric, t, floor=th.floor(metric, code) or 0.0, min_volume=th.min_volume(metric, code) or 1,
-                    target=th.target(metric, code) or target, province_filter=f'province="{code}"',
+                    metric,
+                    t,
+                    floor=th.floor(metric, code) or 0.0,
+                    min_volume=th.min_volume(metric, code) or 1,
+                    target=th.target(metric, code) or target,
+                    province_filter=f'province="{code}"',
                     labels={"province": code},  # one rule per override: a distinct label set
                 )
-            )  # fmt: skip
+            )
     return rules
 
 
@@ -357,10 +375,11 @@ def build_rules(th: Thresholds) -> dict[str, Any]:
     ]
     alerts = _ratio_alerts(th) + _pipeline_alerts(th)
     return {
-        "groups": [
-            {"name": "psmon.recording", "interval": interval, "rules": recording},
-            {"name": "psmon.alerts", "interval": interval, "rules": alerts},
-        ]
+        # One group: Prometheus evaluates the rules of a group in order at one instant, so every
+        # alert reads the recorded series of that same evaluation. Separate groups run
+        # concurrently (and promtool orders them at random), so an alert could read a
+        # recording one interval old or not yet written, which made rule tests flaky.
+        "groups": [{"name": "psmon", "interval": interval, "rules": [*recording, *alerts]}]
     }
 
 

@@ -30,12 +30,11 @@ from typing import Any, Final
 from psmon.alerting.rules import (
     COUNTER_SERIES,
     RULES_FILE,
-    SINK_JOB,
-    WORKER_JOB,
     build_rules,
     dump_yaml,
 )
 from psmon.alerting.thresholds import Thresholds, duration_s
+from psmon.metrics import SINK_JOB, WORKER_JOB
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_OFFSET_S

@@ -105,8 +105,17 @@ class LocalAlerting:
     psmon up then runs without alerting rather than failing.
     """
 
-    def __init__(self, th: Thresholds, *, data_dir: Path, metrics_port: int, prometheus_port: int,
-                 alertmanager_port: int, receiver_host: str, receiver_port: int):  # fmt: skip
+    def __init__(
+        self,
+        th: Thresholds,
+        *,
+        data_dir: Path,
+        metrics_port: int,
+        prometheus_port: int,
+        alertmanager_port: int,
+        receiver_host: str,
+        receiver_port: int,
+    ):
         self.th, self.data_dir = th, data_dir
         self.metrics_port, self.prometheus_port, self.alertmanager_port = (
             metrics_port,
@@ -143,14 +152,19 @@ class LocalAlerting:
         )
         try:
             self.alertmanager = MonitoringServer.alertmanager(
-                binary=alertmanager_bin, config=files.alertmanager_config,
-                data_dir=self.data_dir / "alertmanager" / "data", port=self.alertmanager_port,
+                binary=alertmanager_bin,
+                config=files.alertmanager_config,
+                data_dir=self.data_dir / "alertmanager" / "data",
+                port=self.alertmanager_port,
                 log_path=self.data_dir / "alertmanager.log",
-            ).start()  # fmt: skip
+            ).start()
             self.prometheus = MonitoringServer.prometheus(
-                binary=prometheus_bin, config=files.prometheus_config, data_dir=self.data_dir / "prometheus" / "data",
-                port=self.prometheus_port, log_path=self.data_dir / "prometheus.log",
-            ).start()  # fmt: skip
+                binary=prometheus_bin,
+                config=files.prometheus_config,
+                data_dir=self.data_dir / "prometheus" / "data",
+                port=self.prometheus_port,
+                log_path=self.data_dir / "prometheus.log",
+            ).start()
         except MonitoringServerError as exc:  # the pipeline still runs; alerting is an extra here
             self.stop()
             self.skipped = str(exc)

@@ -1,10 +1,10 @@
 """`psmon rules` and `psmon alerts ...`: generate the monitoring config, receive and list alerts.
 
 Kept out of `main.py` so the alerting commands stay in one place; `main.py` only registers them.
-Heavy imports happen inside the commands, so `psmon --help` stays fast.
+Heavy imports happen inside the commands, so `psmon --help` stays fast. The `alerts` group takes
+its commands' `--clickhouse` and `--data-dir` too (`psmon alerts --data-dir D history`).
 """
 
-import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,30 +13,21 @@ from typing import Annotated
 import orjson
 import typer
 
-from psmon.cli.logs import configure_logging
-from psmon.settings import Settings
+from psmon.cli.options import ClickHouseOpt, DataDirOpt, ThresholdsOpt, env_help, settings
+from psmon.logs import configure_logging
 
 __all__ = ["alerts_app", "rules"]
 
-log = logging.getLogger(__name__)
-
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert notifications: the webhook receiver and the history.")
 
-ClickHouseOpt = Annotated[str | None, typer.Option("--clickhouse", help="ClickHouse DSN [env PSMON_CLICKHOUSE_DSN]")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="local state [env PSMON_DATA_DIR]")]
-ThresholdsOpt = Annotated[
-    Path | None,
-    typer.Option("--thresholds", help="thresholds.yaml (default: the one shipped) [env PSMON_THRESHOLDS_FILE]"),
-]
 
-
-def _settings(**overrides: object) -> Settings:
-    from psmon.cli.main import _settings as build  # main registers this module: import at call time
-
-    return build(**overrides)
+@alerts_app.callback()
+def alerts(clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Alert notifications: the webhook receiver and the history."""
 
 
 def rules(
+    ctx: typer.Context,
     out: Annotated[Path | None, typer.Option("--out", help="output directory (default: <data_dir>)")] = None,
     thresholds: ThresholdsOpt = None,
     profile: Annotated[
@@ -58,7 +49,7 @@ def rules(
 
     if profile not in ("local", "compose"):
         raise typer.BadParameter("use local or compose", param_hint="--profile")
-    s = _settings(thresholds_file=thresholds)
+    s = settings(ctx, thresholds_file=thresholds)
     th = load_thresholds(s.thresholds_file)
     base = (
         COMPOSE_TARGETS
@@ -107,19 +98,20 @@ def _check(prometheus_yml: Path, alertmanager_yml: Path, rule_tests: list[Path])
 
 @alerts_app.command("listen")
 def listen(
-    host: Annotated[str | None, typer.Option(help="interface [env PSMON_ALERTS_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="port [env PSMON_ALERTS_PORT]")] = None,
-    clickhouse: Annotated[
-        str | None, typer.Option("--clickhouse", help="ClickHouse DSN [env PSMON_CLICKHOUSE_DSN]")
-    ] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="[env PSMON_DATA_DIR]")] = None,
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help=env_help("interface", "alerts_host"))] = None,
+    port: Annotated[int | None, typer.Option(help=env_help("port", "alerts_port"))] = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Receive Alertmanager webhooks: log each alert and store it in the ClickHouse `alerts` table."""
     from mode import Worker
 
     from psmon.alerting.receiver import AlertReceiverService
+    from psmon.sinks.clickhouse.client import ensure_embedded_free
 
-    s = _settings(alerts_host=host, alerts_port=port, clickhouse_dsn=clickhouse, data_dir=data_dir)
+    s = settings(ctx, alerts_host=host, alerts_port=port, clickhouse_dsn=clickhouse, data_dir=data_dir)
+    ensure_embedded_free(s.resolved_clickhouse_dsn)  # else the service fails opening it, in a traceback
     configure_logging(s.log_level)
     service = AlertReceiverService(
         dsn=s.resolved_clickhouse_dsn, database=s.clickhouse_database, host=s.alerts_host, port=s.alerts_port
@@ -129,14 +121,13 @@ def listen(
 
 @alerts_app.command("history")
 def history(
+    ctx: typer.Context,
     province: Annotated[str | None, typer.Option(help="only this 34-province code")] = None,
     status: Annotated[str, typer.Option(help="all | firing | resolved")] = "all",
     limit: Annotated[int, typer.Option(help="most recent N")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-    clickhouse: Annotated[
-        str | None, typer.Option("--clickhouse", help="ClickHouse DSN [env PSMON_CLICKHOUSE_DSN]")
-    ] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="[env PSMON_DATA_DIR]")] = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """List stored alert notifications, newest first (one row per alert episode and status)."""
     from psmon.sinks.clickhouse.client import connect
@@ -144,7 +135,7 @@ def history(
 
     if status not in ("all", "firing", "resolved"):
         raise typer.BadParameter("use all, firing or resolved", param_hint="--status")
-    s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
+    s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
     client = connect(s.resolved_clickhouse_dsn)
     migrate(client, s.clickhouse_database)
     where, params = [], {}

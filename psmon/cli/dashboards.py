@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from psmon.cli.options import ThresholdsOpt, fail, settings
+
 if TYPE_CHECKING:
     from psmon.dashboards.build import BuildOptions
 
@@ -16,12 +18,6 @@ __all__ = ["dashboards_app"]
 
 dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code: build JSON, push to Grafana.")
 
-ThresholdsOpt = Annotated[
-    Path | None,
-    typer.Option("--thresholds", envvar="PSMON_THRESHOLDS",
-                 help="thresholds.yaml (target/alert_below per metric); default: the packaged "
-                      "psmon/alerting/thresholds.yaml if present, else built-in official targets"),
-]  # fmt: skip
 PrometheusUrlOpt = Annotated[str, typer.Option(help="Prometheus URL as Grafana reaches it")]
 AlertmanagerUrlOpt = Annotated[str, typer.Option(help="Alertmanager URL as Grafana reaches it")]
 ClickHouseUrlOpt = Annotated[str, typer.Option(help="ClickHouse HTTP URL as Grafana reaches it")]
@@ -30,26 +26,36 @@ DatabaseOpt = Annotated[str, typer.Option(envvar="PSMON_CLICKHOUSE_DATABASE", he
 
 # defaults = the docker-compose service names (psmon.dashboards.datasources.DatasourceConfig)
 _PROM, _AM, _CH, _CH_USER, _DB = (
-    "http://prometheus:9090", "http://alertmanager:9093", "http://clickhouse:8123", "psmon", "psmon"
-)  # fmt: skip
+    "http://prometheus:9090",
+    "http://alertmanager:9093",
+    "http://clickhouse:8123",
+    "psmon",
+    "psmon",
+)
 
 
 def _options(
-    thresholds: Path | None, prometheus_url: str, alertmanager_url: str, clickhouse_url: str, clickhouse_user: str,
+    ctx: typer.Context,
+    thresholds: Path | None,
+    prometheus_url: str,
+    alertmanager_url: str,
+    clickhouse_url: str,
+    clickhouse_user: str,
     database: str,
-) -> "BuildOptions":  # fmt: skip
+) -> "BuildOptions":
     from psmon.dashboards.build import BuildOptions
     from psmon.dashboards.datasources import DatasourceConfig
 
-    if thresholds is not None and not thresholds.exists():
-        typer.secho(f"psmon: thresholds file {thresholds} does not exist", err=True, fg="red")
-        raise typer.Exit(1)
+    path = settings(ctx, thresholds_file=thresholds).thresholds_file  # --thresholds, else PSMON_THRESHOLDS_FILE
+    if path is not None and not path.exists():
+        fail(f"thresholds file {path} does not exist")
     ds = DatasourceConfig(prometheus_url, alertmanager_url, clickhouse_url, clickhouse_user, database)
-    return BuildOptions(thresholds_path=thresholds, datasources=ds)
+    return BuildOptions(thresholds_path=path, datasources=ds)
 
 
 @dashboards_app.command("build")
 def build(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="output directory")] = Path("deploy/grafana"),
     thresholds: ThresholdsOpt = None,
     prometheus_url: PrometheusUrlOpt = _PROM,
@@ -61,13 +67,14 @@ def build(
     """Write dashboard JSON and Grafana provisioning files (checked before writing)."""
     from psmon.dashboards.build import write_all
 
-    opts = _options(thresholds, prometheus_url, alertmanager_url, clickhouse_url, clickhouse_user, database)
+    opts = _options(ctx, thresholds, prometheus_url, alertmanager_url, clickhouse_url, clickhouse_user, database)
     for path in write_all(out, opts):
         typer.echo(str(path))
 
 
 @dashboards_app.command("push")
 def push(
+    ctx: typer.Context,
     url: Annotated[str, typer.Option(envvar="PSMON_GRAFANA_URL", help="Grafana base URL, e.g. http://grafana:3000")],
     token: Annotated[
         str | None, typer.Option(envvar="PSMON_GRAFANA_TOKEN", help="service-account token (Bearer)")
@@ -85,7 +92,7 @@ def push(
     """Upload the dashboards (same UID = update) into the `psmon` folder with grafana-client."""
     from psmon.dashboards.push import push as run_push
 
-    opts = _options(thresholds, prometheus_url, alertmanager_url, clickhouse_url, clickhouse_user, database)
+    opts = _options(ctx, thresholds, prometheus_url, alertmanager_url, clickhouse_url, clickhouse_user, database)
     result = run_push(url, token, options=opts, with_datasources=with_datasources)
     if result.folder_created:
         typer.echo("created folder psmon")

@@ -1,26 +1,36 @@
 """Analysts' commands: `psmon query`, `psmon report`, `psmon replay`, `psmon dead-letters`.
 
 A thin layer like `main.py`: options become `Settings` and plain arguments, and the work is done
-in `psmon/history/`. Registered on the main app by `register(app)`. With embedded chDB these
+in `psmon/history/`. `main.py` registers them. With embedded chDB these
 commands open the data directory themselves, so they run while no sink (or `psmon up`) holds it;
-with a ClickHouse server they run any time.
+with a ClickHouse server they run any time. The `query` and `dead-letters` groups take their
+commands' shared options too: `psmon query --data-dir D rank ...` = `psmon query rank ... --data-dir D`.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
-from pydantic import ValidationError
 
+from psmon.cli.options import (
+    ClickHouseOpt,
+    DataDirOpt,
+    FormatOpt,
+    KafkaOpt,
+    check_input_file,
+    fail,
+    inherited,
+    settings,
+)
 from psmon.history.periods import GRAIN_NAMES, Grain, Period
 from psmon.history.tables import OUTPUT_FORMATS, OutputFormat, ResultTable, render
 from psmon.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["dead_letters_app", "query_app", "replay", "report"]
 
 query_app = typer.Typer(
     no_args_is_help=False,
@@ -29,13 +39,6 @@ query_app = typer.Typer(
 )
 dead_letters_app = typer.Typer(no_args_is_help=True, help="List, explain and re-drive dead letters.")
 
-ClickHouseOpt = Annotated[
-    str | None,
-    typer.Option("--clickhouse", help="chdb:///abs/dir or http://host:8123 [env PSMON_CLICKHOUSE_DSN]"),
-]
-KafkaOpt = Annotated[str | None, typer.Option("--kafka", help="Kafka bootstrap host:port [env PSMON_KAFKA_BOOTSTRAP]")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="local state [env PSMON_DATA_DIR]")]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"output: {' | '.join(OUTPUT_FORMATS)}")]
 MetricOpt = Annotated[str, typer.Option("--metric", "-m", help="e.g. online_submission (or online_submission_ratio)")]
 HistoricalOpt = Annotated[
     bool,
@@ -44,26 +47,21 @@ HistoricalOpt = Annotated[
 ProvinceOpt = Annotated[list[str] | None, typer.Option("--province", "-p", help="only these codes (repeatable)")]
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"psmon: {message}", err=True, fg="red")
-    raise typer.Exit(1)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        _fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
-
-
 @contextmanager
-def _clickhouse(clickhouse: str | None, data_dir: Path | None) -> Iterator[tuple[Any, Settings]]:
+def _clickhouse(ctx: typer.Context, clickhouse: str | None, data_dir: Path | None) -> Iterator[tuple[Any, Settings]]:
     """A client for the command's duration. Closing it matters for chDB: one process can hold
     one data directory at a time, and tests run several commands in one process."""
     from psmon.sinks.clickhouse.client import connect
 
-    s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
-    client = connect(s.resolved_clickhouse_dsn)
+    if "fmt" in ctx.params:  # a bad --format is said before anything is opened
+        _format(inherited(ctx, "fmt", ctx.params["fmt"]))
+    s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
+    dsn = s.resolved_clickhouse_dsn
+    if s.embedded_clickhouse and not Path(dsn.removeprefix("chdb://")).is_dir():
+        # opening it would create an empty database here, and the answer would be "not migrated"
+        where = "--clickhouse / PSMON_CLICKHOUSE_DSN" if s.clickhouse_dsn else "--data-dir / PSMON_DATA_DIR"
+        fail(f"{dsn.removeprefix('chdb://')}: no such directory: no psmon history there (check {where})")
+    client = connect(dsn)
     try:
         yield client, s
     finally:
@@ -71,10 +69,10 @@ def _clickhouse(clickhouse: str | None, data_dir: Path | None) -> Iterator[tuple
 
 
 @contextmanager
-def _history(clickhouse: str | None, data_dir: Path | None = None) -> Iterator[Any]:
+def _history(ctx: typer.Context, clickhouse: str | None, data_dir: Path | None) -> Iterator[Any]:
     from psmon.history.queries import History
 
-    with _clickhouse(clickhouse, data_dir) as (client, s):
+    with _clickhouse(ctx, clickhouse, data_dir) as (client, s):
         h = History(client, database=s.clickhouse_database)
         h.check_schema()
         yield h
@@ -82,21 +80,21 @@ def _history(clickhouse: str | None, data_dir: Path | None = None) -> Iterator[A
 
 def _format(value: str) -> OutputFormat:
     if value not in OUTPUT_FORMATS:
-        _fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {value!r}")
+        fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {value!r}")
     return value
 
 
 def _grain(value: str) -> Grain:
     if value not in GRAIN_NAMES:
-        _fail(f"--by must be one of {', '.join(GRAIN_NAMES)}; got {value!r}")
+        fail(f"--by must be one of {', '.join(GRAIN_NAMES)}; got {value!r}")
     return value
 
 
 def _period(period: str | None, year: int | None) -> Period:
     if period and year:
-        _fail("give --period or --year, not both")
+        fail("give --period or --year, not both")
     if not period and not year:
-        _fail("give --period (2025, 2025-Q3, 2025-07, 2025-07-15) or --year")
+        fail("give --period (2025, 2025-Q3, 2025-07, 2025-07-15) or --year")
     return Period.parse(period or str(year))
 
 
@@ -104,21 +102,24 @@ def _threshold(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
-        _fail(f"--threshold wants a share like 0.5 or 50%; got {text!r}")
+        fail(f"--threshold wants a share like 0.5 or 50%; got {text!r}")
     if not 0 <= value <= 1:
-        _fail(f"--threshold must be within 0..1 (or 0%..100%); got {text!r}")
+        fail(f"--threshold must be within 0..1 (or 0%..100%); got {text!r}")
     return value
 
 
-def _emit(table: ResultTable, fmt: str) -> None:
-    typer.echo(render(table, _format(fmt)))
+def _emit(ctx: typer.Context, table: ResultTable, fmt: str) -> None:
+    """Print `table` in the `--format` given to the command, or else to its group."""
+    typer.echo(render(table, _format(inherited(ctx, "fmt", fmt))))
 
 
 # -- psmon query ------------------------------------------------------------------------------
 @query_app.callback()
 def query(
     ctx: typer.Context,
-    sql: Annotated[str | None, typer.Option("--sql", help="run this SQL instead of a named question")] = None,
+    sql: Annotated[
+        str | None, typer.Option("--sql", help="run this SQL (one read-only statement) instead of a named question")
+    ] = None,
     fmt: FormatOpt = "table",
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
@@ -126,17 +127,26 @@ def query(
     """Named questions (rates, rank, below, index) or raw SQL (--sql)."""
     if ctx.invoked_subcommand is not None:
         if sql:
-            _fail("--sql runs on its own; drop the question name")
+            fail("--sql runs on its own; drop the question name")
         return
     if not sql:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
-    with _history(clickhouse, data_dir) as h:
-        _emit(h.raw_sql(sql), fmt)
+    from psmon.history.queries import QueryError, ReadOnlyError
+
+    with _history(ctx, clickhouse, data_dir) as h:
+        try:
+            table = h.raw_sql(sql)
+        except ReadOnlyError as exc:
+            fail(f"--sql is read-only: {exc.refused}")
+        except QueryError as exc:
+            fail(str(exc))
+    _emit(ctx, table, fmt)
 
 
 @query_app.command()
 def rates(
+    ctx: typer.Context,
     metric: MetricOpt,
     by: Annotated[str, typer.Option(help="day | month | quarter | year")] = "month",
     year: Annotated[int | None, typer.Option(help="calendar year (shorthand for --period YYYY)")] = None,
@@ -151,12 +161,13 @@ def rates(
     from psmon.history.queries import metric_name
 
     m, g, p = metric_name(metric), _grain(by), _period(period, year)
-    with _history(clickhouse, data_dir) as h:
-        _emit(h.rates(m, by=g, period=p, provinces=province, historical_codes=historical_codes), fmt)
+    with _history(ctx, clickhouse, data_dir) as h:
+        _emit(ctx, h.rates(m, by=g, period=p, provinces=province, historical_codes=historical_codes), fmt)
 
 
 @query_app.command()
 def rank(
+    ctx: typer.Context,
     metric: MetricOpt,
     period: Annotated[str, typer.Option(help="2026-Q3, 2026-08, 2026 or a day")],
     historical_codes: HistoricalOpt = False,
@@ -168,12 +179,13 @@ def rank(
     from psmon.history.queries import metric_name
 
     m, p = metric_name(metric), Period.parse(period)
-    with _history(clickhouse, data_dir) as h:
-        _emit(h.rank(m, period=p, historical_codes=historical_codes), fmt)
+    with _history(ctx, clickhouse, data_dir) as h:
+        _emit(ctx, h.rank(m, period=p, historical_codes=historical_codes), fmt)
 
 
 @query_app.command()
 def below(
+    ctx: typer.Context,
     threshold: Annotated[str, typer.Option(help="share, e.g. 0.5 or 50%")],
     metric: MetricOpt = "online_submission",
     by: Annotated[str, typer.Option(help="day | month | quarter | year")] = "month",
@@ -188,12 +200,13 @@ def below(
     from psmon.history.queries import metric_name
 
     m, t, g, p = metric_name(metric), _threshold(threshold), _grain(by), _period(period, year)
-    with _history(clickhouse, data_dir) as h:
-        _emit(h.below(m, threshold=t, by=g, period=p, historical_codes=historical_codes), fmt)
+    with _history(ctx, clickhouse, data_dir) as h:
+        _emit(ctx, h.below(m, threshold=t, by=g, period=p, historical_codes=historical_codes), fmt)
 
 
 @query_app.command("index")
 def index766(
+    ctx: typer.Context,
     month: Annotated[str | None, typer.Option(help="YYYY-MM")] = None,
     period: Annotated[str | None, typer.Option(help="or a quarter/year: 2026-Q3, 2026")] = None,
     rule: Annotated[
@@ -205,29 +218,26 @@ def index766(
     data_dir: DataDirOpt = None,
 ) -> None:
     """The Decision 766 points psmon can compute, per province, ranked; lists what it cannot."""
-    from psmon.schemas.index766 import ITEMS, with_rule
+    from psmon.schemas.index766 import ITEMS, parse_rule
 
     if bool(month) == bool(period):
-        _fail("give --month YYYY-MM or --period")
+        fail("give --month YYYY-MM or --period")
     p = Period.parse(month or period or "")
     if p.grain == "day":
-        _fail("the index is published per month, quarter or year")
+        fail("the index is published per month, quarter or year")
     items = ITEMS
     for r in rule or []:
-        item, _, spec = r.partition("=")
-        kind, _, at = spec.partition(":")
         try:
-            if kind not in ("linear", "full"):
-                raise ValueError(f"rule must be linear or full:X, got {spec!r}")
-            items = with_rule(items, item, "linear" if kind == "linear" else "full_at", float(at) if at else 1.0)
+            items = parse_rule(r, items)
         except ValueError as exc:
-            _fail(f"--rule {r}: {exc}")
-    with _history(clickhouse, data_dir) as h:
-        _emit(h.index766(period=p, items=items), fmt)
+            fail(f"--rule {r}: {exc}")
+    with _history(ctx, clickhouse, data_dir) as h:
+        _emit(ctx, h.index766(period=p, items=items), fmt)
 
 
 # -- psmon report -----------------------------------------------------------------------------
 def report(
+    ctx: typer.Context,
     period: Annotated[str, typer.Option(help="2025, 2025-Q3, 2025-07 or a day")],
     out: Annotated[Path, typer.Option(help="output directory for the HTML and PNG files")] = Path("psmon-report"),
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="metrics (default: all six)")] = None,
@@ -240,7 +250,9 @@ def report(
 
     metrics = [metric_name(m) for m in metric] if metric else None
     p = Period.parse(period)
-    with _history(clickhouse, data_dir) as h:
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; give a directory for the report")
+    with _history(ctx, clickhouse, data_dir) as h:
         files = write_report(h, period=p, out_dir=out, metrics=metrics)
     typer.echo(str(files.html))
     for png in files.pngs:
@@ -251,7 +263,8 @@ def report(
 
 
 def replay(
-    files: Annotated[list[Path], typer.Argument(help="JSONL, CSV or Parquet files", exists=True, dir_okay=False)],
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="JSONL, CSV or Parquet files")],
     to: Annotated[str, typer.Option(help="clickhouse | kafka | both")] = "clickhouse",
     publish: Annotated[bool, typer.Option("--publish", help="shorthand for --to kafka")] = False,
     batch_rows: Annotated[int, typer.Option(help="rows per ClickHouse insert")] = 50_000,
@@ -264,46 +277,31 @@ def replay(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    from psmon.history.publish import KafkaPublisher
-    from psmon.history.replay import replay_files
+    from psmon.history.replay import REPLAY_TARGETS, replay_into
     from psmon.history.sources import size_hint
-    from psmon.sinks.clickhouse.client import connect
-    from psmon.sinks.clickhouse.schema import migrate
-    from psmon.sinks.clickhouse.writer import ClickHouseWriter
 
+    for path in files:
+        check_input_file(path)
     target = "kafka" if publish and to == "clickhouse" else to
-    if target not in ("clickhouse", "kafka", "both"):
-        _fail(f"--to must be clickhouse, kafka or both; got {to!r}")
+    if target not in REPLAY_TARGETS:
+        fail(f"--to must be clickhouse, kafka or both; got {to!r}")
     if batch_rows < 1:
-        _fail("--batch-rows must be >= 1")
-    s = _settings(clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
-    writer = publisher = client = None
-    if target in ("clickhouse", "both"):
-        client = connect(s.resolved_clickhouse_dsn)
-        migrate(client, s.clickhouse_database)
-        writer = ClickHouseWriter(client, database=s.clickhouse_database)
-    if target in ("kafka", "both"):
-        from psmon.streams.topics import ensure_topics
-
-        ensure_topics(s)
-        publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
+        fail("--batch-rows must be >= 1")
+    s = settings(ctx, clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not progress, transient=False,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+        transient=False,
+    )
     tasks = {p: bar.add_task(p.name, total=size_hint(p)) for p in files}
-    try:
-        with bar:
-            stats = replay_files(
-                files, writer=writer, publisher=publisher, batch_rows=batch_rows,
-                retention_days=s.clickhouse_events_ttl_days,
-                progress=lambda p, n: bar.advance(tasks[p], n),
-            )  # fmt: skip
-    finally:
-        if publisher is not None:
-            publisher.close()
-        if client is not None:
-            client.close()
+    with bar:
+        stats = replay_into(
+            s, files, target=target, batch_rows=batch_rows, progress=lambda p, n: bar.advance(tasks[p], n)
+        )
     typer.echo(orjson.dumps(stats.summary()).decode())
 
 
@@ -312,16 +310,27 @@ SinceOpt = Annotated[datetime | None, typer.Option(help="only letters received a
 ReasonOpt = Annotated[str | None, typer.Option(help="only this reason")]
 
 
+@dead_letters_app.callback()
+def dead_letters(
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    kafka: KafkaOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List, explain and re-drive dead letters."""
+
+
 @contextmanager
-def _store(clickhouse: str | None, data_dir: Path | None) -> Iterator[Any]:
+def _store(ctx: typer.Context, clickhouse: str | None, data_dir: Path | None) -> Iterator[Any]:
     from psmon.history.dead_letters import DeadLetterStore
 
-    with _clickhouse(clickhouse, data_dir) as (client, s):
+    with _clickhouse(ctx, clickhouse, data_dir) as (client, s):
         yield DeadLetterStore(client, database=s.clickhouse_database)
 
 
 @dead_letters_app.command("list")
 def dl_list(
+    ctx: typer.Context,
     reason: ReasonOpt = None,
     since: SinceOpt = None,
     limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
@@ -330,21 +339,26 @@ def dl_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Dead letters, newest first, with reason, detail and redacted payload."""
-    with _store(clickhouse, data_dir) as store:
-        _emit(store.letters(reason=reason, since=since, limit=limit), fmt)
+    with _store(ctx, clickhouse, data_dir) as store:
+        _emit(ctx, store.letters(reason=reason, since=since, limit=limit), fmt)
 
 
 @dead_letters_app.command("explain")
 def dl_explain(
-    since: SinceOpt = None, fmt: FormatOpt = "table", clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None
+    ctx: typer.Context,
+    since: SinceOpt = None,
+    fmt: FormatOpt = "table",
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Counts by reason, with what each reason means and how to fix it."""
-    with _store(clickhouse, data_dir) as store:
-        _emit(store.explain(since=since), fmt)
+    with _store(ctx, clickhouse, data_dir) as store:
+        _emit(ctx, store.explain(since=since), fmt)
 
 
 @dead_letters_app.command("redrive")
 def dl_redrive(
+    ctx: typer.Context,
     reason: ReasonOpt = None,
     dead_letter_id: Annotated[list[str] | None, typer.Option("--id", help="only these ids (repeatable)")] = None,
     since: SinceOpt = None,
@@ -362,12 +376,12 @@ def dl_redrive(
     from psmon.history.publish import KafkaPublisher
 
     if not (reason or dead_letter_id or since):
-        _fail("select letters with --reason, --id or --since (a re-drive of everything is rarely meant)")
+        fail("select letters with --reason, --id or --since (a re-drive of everything is rarely meant)")
     try:
         fixes = parse_fixes(set_ or [])
     except ValueError as exc:
-        _fail(str(exc))
-    s = _settings(clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
+        fail(str(exc))
+    s = settings(ctx, clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
     publisher = None
     if not dry_run:
         from psmon.streams.topics import ensure_topics
@@ -375,11 +389,14 @@ def dl_redrive(
         ensure_topics(s)
         publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
     try:
-        with _store(clickhouse, data_dir) as store:
+        with _store(ctx, clickhouse, data_dir) as store:
             outcomes = store.redrive(
-                publish=publisher.send if publisher else None, fixes=fixes, reason=reason, ids=dead_letter_id,
+                publish=publisher.send if publisher else None,
+                fixes=fixes,
+                reason=reason,
+                ids=dead_letter_id,
                 since=since,
-            )  # fmt: skip
+            )
         if publisher:
             publisher.flush()
     finally:
@@ -392,12 +409,4 @@ def dl_redrive(
         columns=["dead_letter_id", "reason", "now", "detail"],
         rows=[(o.dead_letter_id, o.reason, o.now, o.detail) for o in outcomes],
     )
-    _emit(table, fmt)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the analysts' commands to the main `psmon` app."""
-    app.add_typer(query_app, name="query")
-    app.add_typer(dead_letters_app, name="dead-letters")
-    app.command()(report)
-    app.command()(replay)
+    _emit(ctx, table, fmt)

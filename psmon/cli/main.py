@@ -2,71 +2,101 @@
 
 Every option can also be set by its `PSMON_*` environment variable (shown in `--help`); flags
 win over the environment. A `PsmonError` or an invalid setting becomes one readable line on
-stderr and exit code 1, not a traceback.
+stderr and exit code 1, not a traceback. The commands of the other modules (`history`, `alerts`,
+`dashboards`) are registered at the bottom, with these, in the order `psmon --help` lists them.
 """
 
-import logging
 import os
 import random
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from pydantic import ValidationError
+
+# typer bundles its own click: a group's methods take a context of that click, not of `click`.
+from typer._click.core import Context
+from typer.core import TyperGroup
 
 from psmon import __version__
-from psmon.cli import history as history_commands
 from psmon.cli.alerts import alerts_app, rules
 from psmon.cli.dashboards import dashboards_app
-from psmon.cli.logs import configure_logging
-from psmon.errors import PsmonError
+from psmon.cli.history import dead_letters_app, query_app, replay, report
+from psmon.cli.options import (
+    ClickHouseOpt,
+    DataDirOpt,
+    KafkaOpt,
+    MetricsPortOpt,
+    PartitionsOpt,
+    check_input_file,
+    env_help,
+    fail,
+    parse_drop,
+    settings,
+)
+from psmon.errors import MetricsPortError, PsmonError
+from psmon.logs import configure_logging
 from psmon.settings import Settings
 
+if TYPE_CHECKING:
+    from psmon.metrics import PipelineMetrics
+
+#: `psmon --help` lists the commands as a new user meets them: try it all in one process, run
+#: the stages, load files and ask the history, get alerted, set up, and the tools.
+COMMAND_ORDER = (
+    "up",
+    "worker",
+    "sink",
+    "simulate",
+    "validate",
+    "replay",
+    "query",
+    "report",
+    "dead-letters",
+    "alerts",
+    "rules",
+    "dashboards",
+    "migrate",
+    "topics",
+    "schema",
+    "broker",
+    "version",
+)
+
+
+class _InOrder(TyperGroup):
+    """Lists commands and groups in `COMMAND_ORDER` (typer lists all commands before all groups)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: COMMAND_ORDER.index(n) if n in COMMAND_ORDER else len(COMMAND_ORDER))
+
+
 app = typer.Typer(
+    cls=_InOrder,
     add_completion=False,
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="psmon: live monitor of Vietnam's online public services.",
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
-app.add_typer(schema_app, name="schema")
-app.add_typer(dashboards_app, name="dashboards")
-app.command()(rules)
-app.add_typer(alerts_app, name="alerts")
-
-log = logging.getLogger("psmon")
-
-KafkaOpt = Annotated[
-    str | None,
-    typer.Option("--kafka", help="Kafka bootstrap host:port [env PSMON_KAFKA_BOOTSTRAP]"),
-]
-ClickHouseOpt = Annotated[
-    str | None,
-    typer.Option("--clickhouse", help="chdb:///abs/dir or http://host:8123 [env PSMON_CLICKHOUSE_DSN]"),
-]
-MetricsPortOpt = Annotated[
-    int | None,
-    typer.Option("--metrics-port", help="/metrics port, 0 = off [env PSMON_METRICS_PORT]"),
-]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="local state and logs [env PSMON_DATA_DIR]")]
-PartitionsOpt = Annotated[
-    int | None,
-    typer.Option("--partitions", help="partitions per topic [env PSMON_TOPIC_PARTITIONS]"),
-]
 
 
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        _fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"psmon: {message}", err=True, fg="red")
-    raise typer.Exit(1)
+@app.callback()
+def psmon(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """psmon: live monitor of Vietnam's online public services."""
 
 
 def _worker_name(settings: Settings) -> str:
@@ -75,30 +105,38 @@ def _worker_name(settings: Settings) -> str:
     return settings.worker_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
-@app.command()
+def _serve_metrics(s: Settings, metrics: "PipelineMetrics") -> None:
+    """Serve `/metrics` unless the port is 0; a port taken is one line, not a traceback."""
+    from psmon.metrics import serve_metrics
+
+    if s.metrics_port:
+        try:
+            serve_metrics(metrics.registry, host=s.metrics_host, port=s.metrics_port)
+        except OSError as exc:
+            raise MetricsPortError(s.metrics_host, s.metrics_port, exc) from exc
+
+
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
 
 
-@app.command()
-def topics(kafka: KafkaOpt = None, partitions: PartitionsOpt = None) -> None:
+def topics(ctx: typer.Context, kafka: KafkaOpt = None, partitions: PartitionsOpt = None) -> None:
     """Create psmon's topics (idempotent)."""
     from psmon.streams.topics import ensure_topics
 
-    s = _settings(kafka_bootstrap=kafka, topic_partitions=partitions)
+    s = settings(ctx, kafka_bootstrap=kafka, topic_partitions=partitions)
     created = ensure_topics(s)
     typer.echo(f"created: {', '.join(created) or 'none (all exist)'}")
 
 
-@app.command()
-def migrate(clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+def migrate(ctx: typer.Context, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent, versioned)."""
     from psmon.sinks.clickhouse.client import connect
     from psmon.sinks.clickhouse.schema import current_version
     from psmon.sinks.clickhouse.schema import migrate as run_migrate
 
-    s = _settings(clickhouse_dsn=clickhouse, data_dir=data_dir)
+    s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
     client = connect(s.resolved_clickhouse_dsn)
     applied = run_migrate(client, s.clickhouse_database, events_ttl_days=s.clickhouse_events_ttl_days)
     version = current_version(client, s.clickhouse_database)
@@ -107,30 +145,30 @@ def migrate(clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> No
     )
 
 
-@app.command()
 def worker(
+    ctx: typer.Context,
     kafka: KafkaOpt = None,
     metrics_port: MetricsPortOpt = None,
     partitions: PartitionsOpt = None,
-    app_id: Annotated[str | None, typer.Option(help="Faust app id / consumer group [env PSMON_APP_ID]")] = None,
+    app_id: Annotated[str | None, typer.Option(help=env_help("Faust app id / consumer group", "app_id"))] = None,
 ) -> None:
     """Run stages 1 (validate) and 2 (live rates) as a Faust worker."""
-    from psmon.metrics import PipelineMetrics, serve_metrics
+    from psmon.faults import FaultPlan
+    from psmon.metrics import PipelineMetrics
     from psmon.streams.app import run_worker
     from psmon.streams.live import LiveRates
     from psmon.streams.topics import ensure_topics
 
-    s = _settings(kafka_bootstrap=kafka, metrics_port=metrics_port, topic_partitions=partitions, app_id=app_id)
-    ensure_topics(s)
+    s = settings(ctx, kafka_bootstrap=kafka, metrics_port=metrics_port, topic_partitions=partitions, app_id=app_id)
     metrics = PipelineMetrics()
-    if s.metrics_port:
-        serve_metrics(metrics.registry, host=s.metrics_host, port=s.metrics_port)
+    _serve_metrics(s, metrics)  # local checks first, then Kafka
+    ensure_topics(s)
     live = LiveRates(metrics=metrics, dedup_max_ids=s.dedup_max_ids, worker=_worker_name(s))
-    run_worker(s, live)
+    run_worker(s, live, faults=FaultPlan.from_settings(s))
 
 
-@app.command()
 def sink(
+    ctx: typer.Context,
     kafka: KafkaOpt = None,
     clickhouse: ClickHouseOpt = None,
     metrics_port: MetricsPortOpt = None,
@@ -138,38 +176,36 @@ def sink(
     partitions: PartitionsOpt = None,
 ) -> None:
     """Run stage 3: write valid events, dead letters and rate snapshots to ClickHouse."""
-    from psmon.metrics import PipelineMetrics, serve_metrics
+    from psmon.faults import FaultPlan
+    from psmon.metrics import PipelineMetrics
     from psmon.shutdown import BoundedWorker
+    from psmon.sinks.clickhouse.client import ensure_embedded_free
     from psmon.sinks.service import SinkService
     from psmon.streams.topics import ensure_topics
 
-    s = _settings(
-        kafka_bootstrap=kafka, clickhouse_dsn=clickhouse, metrics_port=metrics_port, data_dir=data_dir,
+    s = settings(
+        ctx,
+        kafka_bootstrap=kafka,
+        clickhouse_dsn=clickhouse,
+        metrics_port=metrics_port,
+        data_dir=data_dir,
         topic_partitions=partitions,
-    )  # fmt: skip
-    ensure_topics(s)
+    )
     metrics = PipelineMetrics()
-    if s.metrics_port:
-        serve_metrics(metrics.registry, host=s.metrics_host, port=s.metrics_port)
+    _serve_metrics(s, metrics)  # local checks first, then Kafka
+    ensure_embedded_free(s.resolved_clickhouse_dsn)  # else the worker fails opening it, in a traceback
+    ensure_topics(s)
     BoundedWorker(
-        SinkService(s, metrics), loglevel=s.log_level, quiet=True, redirect_stdouts=False,
+        SinkService(s, metrics, faults=FaultPlan.from_settings(s)),
+        loglevel=s.log_level,
+        quiet=True,
+        redirect_stdouts=False,
         shutdown_timeout_s=s.shutdown_timeout_s,
-    ).execute_from_commandline()  # fmt: skip
+    ).execute_from_commandline()
 
 
-def _parse_drop(values: list[str]) -> list[tuple[str, str, float]]:
-    out = []
-    for v in values:
-        try:
-            province, metric, value = v.split(":")
-            out.append((province, metric, float(value.rstrip("%")) / (100 if value.endswith("%") else 1)))
-        except ValueError:
-            _fail(f"--drop wants PROVINCE:METRIC:VALUE, e.g. 25:online_submission:0.3; got {v!r}")
-    return out
-
-
-@app.command()
 def simulate(
+    ctx: typer.Context,
     kafka: KafkaOpt = None,
     rate: Annotated[float, typer.Option(help="events per second at office-hour peak")] = 50.0,
     speedup: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
@@ -198,23 +234,30 @@ def simulate(
 
     configure_logging("info")
     profiles = default_profiles()
-    for province, metric, value in _parse_drop(drop or []):
+    for province, metric, value in parse_drop(drop or []):
         try:
             profiles = with_drop(profiles, province, metric, value)
         except ValueError as exc:
-            _fail(f"--drop: {exc}")
+            fail(f"--drop: {exc}")
     if start is not None and start.tzinfo is None:
         start = start.replace(tzinfo=LOCAL_TZ)
     config = SimulationConfig(
-        profiles, rate_eps=rate, speedup=speedup, start=start, duration_s=duration_s, count=count,
-        seed=seed if seed is not None else random.randrange(2**31), bad_fraction=bad_fraction,
-        old_code_fraction=old_code_fraction, paced=not unpaced,
-    )  # fmt: skip
+        profiles,
+        rate_eps=rate,
+        speedup=speedup,
+        start=start,
+        duration_s=duration_s,
+        count=count,
+        seed=seed if seed is not None else random.randrange(2**31),
+        bad_fraction=bad_fraction,
+        old_code_fraction=old_code_fraction,
+        paced=not unpaced,
+    )
     out: EventSink
     if output is not None:
         out = FileSink(output)
     else:
-        s = _settings(kafka_bootstrap=kafka)
+        s = settings(ctx, kafka_bootstrap=kafka)
         ensure_topics(s)
         out = KafkaSink(s.kafka_bootstrap, s.topic_events)
 
@@ -228,7 +271,7 @@ def simulate(
     try:
         stats = run_simulation(config, out, progress=progress)
     except KeyboardInterrupt:
-        _fail("interrupted")
+        fail("interrupted")
     finally:
         out.close()
     summary = {
@@ -241,25 +284,19 @@ def simulate(
     typer.echo(orjson.dumps(summary).decode())
 
 
-@app.command()
 def validate(path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file of events")]) -> None:
     """Check a file of events against the contract without loading it (exit 1 if any is bad)."""
-    from collections import Counter
+    from psmon.history.validate_file import validate_file
 
-    from psmon.history.sources import read_messages
-    from psmon.schemas.validation import Invalid, validate_event
-
-    reasons: Counter[str] = Counter()
-    total = 0
-    for row, message in read_messages(path):
-        total += 1
-        verdict = validate_event(message)
-        if isinstance(verdict, Invalid):
-            reasons[verdict.reason] += 1
-            if sum(reasons.values()) <= 20:
-                typer.echo(f"{path}:{row}: {verdict.reason}: {verdict.detail}")
-    bad = sum(reasons.values())
-    typer.echo(f"{total} events, {total - bad} valid, {bad} invalid" + (f" {dict(reasons)}" if bad else ""))
+    check_input_file(path)
+    result = validate_file(path)
+    for row, verdict in result.examples:
+        typer.echo(f"{path}:{row}: {verdict.reason}: {verdict.detail}")
+    bad = result.invalid
+    typer.echo(
+        f"{result.total} events, {result.valid} valid, {bad} invalid"
+        + (f" {dict(result.invalid_by_reason)}" if bad else "")
+    )
     if bad:
         raise typer.Exit(1)
 
@@ -275,7 +312,6 @@ def schema_export(
         typer.echo(str(p))
 
 
-@app.command()
 def broker(port: Annotated[int, typer.Option(help="listen port on 127.0.0.1")] = 9092) -> None:
     """Run the local Kafka-protocol broker (Tansu) in the foreground, for development."""
     import signal
@@ -290,8 +326,8 @@ def broker(port: Annotated[int, typer.Option(help="listen port on 127.0.0.1")] =
         b.stop()
 
 
-@app.command()
 def up(
+    ctx: typer.Context,
     kafka: KafkaOpt = None,
     clickhouse: ClickHouseOpt = None,
     metrics_port: MetricsPortOpt = None,
@@ -305,22 +341,45 @@ def up(
     view: Annotated[bool, typer.Option(help="live terminal table (off without a terminal)")] = True,
 ) -> None:
     """Run everything in one process: local broker, worker, sink, simulator, metrics, live view."""
-    from psmon.cli.up import run_up
+    from psmon.local.runtime import run_up
 
-    s = _settings(
+    s = settings(
+        ctx,
         kafka_bootstrap=kafka,
         clickhouse_dsn=clickhouse,
         metrics_port=metrics_port,
         data_dir=data_dir,
     )
     run_up(
-        s, embedded_broker=kafka is None and "PSMON_KAFKA_BOOTSTRAP" not in os.environ,
-        rate_eps=rate, speedup=speedup, start=start, drops=_parse_drop(drop or []), bad_fraction=bad_fraction,
-        duration_s=duration_s, interactive=view and sys.stdout.isatty(),
-    )  # fmt: skip
+        s,
+        embedded_broker=kafka is None and "PSMON_KAFKA_BOOTSTRAP" not in os.environ,
+        rate_eps=rate,
+        speedup=speedup,
+        start=start,
+        drops=parse_drop(drop or []),
+        bad_fraction=bad_fraction,
+        duration_s=duration_s,
+        interactive=view and sys.stdout.isatty(),
+    )
 
 
-history_commands.register(app)  # query, report, replay, dead-letters (psmon/cli/history.py)
+app.command()(up)
+app.command()(worker)
+app.command()(sink)
+app.command()(simulate)
+app.command()(validate)
+app.command()(replay)
+app.add_typer(query_app, name="query")
+app.command()(report)
+app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(alerts_app, name="alerts")
+app.command()(rules)
+app.add_typer(dashboards_app, name="dashboards")
+app.command()(migrate)
+app.command()(topics)
+app.add_typer(schema_app, name="schema")
+app.command()(broker)
+app.command()(version)
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ has no ClickHouse query builder, so `panels.ClickHouseQuery` emits the official 
 model itself.
 
 Modules:
-- `thresholds`: target / alert floor per metric (defaults from BRIEF §1; `thresholds.yaml` plugs in
-  through `load_thresholds`), which colour the rate panels.
+- `thresholds`: target / alert floor per metric (from `thresholds.yaml`, loaded
+  by `load_thresholds`), which colour the rate panels.
 - `datasources`: the three datasources with fixed UIDs and their provisioning entries.
 - `promql`, `history_sql`: every query, in one place each, executed by the tests.
 - `live`, `province`, `history`, `health`: one module per dashboard (UIDs are constants there).

@@ -83,13 +83,21 @@ def provisioning(options: BuildOptions) -> dict[str, dict[str, Any]]:
         "provisioning/datasources/psmon.yaml": {"apiVersion": 1, "datasources": datasources},
         "provisioning/dashboards/psmon.yaml": {
             "apiVersion": 1,
-            "providers": [{
-                "name": "psmon", "orgId": 1, "folder": FOLDER_TITLE, "folderUid": FOLDER_UID, "type": "file",
-                "disableDeletion": True, "allowUiUpdates": False, "updateIntervalSeconds": 30,
-                "options": {"path": GRAFANA_DASHBOARDS_DIR, "foldersFromFilesStructure": False},
-            }],
+            "providers": [
+                {
+                    "name": "psmon",
+                    "orgId": 1,
+                    "folder": FOLDER_TITLE,
+                    "folderUid": FOLDER_UID,
+                    "type": "file",
+                    "disableDeletion": True,
+                    "allowUiUpdates": False,
+                    "updateIntervalSeconds": 30,
+                    "options": {"path": GRAFANA_DASHBOARDS_DIR, "foldersFromFilesStructure": False},
+                }
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def write_all(out: Path, options: BuildOptions | None = None) -> list[Path]:

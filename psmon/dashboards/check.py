@@ -21,12 +21,33 @@ from psmon.dashboards.datasources import ALERTMANAGER, CLICKHOUSE, PROMETHEUS
 __all__ = ["BUILTIN_VARIABLES", "check_dashboard", "used_variables"]
 
 #: Variables Grafana (or the ClickHouse plugin's macros) provide without a definition.
-BUILTIN_VARIABLES = frozenset({
-    "__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__from", "__to",
-    "__timeFilter", "__timeFilter_ms", "__fromTime", "__toTime", "__fromTime_ms", "__toTime_ms",
-    "__dateFilter", "__dateTimeFilter", "__timeInterval", "__timeInterval_ms", "__interval_s",
-    "__value", "__all", "__dashboard", "__org", "__user",
-})  # fmt: skip
+BUILTIN_VARIABLES = frozenset(
+    {
+        "__rate_interval",
+        "__interval",
+        "__interval_ms",
+        "__range",
+        "__range_s",
+        "__from",
+        "__to",
+        "__timeFilter",
+        "__timeFilter_ms",
+        "__fromTime",
+        "__toTime",
+        "__fromTime_ms",
+        "__toTime_ms",
+        "__dateFilter",
+        "__dateTimeFilter",
+        "__timeInterval",
+        "__timeInterval_ms",
+        "__interval_s",
+        "__value",
+        "__all",
+        "__dashboard",
+        "__org",
+        "__user",
+    }
+)
 
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 # $name, ${name}, ${name:format}, ${__value.raw}; [[name]] is deprecated and not used here

@@ -49,20 +49,33 @@ def provisioned_datasources(cfg: DatasourceConfig) -> list[dict[str, Any]]:
     secure = ch.scheme == "https"
     return [
         {
-            "name": "psmon Prometheus", "type": PROMETHEUS.type_val, "uid": PROMETHEUS.uid,
-            "access": "proxy", "url": cfg.prometheus_url, "isDefault": True,
+            "name": "psmon Prometheus",
+            "type": PROMETHEUS.type_val,
+            "uid": PROMETHEUS.uid,
+            "access": "proxy",
+            "url": cfg.prometheus_url,
+            "isDefault": True,
             "jsonData": {"httpMethod": "POST", "timeInterval": "15s"},
         },
         {
-            "name": "psmon Alertmanager", "type": ALERTMANAGER.type_val, "uid": ALERTMANAGER.uid,
-            "access": "proxy", "url": cfg.alertmanager_url,
+            "name": "psmon Alertmanager",
+            "type": ALERTMANAGER.type_val,
+            "uid": ALERTMANAGER.uid,
+            "access": "proxy",
+            "url": cfg.alertmanager_url,
             "jsonData": {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
         },
         {
-            "name": "psmon ClickHouse", "type": CLICKHOUSE_PLUGIN, "uid": CLICKHOUSE.uid,
+            "name": "psmon ClickHouse",
+            "type": CLICKHOUSE_PLUGIN,
+            "uid": CLICKHOUSE.uid,
             "jsonData": {
-                "host": ch.hostname, "port": ch.port or (8443 if secure else 8123), "protocol": "http",
-                "secure": secure, "username": cfg.clickhouse_user, "defaultDatabase": cfg.clickhouse_database,
+                "host": ch.hostname,
+                "port": ch.port or (8443 if secure else 8123),
+                "protocol": "http",
+                "secure": secure,
+                "username": cfg.clickhouse_user,
+                "defaultDatabase": cfg.clickhouse_database,
             },
         },
-    ]  # fmt: skip
+    ]

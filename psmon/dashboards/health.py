@@ -31,9 +31,16 @@ def pipeline_health() -> db.Dashboard:
     ]
     for pid, title, expr, unit, th in stats:
         d = d.with_panel(
-            stat.Panel().id(pid).title(title).datasource(PROMETHEUS).grid_pos(grid(6 * (pid - 1), 0, 6, 4))
-            .with_target(prom(expr, instant=True)).unit(unit).thresholds(th).reduce_options(reduce_last())
-        )  # fmt: skip
+            stat.Panel()
+            .id(pid)
+            .title(title)
+            .datasource(PROMETHEUS)
+            .grid_pos(grid(6 * (pid - 1), 0, 6, 4))
+            .with_target(prom(expr, instant=True))
+            .unit(unit)
+            .thresholds(th)
+            .reduce_options(reduce_last())
+        )
 
     def series(pid: int, title: str, exprs: list[tuple[str, str]], x: int, y: int, unit: str) -> timeseries.Panel:
         p = ts().id(pid).title(title).datasource(PROMETHEUS).grid_pos(grid(x, y, 12, 8)).unit(unit)
@@ -47,14 +54,19 @@ def pipeline_health() -> db.Dashboard:
         series(12, "Dead letters/min by reason", [(q.DEAD_LETTERS_BY_REASON, "{{reason}}")], 0, 12, "none")
     )
     d = d.with_panel(
-        series(13, "Duplicates and late events/min",
-               [(q.DUPLICATES_LATE[0], "duplicates"), (q.DUPLICATES_LATE[1], "late")], 12, 12, "none")
-    )  # fmt: skip
+        series(
+            13,
+            "Duplicates and late events/min",
+            [(q.DUPLICATES_LATE[0], "duplicates"), (q.DUPLICATES_LATE[1], "late")],
+            12,
+            12,
+            "none",
+        )
+    )
     d = d.with_panel(series(14, "Sink rows/s by table", [(q.SINK_ROWS_BY_TABLE, "{{table}}")], 0, 20, "reqps"))
     d = d.with_panel(
-        series(15, "Sink batch write latency",
-               [(q.SINK_LATENCY[0], "p50"), (q.SINK_LATENCY[1], "p95")], 12, 20, "s")
-    )  # fmt: skip
+        series(15, "Sink batch write latency", [(q.SINK_LATENCY[0], "p50"), (q.SINK_LATENCY[1], "p95")], 12, 20, "s")
+    )
     d = d.with_panel(series(16, "Rows per sink batch (p50)", [(q.SINK_BATCH_ROWS, "p50")], 0, 28, "none"))
     d = d.with_panel(series(17, "ClickHouse write errors/min", [(q.CLICKHOUSE_ERRORS, "errors")], 12, 28, "none"))
     d = d.with_panel(series(18, "Up, per process", [(q.UP_BY_INSTANCE, "{{job}} {{instance}}")], 0, 36, "none"))

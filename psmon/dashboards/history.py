@@ -49,30 +49,53 @@ def history(thresholds: dict[str, MetricThreshold], *, database: str = "psmon") 
 
     def ratio_table(pid: int, title: str, query: str, pos: dm.GridPos, description: str) -> table.Panel:
         p = (
-            table.Panel().id(pid).title(title).description(description).datasource(CLICKHOUSE).grid_pos(pos)
-            .with_target(ClickHouseQuery(query)).show_header(True)
-        )  # fmt: skip
+            table.Panel()
+            .id(pid)
+            .title(title)
+            .description(description)
+            .datasource(CLICKHOUSE)
+            .grid_pos(pos)
+            .with_target(ClickHouseQuery(query))
+            .show_header(True)
+        )
         for column, metric in _RATIO_COLUMNS.items():
             p = p.override_by_name(
                 column,
-                [*override_props(thresholds[metric]), dm.DynamicConfigValue(id_val="unit", value="percentunit"),
-                 dm.DynamicConfigValue(id_val="decimals", value=1)],
-            )  # fmt: skip
+                [
+                    *override_props(thresholds[metric]),
+                    dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+                    dm.DynamicConfigValue(id_val="decimals", value=1),
+                ],
+            )
         return p
 
     d = d.with_panel(
-        ts().id(1).title("Monthly rates (selected provinces)").datasource(CLICKHOUSE)
-        .grid_pos(grid(0, 0, 24, 9)).with_target(ClickHouseQuery(sql.monthly_national(), query_type="timeSeries"))
-        .unit("percentunit").min(0)
-    )  # fmt: skip
+        ts()
+        .id(1)
+        .title("Monthly rates (selected provinces)")
+        .datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 0, 24, 9))
+        .with_target(ClickHouseQuery(sql.monthly_national(), query_type="timeSeries"))
+        .unit("percentunit")
+        .min(0)
+    )
     d = d.with_panel(
-        ts().id(2).title("Dossiers per month by channel").datasource(CLICKHOUSE)
-        .grid_pos(grid(0, 9, 24, 8)).with_target(ClickHouseQuery(sql.monthly_volume(), query_type="timeSeries"))
+        ts()
+        .id(2)
+        .title("Dossiers per month by channel")
+        .datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 9, 24, 8))
+        .with_target(ClickHouseQuery(sql.monthly_volume(), query_type="timeSeries"))
         .unit("none")
-    )  # fmt: skip
+    )
     d = d.with_panel(
-        table.Panel().id(3).title("766 index, computable part (42 of 100 points)").datasource(CLICKHOUSE)
-        .grid_pos(grid(0, 17, 12, 14)).with_target(ClickHouseQuery(sql.index_766())).show_header(True)
+        table.Panel()
+        .id(3)
+        .title("766 index, computable part (42 of 100 points)")
+        .datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 17, 12, 14))
+        .with_target(ClickHouseQuery(sql.index_766()))
+        .show_header(True)
         .description(
             "Items 2.1 on time (20, linear; psmon divides by resolved dossiers, the portal also counts "
             "dossiers still within their deadline), 3.3 online submission (6, full at 50%), 3.6 paid online "
@@ -80,17 +103,32 @@ def history(thresholds: dict[str, MetricThreshold], *, database: str = "psmon") 
             "digitized (4, linear). The other 58 points need data portal events do not carry."
         )
         .decimals(2)
-    )  # fmt: skip
+    )
     d = d.with_panel(
-        ratio_table(4, "Ranking by online submission", sql.ranking(), grid(12, 17, 12, 14),
-                    "Provinces ranked by online submission over the time range.")
-    )  # fmt: skip
+        ratio_table(
+            4,
+            "Ranking by online submission",
+            sql.ranking(),
+            grid(12, 17, 12, 14),
+            "Provinces ranked by online submission over the time range.",
+        )
+    )
     d = d.with_panel(
-        ratio_table(5, "Monthly rates by province", sql.monthly_by_province(), grid(0, 31, 12, 14),
-                    "Calendar months in local time (UTC+7).")
-    )  # fmt: skip
+        ratio_table(
+            5,
+            "Monthly rates by province",
+            sql.monthly_by_province(),
+            grid(0, 31, 12, 14),
+            "Calendar months in local time (UTC+7).",
+        )
+    )
     d = d.with_panel(
-        ratio_table(6, "Quarterly rates by province", sql.quarterly_by_province(), grid(12, 31, 12, 14),
-                    "Calendar quarters in local time (UTC+7).")
-    )  # fmt: skip
+        ratio_table(
+            6,
+            "Quarterly rates by province",
+            sql.quarterly_by_province(),
+            grid(12, 31, 12, 14),
+            "Calendar quarters in local time (UTC+7).",
+        )
+    )
     return d

@@ -119,13 +119,3 @@ FROM (
         return f"""SELECT rank, {_province_name()} AS province, total AS points, {items}
 FROM ({index_select_sql(source)})
 ORDER BY rank, province_code"""
-
-    def all_panels(self) -> dict[str, str]:
-        return {
-            "monthly_national": self.monthly_national(),
-            "monthly_volume": self.monthly_volume(),
-            "monthly_by_province": self.monthly_by_province(),
-            "quarterly_by_province": self.quarterly_by_province(),
-            "ranking": self.ranking(),
-            "index_766": self.index_766(),
-        }

@@ -39,46 +39,79 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
 
     def simple_stat(pid: int, title: str, expr: str, x: int, w: int, unit: str) -> stat.Panel:
         return (
-            stat.Panel().id(pid).title(title).datasource(PROMETHEUS).grid_pos(grid(x, 0, w, 4))
-            .with_target(prom(expr, instant=True)).unit(unit).reduce_options(reduce_last())
-        )  # fmt: skip
+            stat.Panel()
+            .id(pid)
+            .title(title)
+            .datasource(PROMETHEUS)
+            .grid_pos(grid(x, 0, w, 4))
+            .with_target(prom(expr, instant=True))
+            .unit(unit)
+            .reduce_options(reduce_last())
+        )
 
     d = d.with_panel(simple_stat(1, "Events/s (validated)", q.EVENTS_PER_S, 0, 3, "reqps"))
     d = d.with_panel(simple_stat(2, "Dossiers/s", q.DOSSIERS_PER_S, 3, 3, "reqps"))
     d = d.with_panel(
-        simple_stat(3, "Provinces reporting ($window)", q.PROVINCES_REPORTING, 6, 3, "none")
-        .thresholds(steps([(None, "red"), (30, "orange"), (34, "green")]))
-    )  # fmt: skip
+        simple_stat(3, "Provinces reporting ($window)", q.PROVINCES_REPORTING, 6, 3, "none").thresholds(
+            steps([(None, "red"), (30, "orange"), (34, "green")])
+        )
+    )
     d = d.with_panel(simple_stat(4, "Firing alerts", q.FIRING_ALERTS, 9, 3, "none").thresholds(count_thresholds(1, 1)))
     for i, metric in enumerate(("online_submission", "online_payment", "on_time")):
         t = thresholds[metric]
         d = d.with_panel(
-            simple_stat(5 + i, f"National {t.title.lower()}, last 1 h", q.NATIONAL[metric], 12 + 4 * i, 4,
-                        "percentunit")
+            simple_stat(
+                5 + i, f"National {t.title.lower()}, last 1 h", q.NATIONAL[metric], 12 + 4 * i, 4, "percentunit"
+            )
             .thresholds(ratio_thresholds(t))
             .description(f"From the contract counters; target {t.target:.0%}: {t.source}")
-        )  # fmt: skip
+        )
 
     rates = (
-        table.Panel().id(10).title("Province rates ($window)").datasource(PROMETHEUS).grid_pos(grid(0, 4, 16, 22))
-        .description("Live ratio per province over the selected window; red below the alert floor, "
-                     "amber below the target, green at or above the target. Click a province to drill down.")
+        table.Panel()
+        .id(10)
+        .title("Province rates ($window)")
+        .datasource(PROMETHEUS)
+        .grid_pos(grid(0, 4, 16, 22))
+        .description(
+            "Live ratio per province over the selected window; red below the alert floor, "
+            "amber below the target, green at or above the target. Click a province to drill down."
+        )
         .with_target(prom(q.ratio_by_province(), instant=True, table=True))
-        .with_transformation(dm.DataTransformerConfig(id_val="groupingToMatrix", options={
-            "columnField": "metric", "rowField": "province", "valueField": "Value", "emptyValue": "null"}))
-        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
-            "renameByName": {"province\\metric": "Province"},
-            "indexByName": {"province\\metric": 0, **{m: i + 1 for i, m in enumerate(METRICS)}},
-        }))
-        .unit("percentunit").decimals(1).show_header(True)
-        .override_by_name("Province", [
-            dm.DynamicConfigValue(id_val="mappings", value=province_mappings()),
-            dm.DynamicConfigValue(id_val="links", value=[{
-                "title": "Province drill-down",
-                "url": "/d/psmon-province?var-province=${__value.raw}&var-window=${window}",
-            }]),
-        ])
-    )  # fmt: skip
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"columnField": "metric", "rowField": "province", "valueField": "Value", "emptyValue": "null"},
+            )
+        )
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "renameByName": {"province\\metric": "Province"},
+                    "indexByName": {"province\\metric": 0, **{m: i + 1 for i, m in enumerate(METRICS)}},
+                },
+            )
+        )
+        .unit("percentunit")
+        .decimals(1)
+        .show_header(True)
+        .override_by_name(
+            "Province",
+            [
+                dm.DynamicConfigValue(id_val="mappings", value=province_mappings()),
+                dm.DynamicConfigValue(
+                    id_val="links",
+                    value=[
+                        {
+                            "title": "Province drill-down",
+                            "url": "/d/psmon-province?var-province=${__value.raw}&var-window=${window}",
+                        }
+                    ],
+                ),
+            ],
+        )
+    )
     for metric in METRICS:
         t = thresholds[metric]
         rates = rates.override_by_name(
@@ -86,15 +119,31 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
         )
     d = d.with_panel(rates)
     d = d.with_panel(
-        alertgroups.Panel().id(11).title("Firing alerts (Alertmanager)").datasource(ALERTMANAGER)
-        .grid_pos(grid(16, 4, 8, 11)).alertmanager(ALERTMANAGER.uid or "").labels("").expand_all(True)
-    )  # fmt: skip
+        alertgroups.Panel()
+        .id(11)
+        .title("Firing alerts (Alertmanager)")
+        .datasource(ALERTMANAGER)
+        .grid_pos(grid(16, 4, 8, 11))
+        .alertmanager(ALERTMANAGER.uid or "")
+        .labels("")
+        .expand_all(True)
+    )
     d = d.with_panel(
-        ts().id(12).title("Events/s by stage").datasource(PROMETHEUS).grid_pos(grid(16, 15, 8, 11))
-        .with_target(prom(q.THROUGHPUT_BY_STAGE, legend="{{stage}}")).unit("reqps")
-    )  # fmt: skip
+        ts()
+        .id(12)
+        .title("Events/s by stage")
+        .datasource(PROMETHEUS)
+        .grid_pos(grid(16, 15, 8, 11))
+        .with_target(prom(q.THROUGHPUT_BY_STAGE, legend="{{stage}}"))
+        .unit("reqps")
+    )
     d = d.with_panel(
-        ts().id(13).title("Dossiers/min by province").datasource(PROMETHEUS).grid_pos(grid(0, 26, 24, 9))
-        .with_target(prom(q.DOSSIERS_PER_MIN_BY_PROVINCE, legend="{{province}}")).unit("none")
-    )  # fmt: skip
+        ts()
+        .id(13)
+        .title("Dossiers/min by province")
+        .datasource(PROMETHEUS)
+        .grid_pos(grid(0, 26, 24, 9))
+        .with_target(prom(q.DOSSIERS_PER_MIN_BY_PROVINCE, legend="{{province}}"))
+        .unit("none")
+    )
     return d

@@ -89,12 +89,14 @@ def ratio_thresholds(t: MetricThreshold) -> db.ThresholdsConfig:
     return (
         db.ThresholdsConfig()
         .mode(dm.ThresholdsMode.ABSOLUTE)
-        .steps([
-            dm.Threshold(value=None, color="red"),
-            dm.Threshold(value=t.alert_below, color="orange"),
-            dm.Threshold(value=t.target, color="green"),
-        ])
-    )  # fmt: skip
+        .steps(
+            [
+                dm.Threshold(value=None, color="red"),
+                dm.Threshold(value=t.alert_below, color="orange"),
+                dm.Threshold(value=t.target, color="green"),
+            ]
+        )
+    )
 
 
 def steps(points: list[tuple[float | None, str]]) -> db.ThresholdsConfig:
@@ -135,9 +137,14 @@ def ts() -> timeseries.Panel:
     return (
         timeseries.Panel()
         .legend(
-            cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST).placement(cm.LegendPlacement.BOTTOM)
-            .show_legend(True).calcs([])
+            cb.VizLegendOptions()
+            .display_mode(cm.LegendDisplayMode.LIST)
+            .placement(cm.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs([])
         )
         .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
-        .line_width(1).fill_opacity(10).span_nulls(False)
-    )  # fmt: skip
+        .line_width(1)
+        .fill_opacity(10)
+        .span_nulls(False)
+    )

@@ -9,11 +9,7 @@ aggregated with `max by (province, ...)`: each province is owned by one worker a
 substitute them and run every expression against a real Prometheus.
 """
 
-__all__ = ["JOB_SINK", "JOB_WORKER"]
-
-#: Prometheus job names of the scrape config (deploy/prometheus/prometheus.yml uses the same).
-JOB_WORKER = "psmon-worker"
-JOB_SINK = "psmon-sink"
+from psmon.metrics import SINK_JOB, WORKER_JOB
 
 RATE = "$__rate_interval"
 
@@ -75,9 +71,9 @@ SINK_LATENCY = tuple(
 SINK_BATCH_ROWS = f"histogram_quantile(0.5, sum by (le) (rate(psmon_sink_batch_rows_bucket[{RATE}])))"
 CLICKHOUSE_UP = "min(psmon_clickhouse_up)"
 CLICKHOUSE_ERRORS = f"sum(rate(psmon_clickhouse_errors_total[{RATE}])) * 60"
-WORKERS_UP = f'sum(up{{job="{JOB_WORKER}"}})'
-SINKS_UP = f'sum(up{{job="{JOB_SINK}"}})'
-UP_BY_INSTANCE = f'up{{job=~"{JOB_WORKER}|{JOB_SINK}"}}'
+WORKERS_UP = f'sum(up{{job="{WORKER_JOB}"}})'
+SINKS_UP = f'sum(up{{job="{SINK_JOB}"}})'
+UP_BY_INSTANCE = f'up{{job=~"{WORKER_JOB}|{SINK_JOB}"}}'
 PROVINCES_OWNED = "sum by (instance) (psmon_provinces_owned)"
 
 

@@ -42,23 +42,34 @@ def province_drilldown(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
     for i, metric in enumerate(METRICS):
         t = thresholds[metric]
         d = d.with_panel(
-            stat.Panel().id(1 + i).title(f"{t.title} ($window)").datasource(PROMETHEUS).grid_pos(grid(4 * i, 0, 4, 4))
-            .with_target(prom(q.province_ratio(metric), instant=True)).unit("percentunit").decimals(1)
-            .thresholds(ratio_thresholds(t)).reduce_options(reduce_last())
+            stat.Panel()
+            .id(1 + i)
+            .title(f"{t.title} ($window)")
+            .datasource(PROMETHEUS)
+            .grid_pos(grid(4 * i, 0, 4, 4))
+            .with_target(prom(q.province_ratio(metric), instant=True))
+            .unit("percentunit")
+            .decimals(1)
+            .thresholds(ratio_thresholds(t))
+            .reduce_options(reduce_last())
             .description(f"Target {t.target:.0%}, alert floor {t.alert_below:.0%}: {t.source}")
-        )  # fmt: skip
+        )
 
     def series(pid: int, title: str, expr: str, legend: str, x: int, y: int, unit: str) -> timeseries.Panel:
         return (
-            ts().id(pid).title(title).datasource(PROMETHEUS).grid_pos(grid(x, y, 12, 8))
-            .with_target(prom(expr, legend=legend)).unit(unit)
-        )  # fmt: skip
+            ts()
+            .id(pid)
+            .title(title)
+            .datasource(PROMETHEUS)
+            .grid_pos(grid(x, y, 12, 8))
+            .with_target(prom(expr, legend=legend))
+            .unit(unit)
+        )
 
     d = d.with_panel(series(10, "Rates over time ($window)", q.PROVINCE_RATIOS, "{{metric}}", 0, 4, "percentunit"))
     d = d.with_panel(
-        series(11, "Online submission in every window", q.PROVINCE_ONLINE_BY_WINDOW, "{{window}}", 12, 4,
-               "percentunit")
-    )  # fmt: skip
+        series(11, "Online submission in every window", q.PROVINCE_ONLINE_BY_WINDOW, "{{window}}", 12, 4, "percentunit")
+    )
     d = d.with_panel(series(12, "Dossiers/min by channel", q.PROVINCE_BY_CHANNEL, "{{channel}}", 0, 12, "none"))
     d = d.with_panel(series(13, "Dossiers/min by service mode", q.PROVINCE_BY_MODE, "{{service_mode}}", 12, 12, "none"))
     d = d.with_panel(series(14, "Payments/min by method", q.PROVINCE_PAYMENTS, "{{method}}", 0, 20, "none"))
@@ -66,15 +77,28 @@ def province_drilldown(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
         series(15, "Resolutions/min, on time vs late", q.PROVINCE_RESOLVED, "on_time={{on_time}}", 12, 20, "none")
     )
     d = d.with_panel(
-        stat.Panel().id(16).title("Late share of resolutions ($window)").datasource(PROMETHEUS)
-        .grid_pos(grid(0, 28, 6, 5)).with_target(prom(q.PROVINCE_LATE_SHARE, instant=True))
-        .unit("percentunit").decimals(1).reduce_options(reduce_last())
+        stat.Panel()
+        .id(16)
+        .title("Late share of resolutions ($window)")
+        .datasource(PROMETHEUS)
+        .grid_pos(grid(0, 28, 6, 5))
+        .with_target(prom(q.PROVINCE_LATE_SHARE, instant=True))
+        .unit("percentunit")
+        .decimals(1)
+        .reduce_options(reduce_last())
         .thresholds(count_thresholds(1 - thresholds["on_time"].target, 1 - thresholds["on_time"].alert_below))
-    )  # fmt: skip
+    )
     d = d.with_panel(
-        stat.Panel().id(17).title("Late resolutions, last 24 h").datasource(PROMETHEUS).grid_pos(grid(6, 28, 6, 5))
-        .with_target(prom(q.PROVINCE_LATE_24H, instant=True)).unit("none").decimals(0).reduce_options(reduce_last())
-    )  # fmt: skip
+        stat.Panel()
+        .id(17)
+        .title("Late resolutions, last 24 h")
+        .datasource(PROMETHEUS)
+        .grid_pos(grid(6, 28, 6, 5))
+        .with_target(prom(q.PROVINCE_LATE_24H, instant=True))
+        .unit("none")
+        .decimals(0)
+        .reduce_options(reduce_last())
+    )
     d = d.with_panel(
         series(18, "Volume behind each rate ($window denominators)", q.PROVINCE_VOLUME, "{{metric}}", 12, 28, "none")
     )

@@ -66,8 +66,10 @@ def push(
             versions[uid] = int(answer.get("version", 0)) if isinstance(answer, dict) else 0
             log.info("pushed dashboard %s (version %s)", uid, versions[uid])
     except GrafanaException as exc:
-        raise PsmonError(f"Grafana at {url} refused the push: {exc}. Check the URL and that the token "
-                         "has the Editor (dashboards) or Admin (datasources) role.") from exc  # fmt: skip
+        raise PsmonError(
+            f"Grafana at {url} refused the push: {exc}. Check the URL and that the token "
+            "has the Editor (dashboards) or Admin (datasources) role."
+        ) from exc
     except OSError as exc:
         raise PsmonError(f"cannot reach Grafana at {url}: {exc}") from exc
     return PushResult(folder_created, ds_result, versions)

@@ -18,7 +18,7 @@ from psmon.schemas.metrics import METRICS as WINDOW_METRICS
 
 __all__ = ["METRICS", "TITLES", "MetricThreshold", "load_thresholds"]
 
-#: The six live metrics of BRIEF §2, in display order (names as in `psmon_ratio{metric=...}`).
+#: The six live metrics of the contract (docs/contract.md), in display order (names as in `psmon_ratio{metric=...}`).
 METRICS: tuple[str, ...] = tuple(WINDOW_METRICS)
 
 TITLES: Final[dict[str, str]] = {

@@ -5,7 +5,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 __all__ = ["WINDOWS", "window_variable"]
 
-#: The live windows of stage 2 (BRIEF §2 Rolling rates), as in `psmon_ratio{window=...}`.
+#: The live windows of stage 2 (docs/operations.md, live rates), as in `psmon_ratio{window=...}`.
 WINDOWS: tuple[str, ...] = ("5m", "1h", "24h", "today", "month", "ytd")
 
 

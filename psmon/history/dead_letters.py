@@ -1,19 +1,22 @@
 """Dead letters for people: list them, explain each reason, and re-drive them after a fix.
 
-The store holds what BRIEF §2 allows: the reason, a detail, and the *redacted* payload (only
-contract fields whose values validated; nothing at all for unparseable input). So a re-drive
-rebuilds the event from the redacted payload, applies the fixes the operator gives
-(`--set level=commune`: a field value that the portal team confirmed), validates it again with
-today's code and registry, and publishes only the events that are valid now to `psmon.events`,
-where stage 1 handles them like any message. Letters that still fail are reported with the
-reason they fail now; they stay in the store. Re-driving twice is harmless: the event ids are
-the original ones, so stage 1 counts the second copy as a duplicate and history keeps one.
+The store holds what the contract allows (docs/contract.md): the reason, a detail, and the
+*redacted* payload (only contract fields whose values validated; nothing at all for unparseable
+input). So a re-drive rebuilds the event from the redacted payload, applies the fixes the
+operator gives (`--set level=commune`: a field value that the portal team confirmed), validates
+it again with today's code and registry, and publishes only the events that are valid now to
+`psmon.events`, where stage 1 handles them like any message. Letters that still fail are
+reported with the reason they fail now; they stay in the store. Re-driving twice is harmless:
+the event ids are the original ones, so stage 1 counts the second copy as a duplicate and
+history keeps one.
 
 Typical fixes: `personal_data` letters usually become valid as they are (redaction removed the
 personal field); `invalid_value`/`missing_field` need the dropped field set; `unknown_province`
 letters lost their code to redaction and need `--set province_code=..`; letters without a
 redacted payload (`malformed_json`, `not_an_object`, `too_large`) cannot be re-driven: the portal
-must re-send them.
+must re-send them. `unstorable` letters (valid events that ClickHouse refused, set aside by the
+sink or by `psmon replay`) keep every field that still validates; today's validation rejects the
+values that caused them, so a re-drive needs the offending field set (`--set amount_vnd=...`).
 """
 
 from collections.abc import Callable
@@ -24,13 +27,13 @@ from typing import Any, Final
 import orjson
 
 from psmon.history.tables import ResultTable
-from psmon.schemas.validation import REASONS, Invalid, Reason, ValidEvent, validate_event
+from psmon.schemas.validation import DEAD_LETTER_REASONS, DeadLetterReason, Invalid, ValidEvent, validate_event
 from psmon.sinks.clickhouse.client import Client
 
 __all__ = ["REASON_HELP", "DeadLetterStore", "RedriveOutcome", "parse_fixes", "rebuild"]
 
 #: What each reason means and what fixes it (shown by `psmon dead-letters explain`).
-REASON_HELP: Final[dict[Reason, str]] = {
+REASON_HELP: Final[dict[DeadLetterReason, str]] = {
     "malformed_json": "not UTF-8 JSON; the portal must fix its encoder and re-send (payload not kept)",
     "not_an_object": "JSON, but not an object; the portal must send one object per message (payload not kept)",
     "too_large": "over 8 KiB; the portal must drop oversized optional fields and re-send (payload not kept)",
@@ -40,10 +43,12 @@ REASON_HELP: Final[dict[Reason, str]] = {
     "unknown_event_type": "event_type not in v1; needs a new contract version, not a re-drive",
     "unsupported_schema_version": "schema_version other than 1; needs a psmon that supports it",
     "unknown_province": "province_code not among the 34 or the 63 old codes: --set province_code=CODE",
-    "time_out_of_range": "occurred_at before 2015 or in the future; redaction dropped it: --set occurred_at=...",
+    "time_out_of_range": "occurred_at before 2015 or in the future (redaction dropped it: --set occurred_at=...), "
+    "or a Kafka record timestamp not in milliseconds: fix the producer, then re-drive as is",
     "personal_data": "a field named like personal data; redaction dropped it, so a re-drive usually succeeds as is",
+    "unstorable": "valid, but ClickHouse refused a value (see detail): --set the dropped FIELD=VALUE and re-drive",
 }
-assert set(REASON_HELP) == set(REASONS)
+assert set(REASON_HELP) == set(DEAD_LETTER_REASONS)
 
 _COLUMNS: Final = "dead_letter_id, received_at, reason, detail, redacted, payload_bytes"
 
@@ -122,7 +127,7 @@ class DeadLetterStore:
             f"SELECT reason, count() FROM {self._db}.dead_letters FINAL {where} GROUP BY reason", parameters=params
         )
         counts: dict[str, int] = {str(r[0]): int(r[1]) for r in result.result_rows}
-        rows = [(r, int(counts[r]), REASON_HELP[r]) for r in REASONS if counts.get(r)]
+        rows = [(r, int(counts[r]), REASON_HELP[r]) for r in DEAD_LETTER_REASONS if counts.get(r)]
         rows.sort(key=lambda r: -r[1])
         return ResultTable(title="dead letters by reason", columns=["reason", "count", "meaning and fix"], rows=rows)
 

@@ -4,16 +4,30 @@
 - `rank`: provinces ordered by one metric over one period (missing ratios last).
 - `below`: the (period, province) pairs whose ratio is under a threshold.
 - `index766`: the computable Decision 766 points per province, ranked, with the missing items.
-- `raw_sql`: any SQL, for what the named questions do not cover.
+- `raw_sql`: any read-only SQL, for what the named questions do not cover.
 
 In 34-province terms (the default) the answers read `metrics_<grain>`, so the CLI shows exactly
 what the views hold. With `historical_codes=True` they read `rollup_day` grouped by the code as
 sent and by side of the 1 Jul 2025 merger, and name each code as it was then named (code 80 is
 Long An before the merger and Tây Ninh after), so a year spanning the merger can show one code
-twice, under both names. Metric names accept the BRIEF §1 spelling (`online_submission_ratio`)
+twice, under both names. Metric names accept the contract's spelling (docs/contract.md) (`online_submission_ratio`)
 and the short one (`online_submission`).
+
+`raw_sql` (`psmon query --sql`) is handed to analysts, so it must only read this database: an
+INSERT there would be counted in the history, and embedded chDB runs in psmon's own process with
+its file-system rights. ClickHouse enforces it, in three layers, all of them ClickHouse's own
+parser and settings rather than regexes over the text: `formatQuerySingleLine` parses the text
+(one statement only: chDB would run `INSERT ...; SELECT 1` statement by statement, with the
+per-query settings on the last one only) and yields the normalised statement that is checked and
+then run; `EXPLAIN AST` of it must be a read (SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN), without
+`INTO OUTFILE` (chDB writes that file even with `readonly=1`), and call no table function
+outside a small set that only computes or reads this database's tables (`file`, `url`, `s3`,
+`remote`, chDB's `python`... are refused, and so is the scalar `file()`, which chDB 4.4 answers
+under `readonly=1`); finally the statement runs with `readonly=1`, which refuses writes, DDL and
+setting changes on every backend.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
@@ -29,13 +43,161 @@ from psmon.sinks.clickhouse.rollups import GRAINS
 from psmon.sinks.clickhouse.schema import current_version
 from psmon.timeutil import MERGER_EFFECTIVE
 
-__all__ = ["History", "QueryError", "metric_name"]
+__all__ = ["READ_ONLY", "History", "QueryError", "ReadOnlyError", "metric_name"]
 
 _MERGER_DAY: Final = MERGER_EFFECTIVE.date()
 
 
 class QueryError(PsmonError):
     """A question that cannot be answered as asked (unknown metric, schema too old, bad SQL)."""
+
+
+class ReadOnlyError(QueryError):
+    """SQL given to `History.raw_sql` that would do more than read this database."""
+
+    def __init__(self, refused: str):
+        self.refused = " ".join(refused.split())  # one line, whatever ClickHouse said
+        super().__init__(f"SQL is read-only: {self.refused}")
+
+
+#: The settings of every `raw_sql` call: ClickHouse refuses writes, DDL and SET under them.
+READ_ONLY: Final[dict[str, Any]] = {"readonly": 1}
+
+#: Table functions that only generate rows or read this database's own tables; any other one
+#: (in table position) is refused, whatever the server offers.
+SAFE_TABLE_FUNCTIONS: Final = frozenset(
+    {
+        "numbers",
+        "numbers_mt",
+        "zeros",
+        "zeros_mt",
+        "generate_series",
+        "generateseries",
+        "primes",
+        "generaterandom",
+        "values",
+        "format",
+        "null",
+        "view",
+        "merge",
+    }
+)
+#: Table functions that reach files, URLs, other servers or programs; refused wherever they
+#: appear (also as `x IN url(...)` or the scalar `file()`), with the server's
+#: `system.table_functions` added at run time (lowercase: `URL` is `url`).
+OUTSIDE_FUNCTIONS: Final = frozenset(
+    {
+        "file",
+        "filecluster",
+        "filesystem",
+        "url",
+        "urlcluster",
+        "s3",
+        "s3cluster",
+        "gcs",
+        "oss",
+        "cosn",
+        "azureblobstorage",
+        "azureblobstoragecluster",
+        "hdfs",
+        "hdfscluster",
+        "remote",
+        "remotesecure",
+        "cluster",
+        "clusterallreplicas",
+        "mysql",
+        "postgresql",
+        "sqlite",
+        "mongodb",
+        "redis",
+        "jdbc",
+        "odbc",
+        "executable",
+        "input",
+        "dictionary",
+        "eval",
+        "python",
+        "arrowstream",
+        "iceberg",
+        "deltalake",
+        "hudi",
+    }
+)
+#: `EXPLAIN AST` root nodes of statements that read (SHOW ... and EXISTS ... roots are read too).
+_READ_ROOTS: Final = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "DescribeQuery", "Explain"})
+#: First keywords of ClickHouse's formatting of a read (to tell a bad read from a refused write).
+_READ_KEYWORDS: Final = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"})
+_READ_KINDS_HELP: Final = "only SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN statements run"
+_READONLY_CODE: Final = 164  # ClickHouse's READONLY error
+
+
+@dataclass(frozen=True)
+class _AstNode:
+    depth: int
+    kind: str
+    name: str  # the word after the kind (a function's name), "" when none
+    parent: str  # the kind of the enclosing node, "" for the root
+
+
+def _ast_nodes(lines: list[str]) -> list[_AstNode]:
+    """`EXPLAIN AST` output (one node a line, indented one space a level) as nodes.
+
+    An identifier holding a newline adds rows that are no nodes; they can only add refusals, as
+    every real node still has its own row and the root is always the first one."""
+    nodes: list[_AstNode] = []
+    kinds: list[str] = []
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        depth = len(line) - len(line.lstrip(" "))
+        del kinds[depth:]
+        name = words[1] if len(words) > 1 and not words[1].startswith("(") else ""
+        nodes.append(_AstNode(depth, words[0], name, kinds[-1] if kinds else ""))
+        kinds.extend([""] * (depth - len(kinds)))
+        kinds.append(words[0])
+    return nodes
+
+
+def ast_refusal(lines: list[str], statement: str, *, outside: frozenset[str] = OUTSIDE_FUNCTIONS) -> str | None:
+    """What in the `EXPLAIN AST` output `lines` of `statement` (ClickHouse's formatting) makes
+    it more than a read, or None."""
+    nodes = _ast_nodes(lines)
+    root = nodes[0].kind if nodes else ""
+    if not (root in _READ_ROOTS or root.startswith(("Show", "Exists"))):
+        return _not_a_read(statement)
+    for node in nodes[1:]:
+        if node.depth == 1 and node.kind == "Literal":  # the file of INTO OUTFILE
+            return "INTO OUTFILE (the result is printed, never written to a file)"
+        if node.kind != "Function":
+            continue
+        name = node.name.lower()
+        if name in outside and name not in SAFE_TABLE_FUNCTIONS:
+            where = "table function" if node.parent == "TableExpression" else "function"
+            return f"{where} {node.name}() (reads files, URLs, other servers or programs)"
+        if node.parent == "TableExpression" and name not in SAFE_TABLE_FUNCTIONS:
+            allowed = ", ".join(sorted(SAFE_TABLE_FUNCTIONS))
+            return f"table function {node.name}() (only {allowed} are allowed)"
+    return None
+
+
+def _keyword(statement: str) -> str:
+    """The first keyword of ClickHouse's formatting of a statement (`INSERT`, `SELECT`)."""
+    return (statement.lstrip("( ").split(None, 1) or [""])[0].upper()
+
+
+def _not_a_read(statement: str) -> str:
+    return f"{_keyword(statement) or 'an empty statement'} ({_READ_KINDS_HELP})"
+
+
+def _readonly_refusal(exc: Exception) -> str | None:
+    """ClickHouse's reason when `exc` is its READONLY refusal, else None."""
+    text = str(exc)
+    if getattr(exc, "code", None) != _READONLY_CODE and "(READONLY)" not in text:
+        return None
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    reason = re.sub(r"(Code: \d+\. )?DB::Exception: |\(version [^)]*\)\.?|\(READONLY\)\.?", "", first)
+    return f"refused by ClickHouse: {reason.removeprefix('default: ').strip(' .')}"
 
 
 def metric_name(text: str) -> Metric:
@@ -182,10 +344,14 @@ class History:
         notes = [
             f"Computable from events: {max_points:g} of 100 points; the rank orders these points only, "
             "not the portal's total.",
-            *(f"item {i.item} {i.title}: {i.rule}" + (f" {i.full_at:.0%}" if i.rule == "full_at" else "")
-              + (f"; {i.note}" if i.note else "") for i in items),
+            *(
+                f"item {i.item} {i.title}: {i.rule}"
+                + (f" {i.full_at:.0%}" if i.rule == "full_at" else "")
+                + (f"; {i.note}" if i.note else "")
+                for i in items
+            ),
             *(f"not computed: {name} ({pts:g} pts): {why}" for name, pts, why in MISSING_ITEMS),
-        ]  # fmt: skip
+        ]
         return ResultTable(
             title=f"Decision 766 index (computable items), {period.label}",
             columns=["rank", "province_code", "province", *item_cols, "total", "max_points"],
@@ -194,8 +360,51 @@ class History:
         )
 
     def raw_sql(self, sql: str) -> ResultTable:
+        """Run one statement that only reads (see the module docstring); `ReadOnlyError` for any
+        other, before it runs."""
+        statement = self.read_only_statement(sql)
         try:
-            res = self._client.query(sql)
+            res = self._client.query(statement, settings=READ_ONLY)
         except Exception as exc:  # the driver's own error says what is wrong with the SQL
-            raise QueryError(f"query failed: {exc}") from exc
+            raise self._error(exc) from exc
         return ResultTable(title="", columns=list(res.column_names), rows=[tuple(r) for r in res.result_rows])
+
+    def read_only_statement(self, sql: str) -> str:
+        """ClickHouse's formatting of `sql`, once its parser has shown it to be one statement
+        that only reads; raises `ReadOnlyError` otherwise and `QueryError` for bad SQL."""
+        if not sql.strip():
+            raise QueryError("no SQL given")
+        try:
+            formatted = str(
+                self._client.query(
+                    "SELECT formatQuerySingleLine({sql:String})", parameters={"sql": sql}, settings=READ_ONLY
+                ).result_rows[0][0]
+            )
+        except Exception as exc:
+            if "Multi-statements are not allowed" in str(exc):
+                raise ReadOnlyError("more than one statement (give one SELECT)") from exc
+            raise self._error(exc) from exc
+        try:
+            lines = [str(r[0]) for r in self._client.query(f"EXPLAIN AST {formatted}", settings=READ_ONLY).result_rows]
+        except Exception as exc:
+            if _readonly_refusal(exc) is None and _keyword(formatted) not in _READ_KEYWORDS:
+                # a statement EXPLAIN cannot even show (SYSTEM ...) is no read either
+                raise ReadOnlyError(_not_a_read(formatted)) from exc
+            raise self._error(exc) from exc
+        refused = ast_refusal(lines, formatted, outside=OUTSIDE_FUNCTIONS | self._table_functions())
+        if refused:
+            raise ReadOnlyError(refused)
+        return formatted
+
+    def _table_functions(self) -> frozenset[str]:
+        """The server's table functions (lowercase), every one but the safe ones being refused."""
+        try:
+            rows = self._client.query("SELECT name FROM system.table_functions", settings=READ_ONLY).result_rows
+        except Exception:  # a restricted user: the built-in list still applies
+            return frozenset()
+        return frozenset(str(r[0]).lower() for r in rows)
+
+    @staticmethod
+    def _error(exc: Exception) -> QueryError:
+        refused = _readonly_refusal(exc)
+        return ReadOnlyError(refused) if refused else QueryError(f"query failed: {exc}")

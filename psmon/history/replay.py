@@ -14,33 +14,60 @@ Replayed rows carry synthetic source coordinates, since they did not come from K
 2**31, so the high bit marks a replay), `src_offset` = row number, and the replay's start time.
 Dead letters get the id `replay:<file name>:<row>`, so replaying a file twice keeps one row each.
 
+A row that passes validation but that ClickHouse still refuses as a data error (possible only if
+the store is narrower than the contract, e.g. an older table) does not abort the replay: the
+writer isolates it (`writer.write_isolating`), every other row of its batch is written, and the
+row goes to `dead_letters` as `unstorable` with its `replay:<file name>:<row>` id (counted in
+`ReplayStats.unstorable`). A transient failure still aborts the replay; running it again is safe.
+
 With a TTL on raw events, events older than the retention are skipped: their raw rows would be
 gone, so the at-most-once check could not see them and the rollups would count them twice.
 
 `--publish` sends the rows (as contract JSON, keyed by province code as sent) to `psmon.events`
 instead, so the running pipeline validates and stores them; both targets can be combined.
+`replay_into` opens the targets that `Settings` name, runs `replay_files` and closes them.
 """
 
+import logging
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 import orjson
 
+from psmon.history.publish import KafkaPublisher
 from psmon.history.sources import read_messages
-from psmon.schemas.dead_letter import DeadLetter
+from psmon.schemas.dead_letter import DeadLetter, unstorable_letter
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import Invalid, validate_event
-from psmon.sinks.clickhouse.writer import ClickHouseWriter
+from psmon.settings import Settings
+from psmon.sinks.clickhouse.client import connect
+from psmon.sinks.clickhouse.schema import migrate
+from psmon.sinks.clickhouse.writer import ClickHouseWriter, write_isolating
+from psmon.streams.topics import ensure_topics
 
-__all__ = ["DEFAULT_BATCH_ROWS", "REPLAY_PARTITION_FLAG", "Publisher", "ReplayStats", "replay_files"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "REPLAY_PARTITION_FLAG",
+    "REPLAY_TARGETS",
+    "Publisher",
+    "ReplayStats",
+    "ReplayTarget",
+    "replay_files",
+    "replay_into",
+]
 
 DEFAULT_BATCH_ROWS: Final = 50_000
 REPLAY_PARTITION_FLAG: Final = 0x8000_0000
+
+log = logging.getLogger(__name__)
+
+ReplayTarget = Literal["clickhouse", "kafka", "both"]
+REPLAY_TARGETS: Final[tuple[ReplayTarget, ...]] = ("clickhouse", "kafka", "both")
 
 
 class Publisher(Protocol):
@@ -57,6 +84,7 @@ class ReplayStats:
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     inserted: int = 0
     already_stored: int = 0  # valid events whose event_id was stored before (or earlier in the file)
+    unstorable: int = 0  # valid events that ClickHouse refused: stored as `unstorable` dead letters
     beyond_retention: int = 0
     published: int = 0
     elapsed_s: float = 0.0
@@ -77,6 +105,7 @@ class ReplayStats:
             "invalid_by_reason": dict(sorted(self.invalid_by_reason.items())),
             "inserted": self.inserted,
             "already_stored": self.already_stored,
+            "unstorable": self.unstorable,
             "beyond_retention": self.beyond_retention,
             "published": self.published,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -133,10 +162,19 @@ def replay_files(
             if writer is None or not len(b):
                 return
             token = f"replay/{path.name}:{b.first_row}-{b.last_row}"
-            n = writer.write_events(b.events, token=token)
-            stats.inserted += n
-            stats.already_stored += len(b.events) - n
-            writer.write_dead_letters(b.letters, token=token)
+            events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.events, token)
+            unstorable = [
+                unstorable_letter(r.item, dead_letter_id=f"replay:{path.name}:{r.item.src_offset}", error=r.error)
+                for r in events.refused
+            ]
+            stats.inserted += events.written
+            stats.already_stored += len(b.events) - events.written - len(unstorable)
+            stats.unstorable += len(unstorable)
+            letters = write_isolating(
+                lambda rows, tok: writer.write_dead_letters(rows, token=tok), [*b.letters, *unstorable], token
+            )
+            for r in letters.refused:  # clamped to fit, so not expected: say so rather than stop
+                log.error("dead letter %s cannot be stored (%s); dropped", r.item.dead_letter_id, r.error)
 
         def advance(n: int, path: Path = path) -> None:
             if progress:
@@ -182,3 +220,40 @@ def replay_files(
         publisher.flush()
     stats.elapsed_s = time.monotonic() - t0
     return stats
+
+
+def replay_into(
+    settings: Settings,
+    paths: Iterable[Path],
+    *,
+    target: ReplayTarget,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Callable[[Path, int], None] | None = None,
+) -> ReplayStats:
+    """`replay_files` into the ClickHouse (migrated first) and/or the Kafka topic of `settings`.
+
+    Opens the targets, replays, and closes them whatever happens; raw events older than
+    `settings.clickhouse_events_ttl_days` are skipped (see the module docstring).
+    """
+    writer = publisher = client = None
+    try:
+        if target in ("clickhouse", "both"):
+            client = connect(settings.resolved_clickhouse_dsn)
+            migrate(client, settings.clickhouse_database)
+            writer = ClickHouseWriter(client, database=settings.clickhouse_database)
+        if target in ("kafka", "both"):
+            ensure_topics(settings)
+            publisher = KafkaPublisher(settings.kafka_bootstrap, settings.topic_events)
+        return replay_files(
+            paths,
+            writer=writer,
+            publisher=publisher,
+            batch_rows=batch_rows,
+            retention_days=settings.clickhouse_events_ttl_days,
+            progress=progress,
+        )
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if client is not None:
+            client.close()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 from psmon.history.periods import Grain, Period
 from psmon.history.queries import History, MetricRow
-from psmon.history.tables import ResultTable
+from psmon.history.tables import ResultTable, cell_text
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TARGETS", "ReportFiles", "write_report"]
 
-#: Official targets (BRIEF §1) drawn as reference lines; None where the target is "rising".
+#: Official targets (docs/index766.md) drawn as reference lines; None where the target is "rising".
 TARGETS: Final[dict[str, tuple[float | None, str]]] = {
     "online_submission": (0.8, "80% by end-2025 (QĐ 126/QĐ-BCĐCP)"),
     "full_online": (0.8, "80% by 2025 (QĐ 942/QĐ-TTg)"),
@@ -128,19 +128,16 @@ def _grid_chart(metric: str, period: Period, rows: list[MetricRow]) -> bytes:
     return _png(fig)
 
 
-def _html_table(table: ResultTable) -> str:
-    def cell(col: str, v: object) -> str:
-        if v is None:
-            return "–"
-        if isinstance(v, float) and (col == "ratio" or col.endswith("_ratio")):
-            return f"{v * 100:.2f}%"
-        if isinstance(v, float):
-            return f"{v:.2f}"
-        return html.escape(str(v))
+def _escaped(v: object) -> str:
+    return html.escape(str(v))
 
+
+def _html_table(table: ResultTable) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{cell(c, v)}</td>" for c, v in zip(table.columns, r, strict=True)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{cell_text(c, v, other=_escaped)}</td>" for c, v in zip(table.columns, r, strict=True))
+        + "</tr>"
         for r in table.rows
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)

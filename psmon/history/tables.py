@@ -1,20 +1,36 @@
 """A query result as a small table, and its three renderings: terminal table, CSV, JSON.
 
 Every named question returns a `ResultTable` (columns, rows, notes), so the CLI, the report and
-the tests read one shape. Ratios stay floats in CSV and JSON (0–1, as BRIEF §4 says `_ratio`
-means) and are shown as percentages only in the terminal table. A missing ratio (denominator 0)
-is empty in CSV, `null` in JSON and `–` in the table.
+the tests read one shape. Ratios stay floats in CSV and JSON (0–1, as the metric naming convention says `_ratio`
+means) and are shown as percentages only where people read them: the terminal table and the
+report's HTML tables (`cell_text`). A missing ratio (denominator 0) is empty in CSV, `null` in
+JSON and `–` in the tables.
+
+Cells hold what portals and analysts stored, so every rendering shows them as data, never as
+instructions to the program that reads the output. The terminal table passes titles, headers,
+cells and notes to rich as plain `Text` (no console markup, emoji codes or highlighting), so a
+stored `[/bold]` neither crashes `psmon dead-letters list` nor `:x:` becomes an emoji, and shows
+control characters as `\\xNN` escapes so a stored ANSI sequence cannot drive the terminal. CSV
+is opened in spreadsheets, which execute a cell beginning with `=`, `+`, `-`, `@`, tab or
+carriage return as a formula (CSV injection): such text cells get a leading `'` (the usual
+neutralisation), numbers never do (`-1.5` stays a number), and headers are treated like cells.
 """
 
 import csv
 import io
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal, get_args
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import orjson
 
-__all__ = ["OUTPUT_FORMATS", "OutputFormat", "ResultTable", "render"]
+if TYPE_CHECKING:
+    from rich.text import Text
+
+__all__ = ["OUTPUT_FORMATS", "OutputFormat", "ResultTable", "cell_text", "csv_cell", "render"]
 
 OutputFormat = Literal["table", "csv", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
@@ -41,16 +57,64 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _cell(column: str, v: Any) -> str:
+def cell_text(column: str, v: Any, *, other: Callable[[Any], str]) -> str:
+    """A cell as people read it: a missing value `–`, a ratio (column `ratio` or `*_ratio`) a
+    percentage, another float two decimals, and any other value as `other` writes it."""
     if v is None:
         return "–"
     if isinstance(v, float) and (column == "ratio" or column.endswith("_ratio")):
         return f"{v * 100:.2f}%"
     if isinstance(v, float):
         return f"{v:.2f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(_plain(v))
+    return other(v)
+
+
+def _terminal(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(_plain(v))
+
+
+#: C0 controls but tab and newline, DEL and C1 controls: shown as `\xNN` in the terminal table.
+_CONTROLS: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (0x09, 0x0A)}
+
+
+def _literal(text: str) -> "Text":
+    """`text` for rich exactly as it is: no markup, no emoji codes, no terminal control."""
+    from rich.text import Text
+
+    return Text(text.translate(_CONTROLS))
+
+
+#: What a spreadsheet reads as the start of a formula.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(v: Any) -> Any:
+    """A cell as CSV writes it: missing empty, numbers as they are, and text that a spreadsheet
+    would run as a formula behind a `'` (text that is just a number, `-1.5`, stays as it is)."""
+    if v is None:
+        return ""
+    if isinstance(v, int | float | Decimal):  # bool too: written True/False
+        return v
+    text = str(_plain(v))
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv(records: Iterable[list[Any]]) -> str:
+    """Records joined by "\\n", any field holding "\\r" or "\\n" quoted. (The csv module quotes the
+    characters of its line terminator only: with "\\n" a lone "\\r" would stay bare, and
+    spreadsheets start a new row there, so a neutralised `'\\r=...` would become `=...` again.)"""
+    lines: list[str] = []
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\r\n")
+    for r in records:
+        record.seek(0)
+        record.truncate()
+        writer.writerow(r)
+        lines.append(record.getvalue().removesuffix("\r\n"))
+    return "\n".join(lines)
 
 
 def render(table: ResultTable, fmt: OutputFormat) -> str:
@@ -58,22 +122,20 @@ def render(table: ResultTable, fmt: OutputFormat) -> str:
         body = {"title": table.title, "columns": table.columns, "rows": table.dicts(), "notes": table.notes}
         return orjson.dumps(body, default=_plain, option=orjson.OPT_INDENT_2).decode()
     if fmt == "csv":
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(table.columns)
-        for r in table.rows:
-            w.writerow(["" if v is None else _plain(v) for v in r])
-        return out.getvalue().rstrip("\n")
+        return _csv([[csv_cell(c) for c in table.columns], *([csv_cell(v) for v in r] for r in table.rows)])
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=table.title, title_justify="left")
+    t = Table(title=_literal(table.title) if table.title else None, title_justify="left")
     for c in table.columns:
-        t.add_column(c, justify="left" if c in {"period", "province", "name", "metric", "reason"} else "right")
+        t.add_column(
+            _literal(c), justify="left" if c in {"period", "province", "name", "metric", "reason"} else "right"
+        )
     for r in table.rows:
-        t.add_row(*(_cell(c, v) for c, v in zip(table.columns, r, strict=True)))
-    console = Console(width=200, record=True, file=io.StringIO())
+        t.add_row(*(_literal(cell_text(c, v, other=_terminal)) for c, v in zip(table.columns, r, strict=True)))
+    # Plain text everywhere, also for anything rich would otherwise read as markup or emoji.
+    console = Console(width=200, record=True, file=io.StringIO(), markup=False, emoji=False, highlight=False)
     console.print(t)
     for note in table.notes:
-        console.print(note, markup=False, highlight=False)
+        console.print(_literal(note))
     return console.export_text().rstrip("\n")

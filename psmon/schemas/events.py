@@ -8,9 +8,14 @@ generated from them. Strict means JSON types are not coerced: `true` is not `1`,
 Rules that a per-field type cannot express (province code known, `district` only before the
 merger, `online` not with `offline`, time range) live in `validation.py`, because each has its own
 dead-letter reason.
+
+Every number has an upper bound as well as a lower one: a value the contract accepts must be one
+ClickHouse can store (`amount_vnd` is a `Nullable(Int64)` column). A valid event that the store
+refuses would otherwise stop the history sink, so the bound is part of the contract, far above
+any real fee.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -18,6 +23,7 @@ __all__ = [
     "ENVELOPE_FIELDS",
     "EVENT_MODELS",
     "EVENT_TYPES",
+    "MAX_AMOUNT_VND",
     "SCHEMA_VERSION",
     "ApplicationResolved",
     "ApplicationSubmitted",
@@ -28,6 +34,10 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
+#: Largest `amount_vnd` accepted: 10**15 VND (a million billion), far above any fee and far below
+#: the Int64 column that stores it (about 9.2 * 10**18).
+MAX_AMOUNT_VND: Final = 10**15
 
 EventType = Literal["application.submitted", "application.resolved", "payment.completed", "record.digitized"]
 
@@ -91,7 +101,7 @@ class PaymentCompleted(PortalEvent):
 
     event_type: Literal["payment.completed"]
     method: Literal["online", "counter"]
-    amount_vnd: int = Field(ge=0)
+    amount_vnd: int = Field(ge=0, le=MAX_AMOUNT_VND, description="Fee paid, in VND; 0 to 10**15.")
 
 
 class RecordDigitized(PortalEvent):

@@ -1,6 +1,6 @@
 """The Decision 766 service index: the items psmon can score from events, and their points.
 
-Rules follow `shared/INDEX766.md` (the portal's scoring as reconstructed by third parties):
+Rules follow docs/index766.md (the portal's scoring as reconstructed by third parties):
 **linear** = points × ratio; **full at X** = full points when ratio ≥ X, else points × ratio ÷ X.
 Ratios can exceed 1 when numerator and denominator come from different event types (a payment in
 July for a dossier submitted in June), so points are capped at the item's maximum. A period
@@ -8,9 +8,9 @@ without a denominator scores no points for that item (NULL ratio, 0 points) rath
 
 One definition serves both paths: `index_select_sql` builds the SQL of the `index766_month` view
 (migration 2) and of `psmon query index` from the same `ITEMS`, and `score` is the pure-Python
-scorer the tests check against INDEX766.md's worked values. The rules that INDEX766.md marks
+scorer the tests check against the worked values of docs/index766.md. The rules that it marks
 unverified (3.3's weight and threshold, 4.2's linear rule) are plain data here, so a different
-assumption is a `with_rule` call, not new code.
+assumption is a `with_rule` call (or a `parse_rule` of `psmon query index --rule`), not new code.
 """
 
 from dataclasses import dataclass, replace
@@ -24,6 +24,7 @@ __all__ = [
     "Rule",
     "index_select_sql",
     "item_points",
+    "parse_rule",
     "score",
     "with_rule",
 ]
@@ -46,23 +47,45 @@ class IndexItem:
 
 ITEMS: Final[tuple[IndexItem, ...]] = (
     IndexItem(
-        "2.1", "i2_1_on_time", "on-time resolution", "resolved_on_time", "resolved", 20,
+        "2.1",
+        "i2_1_on_time",
+        "on-time resolution",
+        "resolved_on_time",
+        "resolved",
+        20,
         note="psmon's denominator is resolved dossiers; the portal also counts dossiers still within their deadline",
     ),
     IndexItem(
-        "3.3", "i3_3_online_submission", "dossiers submitted online", "submitted_online", "submitted", 6,
-        rule="full_at", full_at=0.5, note="6-point weight and full-at-50% fitted to portal data (unverified)",
+        "3.3",
+        "i3_3_online_submission",
+        "dossiers submitted online",
+        "submitted_online",
+        "submitted",
+        6,
+        rule="full_at",
+        full_at=0.5,
+        note="6-point weight and full-at-50% fitted to portal data (unverified)",
     ),
     IndexItem(
-        "3.6", "i3_6_paid_online", "dossiers paid online", "payments_online", "submitted_fee_bearing", 6,
+        "3.6",
+        "i3_6_paid_online",
+        "dossiers paid online",
+        "payments_online",
+        "submitted_fee_bearing",
+        6,
         note="denominator: fee-bearing dossiers submitted",
     ),
     IndexItem("4.1", "i4_1_result_digitized", "results issued electronically", "digitized_result", "resolved", 6),
     IndexItem(
-        "4.2", "i4_2_dossier_digitized", "dossiers with digitized components", "digitized_dossier", "submitted", 4,
+        "4.2",
+        "i4_2_dossier_digitized",
+        "dossiers with digitized components",
+        "digitized_dossier",
+        "submitted",
+        4,
         note="portal applies linear although its formula document says full at 80%",
     ),
-)  # fmt: skip
+)
 
 COMPUTABLE_MAX_POINTS: Final = sum(i.points for i in ITEMS)
 
@@ -87,6 +110,16 @@ def with_rule(items: tuple[IndexItem, ...], item: str, rule: Rule, full_at: floa
     if not 0 < full_at <= 1:
         raise ValueError(f"full_at must be within (0, 1], got {full_at}")
     return tuple(replace(i, rule=rule, full_at=full_at) if i.item == item else i for i in items)
+
+
+def parse_rule(text: str, items: tuple[IndexItem, ...] = ITEMS) -> tuple[IndexItem, ...]:
+    """`items` with the rule `text` applied: `4.2=full:0.8` (full at 80%), `4.2=full` (full at
+    100%) or `3.3=linear`. Raises ValueError, naming what is wrong."""
+    item, _, spec = text.partition("=")
+    kind, _, at = spec.partition(":")
+    if kind not in ("linear", "full"):
+        raise ValueError(f"rule must be linear or full:X, got {spec!r}")
+    return with_rule(items, item, "linear" if kind == "linear" else "full_at", float(at) if at else 1.0)
 
 
 def item_points(item: IndexItem, numerator: int, denominator: int) -> float:

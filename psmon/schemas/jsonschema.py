@@ -18,8 +18,9 @@ __all__ = ["event_schemas", "write_schemas"]
 _RULES = (
     "Contract v1 of psmon. Also checked by psmon and not expressible here: province_code must be "
     "one of the 34 current or 63 old codes; level 'district' only before 2025-07-01 (UTC+7); "
-    "occurred_at not before 2015-01-01T00:00:00+07:00 and at most 5 minutes after the Kafka record "
-    "timestamp; JSON null is not accepted for optional fields (omit them); field names that denote "
+    "occurred_at not before 2015-01-01T00:00:00+07:00, before 2100-01-01T00:00:00Z and at most 5 minutes "
+    "after the Kafka record timestamp, which must itself be in milliseconds, not before 2015 and at most "
+    "1 day after psmon's clock; JSON null is not accepted for optional fields (omit them); field names that denote "
     "personal data are rejected; a message is at most 8 KiB."
 )
 

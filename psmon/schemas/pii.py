@@ -16,19 +16,48 @@ __all__ = ["is_personal_field"]
 
 _PII_FRAGMENTS = (
     # names
-    "name", "hoten", "hovaten", "tencongdan", "fullname",
+    "name",
+    "hoten",
+    "hovaten",
+    "tencongdan",
+    "fullname",
     # personal ID numbers
-    "cccd", "cmnd", "cancuoc", "idnumber", "idno", "nationalid", "personalid", "citizenid",
-    "identity", "passport", "hochieu", "dinhdanh", "ssn",
+    "cccd",
+    "cmnd",
+    "cancuoc",
+    "idnumber",
+    "idno",
+    "nationalid",
+    "personalid",
+    "citizenid",
+    "identity",
+    "passport",
+    "hochieu",
+    "dinhdanh",
+    "ssn",
     # phone
-    "phone", "mobile", "sdt", "sodienthoai", "dienthoai", "telephone",
+    "phone",
+    "mobile",
+    "sdt",
+    "sodienthoai",
+    "dienthoai",
+    "telephone",
     # email
-    "email", "mail",
+    "email",
+    "mail",
     # address
-    "address", "diachi", "street", "noio", "thuongtru", "tamtru",
+    "address",
+    "diachi",
+    "street",
+    "noio",
+    "thuongtru",
+    "tamtru",
     # birth date
-    "birth", "dob", "ngaysinh", "namsinh",
-)  # fmt: skip
+    "birth",
+    "dob",
+    "ngaysinh",
+    "namsinh",
+)
 _PII_RE = re.compile("|".join(_PII_FRAGMENTS))
 _SEPARATORS = re.compile(r"[^a-z0-9]")
 

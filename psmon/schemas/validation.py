@@ -1,8 +1,8 @@
 """Validation of raw portal messages: bytes in, a `ValidEvent` or an `Invalid` verdict out.
 
 This is stage 1's pure core; it never raises on input. Every rejection carries exactly one
-reason from the fixed list of BRIEF §2, chosen by a fixed precedence so the same input always gets
-the same reason:
+reason from the fixed list of the contract (docs/contract.md, "Bad input"), chosen by a fixed
+precedence so the same input always gets the same reason:
 
     too_large > malformed_json > not_an_object > personal_data > (schema_version)
     > (event_type) > unknown_field > missing_field > invalid_value > unknown_province
@@ -12,9 +12,23 @@ the same reason:
 never half-processed. The redacted payload kept for dead letters contains only contract fields
 whose values validated on their own; input that could not be parsed as an object is kept as its
 SHA-256 and length only.
+
+Every number and time that a valid event carries into storage is bounded, because a value that
+passes here but that ClickHouse cannot hold would stop the history sink: `amount_vnd` is at most
+`MAX_AMOUNT_VND` (`invalid_value`), `occurred_at` is before `MAX_OCCURRED_AT`, and the Kafka
+record timestamp itself must be plausible (not before 2015, at most `MAX_RECORD_AHEAD_S` after
+the wall clock): a producer that sets it in microseconds, or from a clock centuries off, gets
+`time_out_of_range` instead of an event stored in year 58,000. The record timestamp is not
+portal content, but a portal's producer sets it, so it is treated like the event time it bounds.
+
+`REASONS` are the reasons validation gives. `DEAD_LETTER_REASONS` adds `unstorable`: a row that
+passed validation (or bypassed it: a record from an older worker) and that ClickHouse still
+refused as a data error; the sink and `psmon replay` set it aside with that reason instead of
+retrying it forever.
 """
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -29,10 +43,16 @@ from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_TZ, MERGER_EFFECTIVE
 
 __all__ = [
+    "DEAD_LETTER_REASONS",
     "MAX_EVENT_BYTES",
     "MAX_FUTURE_S",
+    "MAX_OCCURRED_AT",
+    "MAX_RECORD_AHEAD_S",
     "MIN_OCCURRED_AT",
+    "MIN_RECORD_TS",
     "REASONS",
+    "UNSTORABLE",
+    "DeadLetterReason",
     "Invalid",
     "Reason",
     "ValidEvent",
@@ -54,11 +74,22 @@ Reason = Literal[
     "personal_data",
 ]
 REASONS: Final[tuple[Reason, ...]] = get_args(Reason)
+#: Every reason a dead letter can carry: validation's, and `unstorable` (set by the history writers).
+DeadLetterReason = Literal[Reason, "unstorable"]
+UNSTORABLE: Final = "unstorable"
+DEAD_LETTER_REASONS: Final[tuple[DeadLetterReason, ...]] = (*REASONS, UNSTORABLE)
 
 MAX_EVENT_BYTES: Final = 8 * 1024
 MAX_FUTURE_S: Final = 300.0
 MIN_OCCURRED_AT: Final = datetime(2015, 1, 1, tzinfo=LOCAL_TZ)
+#: Absolute upper bound of `occurred_at` (exclusive), whatever the record timestamp says.
+MAX_OCCURRED_AT: Final = datetime(2100, 1, 1, tzinfo=UTC)
+#: Earliest plausible Kafka record timestamp; the latest is `MAX_RECORD_AHEAD_S` after the wall clock.
+MIN_RECORD_TS: Final = MIN_OCCURRED_AT
+MAX_RECORD_AHEAD_S: Final = 86_400.0
 _MIN_OCCURRED_S: Final = MIN_OCCURRED_AT.timestamp()
+_MAX_OCCURRED_S: Final = MAX_OCCURRED_AT.timestamp()
+_MIN_RECORD_S: Final = MIN_RECORD_TS.timestamp()
 _MERGER_S: Final = MERGER_EFFECTIVE.timestamp()
 
 
@@ -102,8 +133,10 @@ class Invalid:
     payload_bytes: int
 
 
-def validate_event(raw: bytes, *, record_ts_s: float | None = None) -> ValidEvent | Invalid:
-    """Validate one message. `record_ts_s` is the Kafka record timestamp (None: wall clock)."""
+def validate_event(raw: bytes, *, record_ts_s: float | None = None, now_s: float | None = None) -> ValidEvent | Invalid:
+    """Validate one message. `record_ts_s` is the Kafka record timestamp (None: wall clock);
+    `now_s` the wall clock that bounds it (None: `time.time()`, read only when a record
+    timestamp is given)."""
     if len(raw) > MAX_EVENT_BYTES:
         return _opaque(raw, "too_large", f"{len(raw)} bytes > limit {MAX_EVENT_BYTES}")
     try:
@@ -112,10 +145,12 @@ def validate_event(raw: bytes, *, record_ts_s: float | None = None) -> ValidEven
         return _opaque(raw, "malformed_json", f"not valid UTF-8 JSON: {exc.msg}")
     if not isinstance(obj, dict):
         return _opaque(raw, "not_an_object", f"top-level JSON value is {type(obj).__name__}")
-    return _validate_object(obj, raw, record_ts_s)
+    return _validate_object(obj, raw, record_ts_s, now_s)
 
 
-def _validate_object(obj: dict[str, Any], raw: bytes, record_ts_s: float | None) -> ValidEvent | Invalid:
+def _validate_object(
+    obj: dict[str, Any], raw: bytes, record_ts_s: float | None, now_s: float | None
+) -> ValidEvent | Invalid:
     personal = [k for k in obj if _personal(k)]
     if personal:
         return _reject(obj, raw, "personal_data", f"personal-data fields: {', '.join(sorted(personal))}")
@@ -154,9 +189,20 @@ def _validate_object(obj: dict[str, Any], raw: bytes, record_ts_s: float | None)
     except ValueError:
         return _reject(obj, raw, "invalid_value", "occurred_at is not a valid date-time")
     occurred_s = occurred.timestamp()
+    if record_ts_s is not None:
+        wall_s = time.time() if now_s is None else now_s
+        if not _MIN_RECORD_S <= record_ts_s <= wall_s + MAX_RECORD_AHEAD_S:
+            # Not the event's fault: occurred_at stays in the redacted payload (no semantic drop).
+            detail = (
+                f"Kafka record timestamp {record_ts_s * 1000:.0f} ms is out of range (milliseconds "
+                "expected, not before 2015-01-01T00:00:00+07:00, at most 1 day after the wall clock)"
+            )
+            return Invalid("time_out_of_range", detail, redact(obj), hashlib.sha256(raw).hexdigest(), len(raw))
     if occurred_s < _MIN_OCCURRED_S:
         return _reject(obj, raw, "time_out_of_range", "occurred_at is before 2015-01-01T00:00:00+07:00")
-    limit_s = (record_ts_s if record_ts_s is not None else datetime.now(UTC).timestamp()) + MAX_FUTURE_S
+    if occurred_s >= _MAX_OCCURRED_S:
+        return _reject(obj, raw, "time_out_of_range", "occurred_at is not before 2100-01-01T00:00:00Z")
+    limit_s = (record_ts_s if record_ts_s is not None else time.time()) + MAX_FUTURE_S
     if occurred_s > limit_s:
         return _reject(obj, raw, "time_out_of_range", "occurred_at is more than 5 min after the record time")
 

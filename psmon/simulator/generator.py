@@ -87,10 +87,6 @@ class EventGenerator:
         while self._heap:
             yield heapq.heappop(self._heap)
 
-    @property
-    def scheduled(self) -> int:
-        return len(self._heap)
-
     # -- a dossier's life ---------------------------------------------------------------------
     def _start_dossier(self, t0: float) -> None:
         rng = self._rng

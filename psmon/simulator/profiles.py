@@ -1,7 +1,7 @@
 """Per-province behaviour for the simulator: volume and the shares that the index measures.
 
 Shares differ by province as they do in reality (national online submission ~52%, provinces
-from under 30% to over 90%). Anchors from BRIEF §1: Phú Thọ (Aug 2026) ~82% online, 84% of
+from under 30% to over 90%). Anchors from published figures (docs/index766.md): Phú Thọ (Aug 2026) ~82% online, 84% of
 fee-bearing dossiers paid online, 78.38% on time; Lâm Đồng 43.6% online payment (H1 2023).
 Other provinces get deterministic values spread over the observed ranges (a hash of the code, so
 they never change between runs), with the big cities carrying most of the volume.

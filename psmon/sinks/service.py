@@ -9,16 +9,28 @@ Protocol, per poll:
    inserts), so the raw table and every rollup fed from it by materialized views count each
    event once, whatever the redelivery looks like (see `clickhouse/writer.py`).
 3. Only when every insert succeeded are the next offsets committed to Kafka.
-If an insert fails, nothing is committed: the sink keeps the batch, stops consuming (no new polls,
-so Kafka holds the backlog), retries with exponential backoff up to `sink_retry_max_backoff_s`,
-and reports `psmon_clickhouse_up 0` and `psmon_clickhouse_errors_total` (and a warning in the
-log per attempt). Stages 1 and 2 do not wait for it: live rates and alerts carry on.
+If an insert fails transiently (connection, timeout, overload: `client.is_permanent_error` is
+false), nothing is committed: the sink keeps the batch, stops consuming (no new polls, so Kafka
+holds the backlog), retries with exponential backoff up to `sink_retry_max_backoff_s`, and
+reports `psmon_clickhouse_up 0` and `psmon_clickhouse_errors_total` (and a warning in the log per
+attempt). Stages 1 and 2 do not wait for it: live rates and alerts carry on.
+
+If an insert fails with a data error (a row ClickHouse cannot store: an integer beyond its
+column, a time beyond DateTime64), retrying cannot help and would stop every write behind that
+row for good. The writer bisects the batch instead (`writer.write_isolating`) and writes every
+good row; each refused event becomes a dead letter with reason `unstorable` (redacted, id
+`events:<partition>:<offset>` of its source message), written before the commit and counted in
+`psmon_events_invalid_total{reason="unstorable"}` and `psmon_sink_rows_unstorable_total{table}`.
+A refused dead letter or rate snapshot cannot be dead-lettered in turn: it is logged, counted in
+`psmon_sink_rows_unstorable_total` and dropped. Then the batch is committed as usual. ClickHouse
+is healthy throughout, so `psmon_clickhouse_up` stays 1 and `psmon_clickhouse_errors_total` does
+not move.
 
 Why this is exact: a crash (or SIGKILL) at any point re-delivers from the last commit. Between
-write and commit is the dangerous moment (the `test_sink_crash_after_writes` crash point sits
-there): the re-delivered events are found already stored and skipped, dead letters and rate
-snapshots replace themselves by key, and an INSERT retried with identical rows is dropped whole
-by its deduplication token. So 0 lost (nothing committed before it is stored) and 0 counted twice.
+write and commit is the dangerous moment (the sink's crash point of `psmon.faults` sits there):
+the re-delivered events are found already stored and skipped, dead letters and rate snapshots
+replace themselves by key, and an INSERT retried with identical rows is dropped whole by its
+deduplication token. So 0 lost (nothing committed before it is stored) and 0 counted twice.
 
 This stage uses aiokafka directly instead of a Faust agent: it needs "commit exactly these
 offsets after this write", while Faust acks by loop progress and commits on a timer
@@ -28,10 +40,8 @@ event loop, and with it the consumer's heartbeats, never blocks on an insert.
 
 import asyncio
 import logging
-import os
-import signal
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -39,16 +49,18 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-from psmon.errors import ClickHouseError
+from psmon.faults import FaultPlan
+from psmon.kafka import group_consumer
 from psmon.metrics import PipelineMetrics
-from psmon.schemas.dead_letter import decode_dead_letter
-from psmon.schemas.normalized import decode_valid
+from psmon.schemas.dead_letter import DeadLetter, decode_dead_letter, unstorable_letter
+from psmon.schemas.normalized import ValidRecord, decode_valid
+from psmon.schemas.validation import UNSTORABLE
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import ClickHouseExecutor, connect
 from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import ClickHouseWriter
+from psmon.sinks.clickhouse.writer import ClickHouseWriter, IsolatedWrite, Refused, write_isolating
 
-__all__ = ["SinkService", "batch_token"]
+__all__ = ["SinkService", "batch_token", "retry_delays_s"]
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +76,24 @@ def batch_token(topic: str, records: Sequence[ConsumerRecord[bytes, bytes]]) -> 
     return f"{topic}/{parts}"
 
 
-class SinkService(Service):
-    """Consumes the derived topics and writes them to ClickHouse (see module docstring)."""
+def retry_delays_s(cap_s: float) -> Iterator[float]:
+    """Waits between attempts of a failing write: 0.5 s first, then doubled each time up to `cap_s`."""
+    delay_s = 0.5
+    while True:
+        yield delay_s
+        delay_s = min(delay_s * 2, cap_s)
 
-    def __init__(self, settings: Settings, metrics: PipelineMetrics, **kwargs: Any):
+
+class SinkService(Service):
+    """Consumes the derived topics and writes them to ClickHouse (see module docstring).
+
+    `faults` is what the CLI builds from the test settings, and no fault at all when not given."""
+
+    def __init__(self, settings: Settings, metrics: PipelineMetrics, *, faults: FaultPlan | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.settings = settings
         self.metrics = metrics
+        self.faults = FaultPlan.none() if faults is None else faults
         self._executor = ClickHouseExecutor()
         self._writer: ClickHouseWriter | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -78,7 +101,6 @@ class SinkService(Service):
         self._idle = asyncio.Event()
         self._idle.set()
         self._writes = 0
-        self._crash_after_writes = settings.test_sink_crash_after_writes
 
     async def on_start(self) -> None:
         s = self.settings
@@ -87,14 +109,9 @@ class SinkService(Service):
         if applied:
             log.info("ClickHouse schema migrated to version %d", applied[-1].version)
         self._writer = ClickHouseWriter(client, database=s.clickhouse_database)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=f"{s.app_id}-sink",
-            client_id=f"{s.app_id}-sink",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
+        self._consumer = group_consumer(
+            s,
+            "sink",
             max_poll_interval_ms=3_600_000,  # a ClickHouse outage pauses polling, not membership
             max_poll_records=s.sink_batch_max_rows,
         )
@@ -146,7 +163,8 @@ class SinkService(Service):
         for tp, records in batch.items():
             by_topic[tp.topic].extend(records)
         pending = dict(by_topic)
-        backoff_s = 0.5
+        delays_s = retry_delays_s(self.settings.sink_retry_max_backoff_s)
+        backoff_s = next(delays_s)
         while pending:
             for topic in list(pending):
                 try:
@@ -162,7 +180,7 @@ class SinkService(Service):
                     await asyncio.wait_for(self._stopping.wait(), timeout=backoff_s)
                     return False
                 except TimeoutError:
-                    backoff_s = min(backoff_s * 2, self.settings.sink_retry_max_backoff_s)
+                    backoff_s = next(delays_s)
         self.metrics.clickhouse_up.set(1)
         return True
 
@@ -182,22 +200,54 @@ class SinkService(Service):
             items = [row for rows in _decode(records, orjson.loads) for row in rows]
             write, table = w.write_rates, "rate_snapshots"
         with self.metrics.sink_batch_seconds.time():
-            n = await self._executor.run(self._write_or_fault, write, items, token)
+            result = await self._executor.run(self._write_or_fault, write, items, token)
+        n = result.written
         self.metrics.sink_rows.labels(table).inc(n)
         if table == "events":
-            self.metrics.sink_skipped.labels(table).inc(len(items) - n)
+            self.metrics.sink_skipped.labels(table).inc(len(items) - n - len(result.refused))
         self.metrics.sink_batch_rows.observe(n)
+        if result.refused:
+            await self._set_aside(table, result.refused, token)
         self._writes += 1
-        if self._crash_after_writes and self._writes >= self._crash_after_writes:
-            # Test-only crash point: written but not committed, the dangerous moment.
-            log.error("test crash point reached after %d writes: SIGKILL", self._writes)
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.faults.after_sink_write(self._writes)  # written, not committed: the dangerous moment
 
-    def _write_or_fault(self, write: Callable[..., int], items: list[Any], token: str) -> int:
-        fault = self.settings.test_clickhouse_fault_file
-        if fault and os.path.exists(fault):
-            raise ClickHouseError(f"fault injected: {fault} exists")
-        return write(items, token=token)
+    def _write_or_fault(self, write: Callable[..., int], items: list[Any], token: str) -> IsolatedWrite[Any]:
+        def attempt(part: Sequence[Any], part_token: str) -> int:
+            self.faults.check_clickhouse()  # the injected outage is transient: it propagates
+            return write(part, token=part_token)
+
+        return write_isolating(attempt, items, token)
+
+    async def _set_aside(self, table: str, refused: list[Refused[Any]], token: str) -> None:
+        """Rows refused as data errors: events become `unstorable` dead letters, the rest is dropped."""
+        assert self._writer is not None
+        self.metrics.sink_unstorable.labels(table).inc(len(refused))
+        if table != "events":
+            for r in refused:
+                log.error("dropping a %s row that ClickHouse cannot store (%s): %s", table, r.error, _row_name(r.item))
+            return
+        letters: list[DeadLetter] = []
+        for r in refused:
+            record: ValidRecord = r.item
+            dl_id = f"events:{record.src_partition}:{record.src_offset}"
+            log.error(
+                "event %s (%s) cannot be stored (%s): sent to dead letters as %s",
+                record.event.event_id,
+                dl_id,
+                r.error,
+                UNSTORABLE,
+            )
+            try:
+                letters.append(unstorable_letter(record, dead_letter_id=dl_id, error=r.error))
+            except Exception as exc:  # a record too odd to even describe: keep the sink going
+                log.error("cannot build the dead letter of %s (%s); dropped", dl_id, exc)
+        result = await self._executor.run(
+            self._write_or_fault, self._writer.write_dead_letters, letters, f"{token}/{UNSTORABLE}"
+        )
+        self.metrics.invalid.labels(UNSTORABLE).inc(len(letters))
+        self.metrics.sink_rows.labels("dead_letters").inc(result.written)
+        if result.refused:
+            await self._set_aside("dead_letters", result.refused, token)
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self._consumer is not None
@@ -222,6 +272,15 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._sink.report_committed(list(assigned))
+
+
+def _row_name(item: Any) -> str:
+    """How a refused dead letter or rate row is named in the log: its key, never its values."""
+    if isinstance(item, DeadLetter):
+        return f"dead letter {item.dead_letter_id}"
+    if isinstance(item, dict):
+        return f"rate snapshot {item.get('province_code')}/{item.get('metric')}/{item.get('window')}"
+    return type(item).__name__
 
 
 def _decode(records: list[ConsumerRecord[bytes, bytes]], decode: Callable[[bytes], Any]) -> list[Any]:

@@ -6,7 +6,7 @@ payload). Stage 2 (`rates_service.RatesService`) reads `psmon.valid` and keeps t
 windows; it runs as a service of the same Faust worker (one process, one event loop), with its
 own consumer group because it rebuilds its partitions from the log on assignment.
 
-Hot path (measured with `python -m benchmarks`, see README "Performance"): stage 1 takes events
+Hot path (measured with `python -m benchmarks`, see docs/performance.md): stage 1 takes events
 in batches (`stream.take_events`, up to `validate_batch_max_events`, waiting at most
 `validate_batch_within_s` for a batch to fill), validates them, hands every output to the
 producer without waiting (`app.producer.send` straight to aiokafka, no Faust `Topic.send`
@@ -35,9 +35,6 @@ several workers can share a host without port clashes.
 """
 
 import asyncio
-import logging
-import os
-import signal
 from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -46,6 +43,7 @@ import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode import Service
 
+from psmon.faults import FaultPlan
 from psmon.schemas.dead_letter import encode_dead_letter
 from psmon.schemas.normalized import encode_valid
 from psmon.schemas.validation import ValidEvent, validate_event
@@ -55,8 +53,6 @@ from psmon.streams.live import LiveRates
 from psmon.streams.rates_service import RatesService
 
 __all__ = ["create_app", "run_worker"]
-
-log = logging.getLogger(__name__)
 
 
 def _faust_fetch_max_wait() -> None:
@@ -76,7 +72,10 @@ def _faust_fetch_max_wait() -> None:
     setattr(AIOKafkaConsumerThread, "_create_worker_consumer", create_worker_consumer)  # noqa: B010
 
 
-def create_app(settings: Settings, live: LiveRates) -> faust.App:
+def create_app(settings: Settings, live: LiveRates, *, faults: FaultPlan | None = None) -> faust.App:
+    """The Faust app with stage 1's agent; `faults` is what the CLI builds from the test
+    settings, and no fault at all when not given."""
+    faults = FaultPlan.none() if faults is None else faults
     datadir = Path(settings.data_dir) / "faust"
     datadir.mkdir(parents=True, exist_ok=True)  # Faust writes under it but does not create it
     app = faust.App(
@@ -107,7 +106,6 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
     valid_topic = raw_topic(settings.topic_valid)
     dead_letter_topic = raw_topic(settings.topic_dead_letter)
     metrics = live.metrics
-    crash_after = settings.test_worker_crash_after_events
 
     @app.agent(events_topic, name="validate")
     async def validate(stream: faust.StreamT[bytes]) -> None:
@@ -140,10 +138,7 @@ def create_app(settings: Settings, live: LiveRates) -> faust.App:
                     await producer.send(topic, key=key, value=value, partition=None, timestamp=None, headers=None)
                 )
                 validated += 1
-                if crash_after and validated >= crash_after:
-                    # Test-only crash point: outputs sent (maybe not acked), input not committed.
-                    log.error("test crash point reached after %d events: SIGKILL", validated)
-                    os.kill(os.getpid(), signal.SIGKILL)
+                faults.after_validated(validated)  # outputs sent (maybe not acked), input not committed
             # Broker acknowledgement of every output before take_events acks the inputs.
             await asyncio.gather(*sent)
             processed.inc(len(events))
@@ -157,9 +152,10 @@ def run_worker(
     *,
     services: Iterable[Service] = (),
     logfile: str | None = None,
+    faults: FaultPlan | None = None,
 ) -> None:
     """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally."""
-    app = create_app(settings, live)
+    app = create_app(settings, live, faults=faults)
     worker = BoundedFaustWorker(
         app,
         RatesService(settings, live),

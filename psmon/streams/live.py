@@ -167,11 +167,19 @@ class LiveRates:
             rows = out[province] = []
             for window in WINDOWS:
                 for metric, ratio in self.rates.ratios(province, window).items():
-                    rows.append({
-                        "snapshot_at_ms": now_ms, "worker": self.worker, "province_code": province,
-                        "metric": metric, "window": window, "numerator": ratio.numerator,
-                        "denominator": ratio.denominator, "ratio": ratio.value, "watermark_ms": int(wm * 1000),
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "snapshot_at_ms": now_ms,
+                            "worker": self.worker,
+                            "province_code": province,
+                            "metric": metric,
+                            "window": window,
+                            "numerator": ratio.numerator,
+                            "denominator": ratio.denominator,
+                            "ratio": ratio.value,
+                            "watermark_ms": int(wm * 1000),
+                        }
+                    )
         return out
 
     def live_provinces(self) -> list[str]:

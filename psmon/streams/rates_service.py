@@ -15,7 +15,7 @@ the beginning on assignment. Here the seek happens in the rebalance listener, be
 fetch of the new generation, and the end of a partition is the fetch response's high watermark,
 which every broker reports correctly. Horizon: the counters and windows cover what `psmon.valid`
 retains; production retention of that topic must cover the longest window (a year for `ytd`), or
-the windows start short after a rebuild (documented in the README).
+the windows start short after a rebuild (documented in docs/delivery.md).
 
 The service also runs stage 2's timers: gauges refresh every `rates_refresh_interval_s`, and rate
 snapshots go to `psmon.rates` every `rates_snapshot_interval_s` (only for live provinces).
@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ProducerClosed
 from mode import Service
 
+from psmon.kafka import group_consumer
 from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
 from psmon.streams.live import LiveRates
@@ -67,17 +68,7 @@ class RatesService(Service):
         s = self.settings
         self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=50)
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=f"{s.app_id}-rates",
-            client_id=f"{s.app_id}-rates",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
-            max_poll_records=5000,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-        )
+        self._consumer = group_consumer(s, "rates", max_poll_records=5000, fetch_max_wait_ms=s.fetch_max_wait_ms)
         self._consumer.subscribe([s.topic_valid], listener=_Rebalance(self))
         await self._consumer.start()
 

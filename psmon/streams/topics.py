@@ -7,8 +7,12 @@ exists is not an error; a topic that exists with another partition count is logg
 psmon cannot repartition it (and the local broker cannot add partitions).
 """
 
+import errno
 import logging
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -22,18 +26,94 @@ __all__ = ["ensure_topics", "wait_for_broker"]
 log = logging.getLogger(__name__)
 
 
-def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0) -> KafkaAdminClient:
-    """An admin client once the broker answers, or BrokerError after `timeout_s`."""
+def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0, refused_for_s: float = 2.0) -> KafkaAdminClient:
+    """An admin client once the broker answers, or BrokerError.
+
+    A broker that does not answer (a start-up, a firewall) gets `timeout_s`; one that refuses
+    the connection, or a host name that does not resolve, gets `refused_for_s` (a broker being
+    restarted), not the whole timeout: nothing listens there, waiting would only hide the
+    mistake. kafka-python's own logs of the failed attempts stay quiet meanwhile; the error says
+    it all.
+    """
     deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="psmon-admin", request_timeout_ms=5000)
-        except KafkaError as exc:
-            last = exc
+    refused_since: float | None = None
+    last: object = None
+    with _quiet_kafka_logs():
+        while True:
+            reachable, refusal = _probe(bootstrap)
+            if reachable:
+                refused_since = None
+                try:
+                    return KafkaAdminClient(
+                        bootstrap_servers=bootstrap, client_id="psmon-admin", request_timeout_ms=5000
+                    )
+                except KafkaError as exc:
+                    last = exc
+            elif refusal is not None:
+                now = time.monotonic()
+                refused_since = now if refused_since is None else refused_since
+                if now - refused_since >= refused_for_s:
+                    raise BrokerError(
+                        f"cannot reach Kafka at {bootstrap}: {refusal}. "
+                        "Is a broker running there? Set --kafka / PSMON_KAFKA_BOOTSTRAP."
+                    )
+            else:
+                last = "no answer"
+            if time.monotonic() >= deadline:
+                raise BrokerError(
+                    f"Kafka broker at {bootstrap} did not answer within {timeout_s:.0f} s ({last}). "
+                    "Is it running? Set --kafka / PSMON_KAFKA_BOOTSTRAP."
+                )
             time.sleep(0.2)
-    raise BrokerError(f"Kafka broker at {bootstrap} did not answer within {timeout_s:.0f} s ({last}). "
-                      "Is it running? Set --kafka / PSMON_KAFKA_BOOTSTRAP.")  # fmt: skip
+
+
+def _addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """(host, port) of each server of a `host:port[,host:port]` list (port 9092 when left out)."""
+    out = []
+    for server in filter(None, (s.strip() for s in bootstrap.split(","))):
+        host, sep, port = server.rpartition(":")
+        if not sep or not port.isdigit() or (host.startswith("[") != host.endswith("]")):
+            host, port = server, "9092"
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def _probe(bootstrap: str) -> tuple[bool, str | None]:
+    """(whether one bootstrap server accepts a TCP connection, why all refused it if all did).
+
+    The reason is None when some server did not answer at all: only the timeout decides then.
+    """
+    addresses = _addresses(bootstrap)
+    refusals, silent = [], False
+    for host, port in addresses:
+        where = f"{host}:{port}: " if len(addresses) > 1 else ""
+        try:
+            socket.create_connection((host, port), timeout=2.0).close()
+            return True, None
+        except ConnectionRefusedError:
+            refusals.append(f"{where}connection refused")
+        except socket.gaierror:
+            refusals.append(f"{where}unknown host {host!r}")
+        except OSError as exc:  # a timeout, or no route to the host
+            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                refusals.append(f"{where}{exc.strerror}")
+            else:
+                silent = True
+    if silent:
+        return False, None
+    return False, "; ".join(refusals) or "no bootstrap server given"
+
+
+@contextmanager
+def _quiet_kafka_logs() -> Iterator[None]:
+    """kafka-python logs each failed connection attempt (dozens of lines a second); mute it."""
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:

@@ -19,9 +19,17 @@ import orjson
 from psmon.schemas.provinces import registry
 
 KEYS = (
-    "submitted", "online", "full_online", "fee_bearing", "payments", "paid_online",
-    "resolved", "on_time", "dig_dossier", "dig_result",
-)  # fmt: skip
+    "submitted",
+    "online",
+    "full_online",
+    "fee_bearing",
+    "payments",
+    "paid_online",
+    "resolved",
+    "on_time",
+    "dig_dossier",
+    "dig_result",
+)
 Totals = dict[str, dict[str, int]]
 
 _NAMES = ("Nguyễn Văn An", "Trần Thị Bình", "Lê Hoàng Cường", "Phạm Minh Dũng", "Hoàng Thu Hà")
@@ -96,10 +104,14 @@ def build_corpus(
 
 def _good(rng: random.Random, event_id: str, province: str, ts_s: float) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "event_id": event_id, "schema_version": 1, "occurred_at": _rfc3339(ts_s), "province_code": province,
-        "level": rng.choice(("province", "commune")), "procedure_code": f"1.00{rng.randint(1000, 9999)}",
+        "event_id": event_id,
+        "schema_version": 1,
+        "occurred_at": _rfc3339(ts_s),
+        "province_code": province,
+        "level": rng.choice(("province", "commune")),
+        "procedure_code": f"1.00{rng.randint(1000, 9999)}",
         "dossier_id": f"HS-{rng.randint(1, 10**9)}",
-    }  # fmt: skip
+    }
     kind = rng.choices(("submitted", "resolved", "payment", "digitized"), (40, 25, 15, 20))[0]
     if kind == "submitted":
         channel = rng.choice(("online", "online", "counter", "postal"))
@@ -108,13 +120,22 @@ def _good(rng: random.Random, event_id: str, province: str, ts_s: float) -> dict
             if channel == "online"
             else rng.choice(("partial_online", "offline"))
         )
-        return {**base, "event_type": "application.submitted", "channel": channel, "service_mode": mode,
-                "fee_bearing": rng.random() < 0.5}  # fmt: skip
+        return {
+            **base,
+            "event_type": "application.submitted",
+            "channel": channel,
+            "service_mode": mode,
+            "fee_bearing": rng.random() < 0.5,
+        }
     if kind == "resolved":
         return {**base, "event_type": "application.resolved", "on_time": rng.random() < 0.8}
     if kind == "payment":
-        return {**base, "event_type": "payment.completed", "method": rng.choice(("online", "counter")),
-                "amount_vnd": rng.choice((0, 15000, 50000))}  # fmt: skip
+        return {
+            **base,
+            "event_type": "payment.completed",
+            "method": rng.choice(("online", "counter")),
+            "amount_vnd": rng.choice((0, 15000, 50000)),
+        }
     return {**base, "event_type": "record.digitized", "kind": rng.choice(("dossier", "result"))}
 
 
@@ -138,11 +159,23 @@ def _count(t: dict[str, int], e: dict[str, Any]) -> None:
 def _bad(rng: random.Random, i: int, now_s: float, pii: set[str], prefix: str) -> tuple[str, bytes]:
     """A bad message: (expected dead-letter reason, bytes)."""
     ok = _good(rng, f"{prefix}-bad-{i}", "01", now_s - 600)
-    reason = rng.choice((
-        "malformed_json", "not_an_object", "too_large", "missing_field", "unknown_field", "invalid_value",
-        "unknown_event_type", "unsupported_schema_version", "unknown_province", "time_out_of_range",
-        "personal_data", "personal_data", "garbage",
-    ))  # fmt: skip
+    reason = rng.choice(
+        (
+            "malformed_json",
+            "not_an_object",
+            "too_large",
+            "missing_field",
+            "unknown_field",
+            "invalid_value",
+            "unknown_event_type",
+            "unsupported_schema_version",
+            "unknown_province",
+            "time_out_of_range",
+            "personal_data",
+            "personal_data",
+            "garbage",
+        )
+    )
     b = dict(ok)
     if reason == "garbage":  # random bytes: never JSON of an object
         raw = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
@@ -169,13 +202,15 @@ def _bad(rng: random.Random, i: int, now_s: float, pii: set[str], prefix: str) -
     elif reason == "time_out_of_range":
         b["occurred_at"] = rng.choice(("2014-12-31T23:00:00+07:00", _rfc3339(now_s + 7 * 86400)))
     else:  # personal data: a planted citizen name, ID number or phone under a personal field name
-        field_name, value = rng.choice((
-            ("ho_ten", rng.choice(_NAMES) + f" {i}"),
-            ("citizen_name", rng.choice(_NAMES) + f" {i}"),
-            ("so_cccd", f"0{rng.randint(10**10, 10**11 - 1)}"),
-            ("so_dien_thoai", f"09{rng.randint(10**7, 10**8 - 1)}"),
-            ("phone", f"08{rng.randint(10**7, 10**8 - 1)}"),
-        ))  # fmt: skip
+        field_name, value = rng.choice(
+            (
+                ("ho_ten", rng.choice(_NAMES) + f" {i}"),
+                ("citizen_name", rng.choice(_NAMES) + f" {i}"),
+                ("so_cccd", f"0{rng.randint(10**10, 10**11 - 1)}"),
+                ("so_dien_thoai", f"09{rng.randint(10**7, 10**8 - 1)}"),
+                ("phone", f"08{rng.randint(10**7, 10**8 - 1)}"),
+            )
+        )
         b[field_name] = value
         pii.add(value)
     return reason, orjson.dumps(b)

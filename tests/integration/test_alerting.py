@@ -25,8 +25,8 @@ import pytest
 
 from psmon.timeutil import LOCAL_TZ
 from psmon.workcalendar import is_holiday
-from tests.helpers import psmon_process, stop_process, wait_until
-from tests.integration.conftest import Monitoring
+from tests.helpers import psmon_env, psmon_process, stop_process, wait_until
+from tests.integration.monitoring import Monitoring
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,17 +72,15 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
     monitoring: Monitoring, kafka_bootstrap: str, unique: str, clickhouse_dsn: str, tmp_path: Path
 ) -> None:
     m = monitoring
-    env = {
-        "PSMON_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "PSMON_TOPIC_PREFIX": unique,
-        "PSMON_APP_ID": unique,
-        "PSMON_TOPIC_PARTITIONS": "4",
-        "PSMON_SESSION_TIMEOUT_S": "6",
-        "PSMON_CLICKHOUSE_DSN": clickhouse_dsn,
-        "PSMON_CLICKHOUSE_DATABASE": unique,
-        "PSMON_DATA_DIR": str(tmp_path / "data"),
-        "PSMON_ALERTS_PORT": str(m.receiver_port),
-    }
+    env = psmon_env(
+        kafka=kafka_bootstrap,
+        prefix=unique,
+        partitions=4,
+        clickhouse=clickhouse_dsn,
+        database=unique,
+        data_dir=tmp_path / "data",
+        alerts_port=m.receiver_port,
+    )
     start = working_morning()
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -107,8 +105,9 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
         sel = f'province="{DROPPED}",metric="online_submission",window="20s"'
         wait_until(
             lambda: (r := prom_query(m, f"province:psmon_ratio:increase{{{sel}}}")) and float(r[0]["value"][1]) > 0.5,
-            timeout_s=120, what="Phú Thọ's online ratio recorded by Prometheus",
-        )  # fmt: skip
+            timeout_s=120,
+            what="Phú Thọ's online ratio recorded by Prometheus",
+        )
         assert floor is not None
         assert ratio_alerts(m) == []
 
@@ -133,10 +132,12 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
         # 3. the webhook receiver got the notification
         def received(status: str) -> list[dict[str, Any]]:
             return [
-                a for a in get_json(f"{receiver}/alerts") or []
-                if a["status"] == status and a["labels"].get("province") == DROPPED
+                a
+                for a in get_json(f"{receiver}/alerts") or []
+                if a["status"] == status
+                and a["labels"].get("province") == DROPPED
                 and a["labels"]["alertname"] == "PsmonRatioBelowFloor"
-            ]  # fmt: skip
+            ]
 
         wait_until(lambda: received("firing"), timeout_s=30, what="the firing notification at the receiver")
 
@@ -153,8 +154,12 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
     # 5. ClickHouse history (the receiver is stopped: it held the embedded ClickHouse)
     out = subprocess.run(
         [sys.executable, "-m", "psmon.cli.main", "alerts", "history", "--json", "--province", DROPPED],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     ours = [r for r in rows if r["alertname"] == "PsmonRatioBelowFloor" and r["metric"] == "online_submission"]
     assert {r["status"] for r in ours} == {"firing", "resolved"}, rows
@@ -165,8 +170,12 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
     assert resolved["ends_at"] is not None and resolved["ends_at"] > resolved["starts_at"]
     everything = subprocess.run(
         [sys.executable, "-m", "psmon.cli.main", "alerts", "history", "--json"],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     provinces = {json.loads(line)["province_code"] for line in everything.stdout.splitlines()}
     assert provinces - {""} == {DROPPED}
 
@@ -178,28 +187,47 @@ def test_up_runs_prometheus_alertmanager_and_marks_the_alerting_province(tmp_pat
     if not find_binary(PROMETHEUS_BINARIES) or not find_binary(ALERTMANAGER_BINARIES):
         pytest.fail("Prometheus/Alertmanager are not installed: run `make sysdeps`")
     metrics, prom, am, receiver = free_port(), free_port(), free_port(), free_port()
-    env = {
-        "PSMON_SESSION_TIMEOUT_S": "6",
-        "PSMON_THRESHOLDS_FILE": str(Path(__file__).parents[1] / "data" / "thresholds-fast.yaml"),
-        "PSMON_PROMETHEUS_PORT": str(prom),
-        "PSMON_ALERTMANAGER_PORT": str(am),
-        "PSMON_ALERTS_PORT": str(receiver),
-    }
+    env = psmon_env(
+        thresholds_file=Path(__file__).parents[1] / "data" / "thresholds-fast.yaml",
+        prometheus_port=prom,
+        alertmanager_port=am,
+        alerts_port=receiver,
+    )
     env_without_kafka = {k: v for k, v in os.environ.items() if k != "PSMON_KAFKA_BOOTSTRAP"}
     log = tmp_path / "up.log"
     fh = log.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "psmon.cli.main", "up", "--duration-s", "75", "--rate", "300", "--start",
-         working_morning(), "--drop", f"{DROPPED}:online_submission:0", "--metrics-port", str(metrics),
-         "--data-dir", str(tmp_path / "data"), "--no-view"],
-        env={**env_without_kafka, **env}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "psmon.cli.main",
+            "up",
+            "--duration-s",
+            "75",
+            "--rate",
+            "300",
+            "--start",
+            working_morning(),
+            "--drop",
+            f"{DROPPED}:online_submission:0",
+            "--metrics-port",
+            str(metrics),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-view",
+        ],
+        env={**env_without_kafka, **env},
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{am}/api/v2/alerts?active=true"
         alerts = wait_until(
             lambda: [a for a in get_json(url) or [] if a["labels"]["alertname"] == "PsmonRatioBelowFloor"],
-            timeout_s=70, what="psmon up's Alertmanager to hold the alert",
-        )  # fmt: skip
+            timeout_s=70,
+            what="psmon up's Alertmanager to hold the alert",
+        )
         assert {a["labels"]["province"] for a in alerts} == {DROPPED}
         # the live view (logging without a terminal) names the alerting province
         wait_until(lambda: f"alerting: {DROPPED}" in log.read_text(), timeout_s=20, what="the live view's alert mark")
@@ -213,7 +241,11 @@ def test_up_runs_prometheus_alertmanager_and_marks_the_alerting_province(tmp_pat
         assert get_json(f"http://127.0.0.1:{port}/-/ready") is None
     out = subprocess.run(
         [sys.executable, "-m", "psmon.cli.main", "alerts", "history", "--json", "--data-dir", str(tmp_path / "data")],
-        env=env_without_kafka, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        env=env_without_kafka,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert any(r["province_code"] == DROPPED and r["status"] == "firing" for r in rows), rows

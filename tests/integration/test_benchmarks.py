@@ -43,8 +43,12 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--smoke", "--work-dir", str(tmp_path), "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1100,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())
     for section, key in POSITIVE:

@@ -1,13 +1,14 @@
 """Every Prometheus query of every dashboard, run against a real Prometheus.
 
 A real `psmon worker` and `psmon sink` (chDB) process events from the simulator (pinned to a past
-weekday morning, sped up, with some bad events), a Debian `prometheus` on loopback scrapes both
-every 2 seconds under the job names the dashboards use, and evaluates one always-firing test rule
-that it sends to a real `prometheus-alertmanager`. Each panel query is then expanded as Grafana
-would (every `$window` value, a couple of `$province` values, `$__rate_interval`) and run as the
-panel runs it (instant or range); each must return data, and per-province queries must cover
-every province the worker has counted. The Alertmanager panel's query (alert groups, with the
-panel's label filter) must list the firing alert. All servers are stopped by PID.
+weekday morning, sped up, with some bad events) on the scrape ports of the session's Debian
+`prometheus` (fixture `monitoring`: the config `psmon rules` generates, which scrapes them every
+second under the job names the dashboards use); a test alert is posted to its real
+`prometheus-alertmanager` for the alert panels to show. Each panel query is then expanded as
+Grafana would (every `$window` value, a couple of `$province` values, `$__rate_interval`) and run
+as the panel runs it (instant or range); each must return data, and per-province queries must
+cover every province the worker has counted. The Alertmanager panel's query (alert groups, with
+the panel's label filter) must list the firing alert. All processes are stopped by PID.
 """
 
 import json
@@ -17,32 +18,39 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import yaml
 
-from psmon.alerting.servers import ALERTMANAGER_BINARIES, PROMETHEUS_BINARIES, MonitoringServer, find_binary
 from psmon.dashboards.build import build_all
 from psmon.dashboards.datasources import ALERTMANAGER, PROMETHEUS
-from psmon.dashboards.promql import JOB_SINK, JOB_WORKER
 from psmon.dashboards.variables import WINDOWS
-from psmon.embedded.broker import free_port
 from psmon.timeutil import LOCAL_TZ
 from tests.helpers import psmon_process, scrape, stop_process, wait_until
 from tests.integration.grafana_expand import expand
-
-pytestmark = pytest.mark.integration
+from tests.integration.monitoring import Monitoring
 
 RATE_INTERVAL = "30s"  # at least 4 scrape intervals, as Grafana's $__rate_interval guarantees
 PROVINCES = ("01", "25")
+TEST_ALERT = "PsmonDashboardTest"
 
 
 def _get(url: str, **params: str) -> Any:
     query = urllib.parse.urlencode(params)
     with urllib.request.urlopen(f"{url}?{query}" if query else url, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def _post_test_alert(alertmanager_url: str, *, ends_at: datetime) -> None:
+    """The test alert, posted as Prometheus posts its alerts; an `ends_at` in the past resolves it."""
+    alert = {"labels": {"alertname": TEST_ALERT, "severity": "info"}, "endsAt": ends_at.isoformat()}
+    body = json.dumps([alert]).encode()
+    req = urllib.request.Request(
+        f"{alertmanager_url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10):
+        pass
 
 
 def _past_weekday_morning() -> datetime:
@@ -54,10 +62,13 @@ def _past_weekday_morning() -> datetime:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def stack(
+    monitoring: Monitoring, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("dash")
     prefix = "d" + os.urandom(5).hex()
-    worker_port, sink_port, prom_port, am_port = free_port(), free_port(), free_port(), free_port()
+    worker_port, sink_port = monitoring.worker_metrics_port, monitoring.sink_metrics_port
+    prom_url, am_url = monitoring.prometheus.url, monitoring.alertmanager.url
     env = {
         "PSMON_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "PSMON_TOPIC_PREFIX": prefix,
@@ -69,56 +80,45 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "PSMON_SINK_FLUSH_INTERVAL_MS": "200",
         "PSMON_DATA_DIR": str(tmp / "data"),
     }
-    prometheus_bin, alertmanager_bin = find_binary(PROMETHEUS_BINARIES), find_binary(ALERTMANAGER_BINARIES)
-    if not prometheus_bin or not alertmanager_bin:
-        pytest.fail("Prometheus/Alertmanager are not installed: run `make sysdeps`")
+    # a firing alert for the alert panels to show, during this module only (resolved at its end)
+    _post_test_alert(am_url, ends_at=datetime.now(UTC) + timedelta(hours=1))
     procs: list[subprocess.Popen[bytes]] = []
-    servers: list[MonitoringServer] = []
     try:
         procs.append(
             psmon_process(["worker", "--metrics-port", str(worker_port)], env=env, log_path=tmp / "worker.log")
         )
         procs.append(psmon_process(["sink", "--metrics-port", str(sink_port)], env=env, log_path=tmp / "sink.log"))
-        procs.append(psmon_process(
-            ["simulate", "--start", _past_weekday_morning().isoformat(), "--speedup", "30", "--rate", "400",
-             "--bad-fraction", "0.02", "--seed", "7", "--duration-s", "600"],
-            env=env, log_path=tmp / "simulator.log",
-        ))  # fmt: skip
-        am_config = {"route": {"receiver": "null", "group_by": ["alertname"]}, "receivers": [{"name": "null"}]}
-        (tmp / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
-        servers.append(MonitoringServer.alertmanager(
-            binary=alertmanager_bin, config=tmp / "alertmanager.yml", data_dir=tmp / "am", port=am_port,
-            log_path=tmp / "alertmanager.log",
-        ).start())  # fmt: skip
-        am_url = servers[-1].url
-        # a test-only rule that always fires: real alerts for the alert panels to show
-        (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard-test", "rules": [
-            {"alert": "PsmonDashboardTest", "expr": "vector(1)", "labels": {"severity": "info"}},
-        ]}]}))  # fmt: skip
-        config: dict[str, Any] = {
-            # 2 s with a 2 s timeout: a worker busy with a burst still answers in time (a failed scrape
-            # would mark its series stale and empty every instant query for a moment)
-            "global": {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"},
-            "rule_files": [str(tmp / "rules.yml")],
-            "scrape_configs": [
-                {"job_name": JOB_WORKER, "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]},
-                {"job_name": JOB_SINK, "static_configs": [{"targets": [f"127.0.0.1:{sink_port}"]}]},
-            ],
-        }
-        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]}
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        servers.append(MonitoringServer.prometheus(
-            binary=prometheus_bin, config=tmp / "prometheus.yml", data_dir=tmp / "tsdb", port=prom_port,
-            log_path=tmp / "prometheus.log",
-        ).start())  # fmt: skip
-        prom_url = servers[-1].url
+        procs.append(
+            psmon_process(
+                [
+                    "simulate",
+                    "--start",
+                    _past_weekday_morning().isoformat(),
+                    "--speedup",
+                    "30",
+                    "--rate",
+                    "400",
+                    "--bad-fraction",
+                    "0.02",
+                    "--seed",
+                    "7",
+                    "--duration-s",
+                    "600",
+                ],
+                env=env,
+                log_path=tmp / "simulator.log",
+            )
+        )
 
         def provinces_counted() -> set[str]:
             return {dict(k[1])["province"] for k in scrape(worker_port) if k[0] == "psmon_dossiers_submitted_total"}
 
         wait_until(lambda: len(provinces_counted()) >= 34, timeout_s=180, what="the worker to count all 34 provinces")
-        wait_until(lambda: scrape(sink_port).get(("psmon_clickhouse_up", ())) == 1.0, timeout_s=120,
-                   what="the sink to write to ClickHouse")  # fmt: skip
+        wait_until(
+            lambda: scrape(sink_port).get(("psmon_clickhouse_up", ())) == 1.0,
+            timeout_s=120,
+            what="the sink to write to ClickHouse",
+        )
 
         def prom_ready() -> bool:
             try:
@@ -132,10 +132,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         time.sleep(35)
         yield {"prom": prom_url, "am": am_url, "provinces": provinces_counted(), "tmp": tmp}
     finally:
-        for server in reversed(servers):
-            server.stop()
         for p in reversed(procs):
             stop_process(p)
+        _post_test_alert(am_url, ends_at=datetime.now(UTC))
 
 
 def prometheus_targets() -> list[tuple[str, str, dict[str, Any]]]:
@@ -208,8 +207,14 @@ def test_live_table_lists_all_provinces_with_every_metric(stack: dict[str, Any])
     for s in result:
         by_metric.setdefault(s["metric"]["metric"], set()).add(s["metric"]["province"])
         assert 0 <= float(s["value"][1]) <= 1.5  # ratios (cross-type ones may exceed 1 briefly)
-    assert set(by_metric) == {"online_submission", "full_online", "online_payment", "dossier_digitization",
-                              "result_digitization", "on_time"}  # fmt: skip
+    assert set(by_metric) == {
+        "online_submission",
+        "full_online",
+        "online_payment",
+        "dossier_digitization",
+        "result_digitization",
+        "on_time",
+    }
     # every province has submissions, so its online-submission ratio; the others need their own
     # denominators (payments, resolutions) within the window, which small provinces may lack
     assert by_metric["online_submission"] == stack["provinces"]
@@ -234,6 +239,6 @@ def test_firing_alerts_panels_show_the_alert(stack: dict[str, Any]) -> None:
 
     def groups() -> list[Any]:
         found: list[Any] = _get(f"{stack['am']}/api/v2/alerts/groups", **params)
-        return [g for g in found if any(a["labels"]["alertname"] == "PsmonDashboardTest" for a in g["alerts"])]
+        return [g for g in found if any(a["labels"]["alertname"] == TEST_ALERT for a in g["alerts"])]
 
     assert wait_until(groups, timeout_s=60, what="the test alert in Alertmanager's groups")

@@ -27,6 +27,7 @@ from tests.helpers import (
     clickhouse_totals,
     end_offsets,
     metric_totals,
+    psmon_env,
     psmon_process,
     rollup_totals,
     sample,
@@ -50,13 +51,17 @@ class Pipeline:
     def __init__(self, bootstrap: str, unique: str, clickhouse_dsn: str, tmp: Path):
         self.bootstrap, self.prefix, self.tmp = bootstrap, unique, tmp
         self.dsn, self.db = clickhouse_dsn, unique
-        self.env = {
-            "PSMON_KAFKA_BOOTSTRAP": bootstrap, "PSMON_TOPIC_PREFIX": unique, "PSMON_APP_ID": unique,
-            "PSMON_TOPIC_PARTITIONS": str(PARTITIONS), "PSMON_CLICKHOUSE_DSN": clickhouse_dsn,
-            "PSMON_CLICKHOUSE_DATABASE": unique, "PSMON_SESSION_TIMEOUT_S": "6",
-            "PSMON_RATES_SNAPSHOT_INTERVAL_S": "2", "PSMON_SINK_FLUSH_INTERVAL_MS": "200",
-            "PSMON_SINK_RETRY_MAX_BACKOFF_S": "1", "PSMON_DATA_DIR": str(tmp / "data"),
-        }  # fmt: skip
+        self.env = psmon_env(
+            kafka=bootstrap,
+            prefix=unique,
+            partitions=PARTITIONS,
+            clickhouse=clickhouse_dsn,
+            database=unique,
+            data_dir=tmp / "data",
+            rates_snapshot_interval_s=2,
+            sink_flush_interval_ms=200,
+            sink_retry_max_backoff_s=1,
+        )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
 
@@ -133,8 +138,14 @@ def assert_clickhouse_exact(pipe: Pipeline, corpus: Corpus) -> None:
     try:
         assert clickhouse_totals(ch, pipe.db) == corpus.expected
         # Every rollup (materialized views) and the period views over them count each event once.
-        for source in ("rollup_hour", "rollup_day", "counters_day", "counters_month", "counters_quarter",
-                       "counters_year"):  # fmt: skip
+        for source in (
+            "rollup_hour",
+            "rollup_day",
+            "counters_day",
+            "counters_month",
+            "counters_quarter",
+            "counters_year",
+        ):
             assert rollup_totals(ch, pipe.db, source) == corpus.expected, source
         assert ch.query(f"SELECT count(), uniqExact(event_id) FROM {pipe.db}.events").result_rows[0] == (
             corpus.good,
@@ -252,8 +263,11 @@ def test_clickhouse_outage_is_visible_then_recovered_without_loss(pipe: Pipeline
     pipe.start("worker", "worker")
     pipe.start("sink", "sink", PSMON_TEST_CLICKHOUSE_FAULT_FILE=str(fault))
     pipe.produce(corpus.messages[:half])
-    wait_until(lambda: sample(pipe.scrape("sink"), "psmon_sink_rows_total", table="events") > 0,
-               timeout_s=90, what="first sink writes")  # fmt: skip
+    wait_until(
+        lambda: sample(pipe.scrape("sink"), "psmon_sink_rows_total", table="events") > 0,
+        timeout_s=90,
+        what="first sink writes",
+    )
     fault.touch()  # ClickHouse "goes down"
     pipe.produce(corpus.messages[half:])
     wait_until(
@@ -313,8 +327,11 @@ def test_live_rates_after_a_restart_equal_clickhouse_history(pipe: Pipeline) -> 
     pipe.kill("worker")
     pipe.start("worker", "worker")
     pipe.wait_totals(corpus.expected, "worker", timeout_s=120)
-    wait_until(lambda: sample(pipe.scrape("worker"), "psmon_partitions_catching_up") == 0, timeout_s=30,
-               what="every partition caught up")  # fmt: skip
+    wait_until(
+        lambda: sample(pipe.scrape("worker"), "psmon_partitions_catching_up") == 0,
+        timeout_s=30,
+        what="every partition caught up",
+    )
     time.sleep(2)  # one gauge refresh after the last partition went live
     live = pipe.scrape("worker")
     assert stop_process(pipe.procs["worker"], sig=signal.SIGTERM) == 0

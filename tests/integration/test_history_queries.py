@@ -26,8 +26,6 @@ from psmon.sinks.clickhouse.writer import ClickHouseWriter
 from psmon.timeutil import LOCAL_TZ
 from tests.integration.grafana_expand import expand
 
-pytestmark = pytest.mark.integration
-
 # local calendar months, as the 766 index counts them
 START = datetime(2025, 1, 1, tzinfo=LOCAL_TZ)
 END = datetime(2026, 7, 1, tzinfo=LOCAL_TZ)

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from psmon.embedded.broker import free_port
 from psmon.sinks.clickhouse.client import connect
-from tests.helpers import clickhouse_totals, psmon_process, sample, scrape, stop_process, wait_until
+from tests.helpers import clickhouse_totals, psmon_env, psmon_process, sample, scrape, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,11 +80,31 @@ def good_events() -> list[dict[str, Any]]:
 
 
 EXPECTED = {
-    "01": {"submitted": 4, "online": 3, "full_online": 2, "fee_bearing": 2, "payments": 2, "paid_online": 1,
-           "resolved": 2, "on_time": 1, "dig_dossier": 2, "dig_result": 1},
-    "25": {"submitted": 5, "online": 2, "full_online": 1, "fee_bearing": 2, "payments": 3, "paid_online": 3,
-           "resolved": 4, "on_time": 3, "dig_dossier": 1, "dig_result": 4},
-}  # fmt: skip
+    "01": {
+        "submitted": 4,
+        "online": 3,
+        "full_online": 2,
+        "fee_bearing": 2,
+        "payments": 2,
+        "paid_online": 1,
+        "resolved": 2,
+        "on_time": 1,
+        "dig_dossier": 2,
+        "dig_result": 1,
+    },
+    "25": {
+        "submitted": 5,
+        "online": 2,
+        "full_online": 1,
+        "fee_bearing": 2,
+        "payments": 3,
+        "paid_online": 3,
+        "resolved": 4,
+        "on_time": 3,
+        "dig_dossier": 1,
+        "dig_result": 4,
+    },
+}
 
 
 def bad_events() -> list[tuple[bytes, str]]:
@@ -126,18 +146,16 @@ PII_VALUES = ("Nguyễn Văn Riêng".encode(), b"001099012345")
 @pytest.fixture
 def pipeline(kafka_bootstrap: str, unique: str, clickhouse_dsn: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     worker_port, sink_port = free_port(), free_port()
-    env = {
-        "PSMON_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "PSMON_TOPIC_PREFIX": unique,
-        "PSMON_APP_ID": unique,
-        "PSMON_TOPIC_PARTITIONS": "4",
-        "PSMON_CLICKHOUSE_DSN": clickhouse_dsn,
-        "PSMON_CLICKHOUSE_DATABASE": unique,
-        "PSMON_SESSION_TIMEOUT_S": "6",
-        "PSMON_RATES_SNAPSHOT_INTERVAL_S": "2",
-        "PSMON_SINK_FLUSH_INTERVAL_MS": "200",
-        "PSMON_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = psmon_env(
+        kafka=kafka_bootstrap,
+        prefix=unique,
+        partitions=4,
+        clickhouse=clickhouse_dsn,
+        database=unique,
+        data_dir=tmp_path / "data",
+        rates_snapshot_interval_s=2,
+        sink_flush_interval_ms=200,
+    )
     worker = psmon_process(["worker", "--metrics-port", str(worker_port)], env=env, log_path=tmp_path / "worker.log")
     sink = psmon_process(["sink", "--metrics-port", str(sink_port)], env=env, log_path=tmp_path / "sink.log")
     procs = {"worker": worker, "sink": sink}
@@ -220,8 +238,15 @@ def test_events_flow_to_metrics_dead_letters_and_clickhouse(
         assert sample(samples, "psmon_events_invalid_total", reason=reason) == 1, reason
 
     # live ratios over 1 h (all events are 30 min old): hand-computed
-    samples = wait_until(lambda: (s := scrape(wport)) and ("psmon_ratio", (("metric", "on_time"), ("province", "25"), ("window", "1h"))) in s and s,
-                         timeout_s=10, what="ratio gauges")  # fmt: skip
+    samples = wait_until(
+        lambda: (
+            (s := scrape(wport))
+            and ("psmon_ratio", (("metric", "on_time"), ("province", "25"), ("window", "1h"))) in s
+            and s
+        ),
+        timeout_s=10,
+        what="ratio gauges",
+    )
     ratio = lambda p, m: sample(samples, "psmon_ratio", province=p, metric=m, window="1h")  # noqa: E731
     assert ratio("01", "online_submission") == pytest.approx(3 / 4)
     assert ratio("25", "online_submission") == pytest.approx(2 / 5)

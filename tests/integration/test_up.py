@@ -7,7 +7,7 @@ import pytest
 
 from psmon.embedded.broker import free_port
 from psmon.sinks.clickhouse.client import connect
-from tests.helpers import pids_alive, psmon_process, sample, scrape, stop_process, wait_until
+from tests.helpers import pids_alive, psmon_env, psmon_process, sample, scrape, stop_process, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -17,14 +17,29 @@ def test_up_produces_metrics_and_rows_then_stops_cleanly(tmp_path: Path, monkeyp
     port = free_port()
     log = tmp_path / "up.log"
     proc = psmon_process(
-        ["up", "--duration-s", "20", "--rate", "300", "--start", "2026-11-24T09:00:00+07:00",
-         "--metrics-port", str(port), "--data-dir", str(tmp_path / "data"), "--no-view"],
-        env={"PSMON_SESSION_TIMEOUT_S": "6", "PSMON_RATES_SNAPSHOT_INTERVAL_S": "2"},
+        [
+            "up",
+            "--duration-s",
+            "20",
+            "--rate",
+            "300",
+            "--start",
+            "2026-11-24T09:00:00+07:00",
+            "--metrics-port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-view",
+        ],
+        env=psmon_env(rates_snapshot_interval_s=2),
         log_path=log,
-    )  # fmt: skip
+    )
     try:
-        wait_until(lambda: sample(scrape(port), "psmon_sink_rows_total", table="events") > 100,
-                   timeout_s=60, what="events written by the sink inside psmon up")  # fmt: skip
+        wait_until(
+            lambda: sample(scrape(port), "psmon_sink_rows_total", table="events") > 100,
+            timeout_s=60,
+            what="events written by the sink inside psmon up",
+        )
 
         def provinces() -> set[str | None]:
             return {dict(k[1]).get("province") for k in scrape(port) if k[0] == "psmon_dossiers_submitted_total"}
@@ -39,9 +54,10 @@ def test_up_produces_metrics_and_rows_then_stops_cleanly(tmp_path: Path, monkeyp
     broker_pid = int(re.search(r"pid (\d+)", text).group(1))  # type: ignore[union-attr]
     assert pids_alive([broker_pid]) == [], "the local broker outlived psmon up"
     leftovers = [
-        p.name for p in Path("/proc").iterdir()
+        p.name
+        for p in Path("/proc").iterdir()
         if p.name.isdigit() and str(tmp_path).encode() in _cmdline(p) and pids_alive([int(p.name)])
-    ]  # fmt: skip
+    ]
     assert leftovers == [], "processes of psmon up are still running"
     ch = connect(f"chdb://{tmp_path / 'data' / 'clickhouse'}")
     n, provs = ch.query("SELECT count(), uniqExact(province_code) FROM psmon.events FINAL").result_rows[0]

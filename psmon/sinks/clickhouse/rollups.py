@@ -12,7 +12,7 @@ What it owns:
 - `provinces` (the 34) and `province_codes` (the 63 old codes → 34), loaded from the CSVs
   shipped in `psmon/data/` by `load_provinces` on every `migrate` (a no-op when unchanged).
 - Views `counters_<grain>` and `metrics_<grain>` for grain day, month, quarter, year: every
-  BRIEF §1 metric per 34-province per period with numerator, denominator and ratio (NULL when
+  contract metric (docs/contract.md) per 34-province per period with numerator, denominator and ratio (NULL when
   the denominator is 0), computed from the same metric → counters table (`METRICS`) as the live
   rates, and `index766_month` (see `psmon/history/index766.py`).
 - A min/max skip index on `events.occurred_at` (the table stays keyed by province and event id,
@@ -274,9 +274,10 @@ def reconcile_rollups(client: Client, database: str, keys: Iterable[tuple[str, d
                 log.error("rollup %s of %s counts more than the raw table on %s; left as is", table, province, days)
             if missing:
                 client.insert(
-                    f"{database}.{table}", [list(r) for r in missing],
+                    f"{database}.{table}",
+                    [list(r) for r in missing],
                     column_names=["province_code", "raw_province_code", bucket, *COUNTERS],
-                )  # fmt: skip
+                )
                 added += len(missing)
         client.command(
             f"""

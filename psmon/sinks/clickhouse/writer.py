@@ -17,37 +17,161 @@ holds, so an ambiguous failure retried with the same rows is dropped whole by Cl
 instead of colliding with a half-written earlier attempt. Dead letters and rate snapshots are
 keyed (ReplacingMergeTree) and read with FINAL. The writer is synchronous; the sink calls it
 through `ClickHouseExecutor`.
+
+A row that ClickHouse cannot store (a data error, `client.is_permanent_error`) must not stop
+every write after it, yet the good rows around it must still be written exactly once.
+`write_isolating` bisects: it writes the batch; on a data error it writes each half with its own
+deterministic token (the batch token plus the half's index range), recursing until each
+offending row is alone, and returns the rows written and the rows refused. A transient error at
+any depth is raised as it is, so the caller retries the whole batch later: halves written before
+are then found already stored (events) or replace themselves by key (dead letters, rates).
+A dead letter is always storable: its numbers are clamped into their columns' ranges and its
+`received_at` into `RECEIVED_AT_RANGE_MS` (deterministically, so a redelivered dead letter lands
+in the same partition and stays one row), because it is the last resort of every other row.
 """
 
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
 from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.normalized import ValidRecord
-from psmon.sinks.clickhouse.client import Client
+from psmon.sinks.clickhouse.client import Client, is_permanent_error
 from psmon.sinks.clickhouse.rollups import reconcile_rollups
 from psmon.timeutil import local_date
 
-__all__ = ["EVENT_COLUMNS", "ClickHouseWriter", "RateRow", "event_row"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "RECEIVED_AT_RANGE_MS",
+    "ClickHouseWriter",
+    "IsolatedWrite",
+    "RateRow",
+    "Refused",
+    "dead_letter_row",
+    "event_row",
+    "write_isolating",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: `received_at` of a dead letter is clamped into [1970-01-01, 2100-01-01) UTC, in ms.
+RECEIVED_AT_RANGE_MS: Final = (0, int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000) - 1)
+_UINT32_MAX: Final = 2**32 - 1
+_UINT64_MAX: Final = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Refused(Generic[T]):
+    """A row ClickHouse refused as a data error, alone in its write, and that error."""
+
+    item: T
+    error: Exception
+
+
+@dataclass(slots=True)
+class IsolatedWrite(Generic[T]):
+    """Outcome of `write_isolating`: what `write` reported as written, and the refused rows."""
+
+    written: int = 0
+    refused: list[Refused[T]] = field(default_factory=list)
+
+
+def write_isolating(
+    write: Callable[[Sequence[T], str], int],
+    items: Sequence[T],
+    token: str,
+    *,
+    permanent: Callable[[BaseException], bool] = is_permanent_error,
+) -> IsolatedWrite[T]:
+    """Write `items` with `write(items, token)`; on a permanent error bisect until every refused
+    row is alone (see the module docstring). Transient errors propagate unchanged."""
+    out: IsolatedWrite[T] = IsolatedWrite()
+    _bisect(write, items, 0, token, permanent, out, top=True)
+    return out
+
+
+def _bisect(
+    write: Callable[[Sequence[T], str], int],
+    items: Sequence[T],
+    start: int,
+    token: str,
+    permanent: Callable[[BaseException], bool],
+    out: IsolatedWrite[T],
+    *,
+    top: bool = False,
+) -> None:
+    if not items:
+        return
+    # The whole batch keeps its plain token (as before any split); a part is named by its range.
+    part_token = token if top else f"{token}[{start}:{start + len(items)}]"
+    try:
+        out.written += write(items, part_token)
+        return
+    except Exception as exc:
+        if not permanent(exc):
+            raise
+        if len(items) == 1:
+            out.refused.append(Refused(items[0], exc))
+            return
+        log.info("data error in a write of %d rows (%s); splitting it to isolate the bad rows", len(items), exc)
+    mid = len(items) // 2
+    _bisect(write, items[:mid], start, token, permanent, out)
+    _bisect(write, items[mid:], start + mid, token, permanent, out)
+
 
 EVENT_COLUMNS = (
-    "event_id", "event_type", "occurred_at", "province_code", "raw_province_code", "level",
-    "procedure_code", "dossier_id", "agency_code", "commune_code", "source_system", "channel",
-    "service_mode", "fee_bearing", "on_time", "method", "amount_vnd", "kind",
-    "src_partition", "src_offset", "src_ts", "dedup_version",
-)  # fmt: skip
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "province_code",
+    "raw_province_code",
+    "level",
+    "procedure_code",
+    "dossier_id",
+    "agency_code",
+    "commune_code",
+    "source_system",
+    "channel",
+    "service_mode",
+    "fee_bearing",
+    "on_time",
+    "method",
+    "amount_vnd",
+    "kind",
+    "src_partition",
+    "src_offset",
+    "src_ts",
+    "dedup_version",
+)
 _DEAD_LETTER_COLUMNS = (
-    "dead_letter_id", "reason", "detail", "redacted", "payload_sha256", "payload_bytes",
-    "src_partition", "src_offset", "received_at",
-)  # fmt: skip
+    "dead_letter_id",
+    "reason",
+    "detail",
+    "redacted",
+    "payload_sha256",
+    "payload_bytes",
+    "src_partition",
+    "src_offset",
+    "received_at",
+)
 RATE_COLUMNS = (
-    "snapshot_at", "worker", "province_code", "metric", "rate_window", "numerator", "denominator",
-    "ratio", "watermark",
-)  # fmt: skip
+    "snapshot_at",
+    "worker",
+    "province_code",
+    "metric",
+    "rate_window",
+    "numerator",
+    "denominator",
+    "ratio",
+    "watermark",
+)
 RateRow = dict[str, Any]
 
 # Larger version wins in ReplacingMergeTree; subtracting the produce time keeps the first copy.
@@ -58,15 +182,53 @@ def _utc(ts_s: float) -> datetime:
     return datetime.fromtimestamp(ts_s, UTC)
 
 
+def _clamp(value: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, int(value)))
+
+
+def dead_letter_row(d: DeadLetter) -> list[Any]:
+    """The `dead_letters` row of a letter, clamped so that ClickHouse always accepts it."""
+    lo_ms, hi_ms = RECEIVED_AT_RANGE_MS
+    return [
+        str(d.dead_letter_id),
+        str(d.reason),
+        str(d.detail),
+        orjson.dumps(d.redacted).decode() if d.redacted is not None else "",
+        str(d.payload_sha256),
+        _clamp(d.payload_bytes, 0, _UINT32_MAX),
+        _clamp(d.src_partition, 0, _UINT32_MAX),
+        _clamp(d.src_offset, 0, _UINT64_MAX),
+        _utc(_clamp(d.src_ts_ms, lo_ms, hi_ms) / 1000),
+    ]
+
+
 def event_row(r: ValidRecord) -> list[Any]:
     """The `events` row of a record, in `EVENT_COLUMNS` order."""
     e = r.event
     return [
-        e.event_id, e.event_type, _utc(e.occurred_at_s), e.province_code, e.raw_province_code,
-        e.level, e.procedure_code, e.dossier_id, e.agency_code, e.commune_code, e.source_system,
-        e.channel, e.service_mode, e.fee_bearing, e.on_time, e.method, e.amount_vnd, e.kind,
-        r.src_partition, r.src_offset, _utc(r.src_ts_ms / 1000), _VERSION_BASE - r.src_ts_ms,
-    ]  # fmt: skip
+        e.event_id,
+        e.event_type,
+        _utc(e.occurred_at_s),
+        e.province_code,
+        e.raw_province_code,
+        e.level,
+        e.procedure_code,
+        e.dossier_id,
+        e.agency_code,
+        e.commune_code,
+        e.source_system,
+        e.channel,
+        e.service_mode,
+        e.fee_bearing,
+        e.on_time,
+        e.method,
+        e.amount_vnd,
+        e.kind,
+        r.src_partition,
+        r.src_offset,
+        _utc(r.src_ts_ms / 1000),
+        _VERSION_BASE - r.src_ts_ms,
+    ]
 
 
 class ClickHouseWriter:
@@ -119,20 +281,7 @@ class ClickHouseWriter:
         return inserted
 
     def write_dead_letters(self, letters: Sequence[DeadLetter], *, token: str) -> int:
-        rows = [
-            [
-                d.dead_letter_id,
-                d.reason,
-                d.detail,
-                orjson.dumps(d.redacted).decode() if d.redacted is not None else "",
-                d.payload_sha256,
-                d.payload_bytes,
-                d.src_partition,
-                d.src_offset,
-                _utc(d.src_ts_ms / 1000),
-            ]
-            for d in letters
-        ]
+        rows = [dead_letter_row(d) for d in letters]
         return self._insert("dead_letters", rows, _DEAD_LETTER_COLUMNS, token)
 
     def write_rates(self, rates: Sequence[RateRow], *, token: str) -> int:

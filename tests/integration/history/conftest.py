@@ -8,36 +8,15 @@ database is shared by a module's read-only tests; tests that write use their own
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from psmon.history.replay import ReplayStats, replay_files
-from psmon.schemas.validation import ValidEvent
+from psmon.history.replay import replay_files
 from psmon.sinks.clickhouse.client import Client, connect
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import ClickHouseWriter
 from tests.history_dataset import valid_events, write_dataset
-
-#: Small batches so the dataset spans many INSERTs (the production default is 50,000 rows).
-BATCH_ROWS = 1000
-
-
-@dataclass(frozen=True)
-class Dataset:
-    path: Path
-    lines: list[bytes]
-    events: list[ValidEvent]
-
-
-@dataclass
-class Loaded:
-    client: Client
-    database: str
-    dsn: str
-    writer: ClickHouseWriter
-    stats: ReplayStats
+from tests.integration.history.dataset import BATCH_ROWS, Dataset, Loaded
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """`psmon replay`, `query`, `report` and `dead-letters` as a user runs them (Typer's CliRunner, real chDB).
 
 The dataset is loaded with `psmon replay` itself, then every named question is compared with the
-hand computation of `test_views.py`, the report is parsed and its charts decoded, and the Kafka
+hand computation of `dataset.py`, the report is parsed and its charts decoded, and the Kafka
 paths (`replay --publish`, `dead-letters redrive`) are read back from a real broker.
 """
 
@@ -23,10 +23,7 @@ from psmon.schemas.index766 import score
 from psmon.schemas.validation import Invalid, validate_event
 from tests.helpers import wait_until
 from tests.history_dataset import hand_counters, local_day
-from tests.integration.history.conftest import Dataset
-from tests.integration.history.test_views import COUNTERS, expected_metrics
-
-pytestmark = pytest.mark.integration
+from tests.integration.history.dataset import COUNTERS, Dataset, expected_metrics
 
 
 @pytest.fixture(scope="module")

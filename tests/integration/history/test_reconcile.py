@@ -12,7 +12,7 @@ from psmon.sinks.clickhouse.rollups import reconcile_rollups
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import ClickHouseWriter
 from tests.helpers import clickhouse_totals, rollup_totals
-from tests.integration.history.conftest import BATCH_ROWS, Dataset
+from tests.integration.history.dataset import BATCH_ROWS, Dataset
 
 
 def test_redelivery_refills_a_rollup_left_short_and_changes_nothing_else(

@@ -2,8 +2,8 @@
 
 The dataset spans the 1 Jul 2025 merger (June → July, Q2 → Q3) with old 63-province codes on
 both sides, bad events and re-sent duplicates. The expected numbers are computed here in plain
-Python from the events' fields (BRIEF §2 definitions written out again below), never from
-psmon's SQL.
+Python from the events' fields (the contract's definitions written out again in `dataset.py`), never
+from psmon's SQL.
 """
 
 from datetime import UTC, date, datetime
@@ -21,30 +21,9 @@ from psmon.sinks.clickhouse import schema
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.writer import ClickHouseWriter
 from tests.history_dataset import hand_counters, local_day, period_labels
-from tests.integration.history.conftest import Dataset, Loaded
+from tests.integration.history.dataset import COUNTERS, Dataset, Loaded, expected_metrics
 
-pytestmark = pytest.mark.integration
-
-#: BRIEF §2: metric -> (numerator, denominator), written out independently of schemas.metrics.METRICS.
-DEFINITIONS = {
-    "online_submission": ("submitted_online", "submitted"),
-    "full_online": ("submitted_full_online", "submitted"),
-    "online_payment": ("payments_online", "payments"),
-    "dossier_digitization": ("digitized_dossier", "submitted"),
-    "result_digitization": ("digitized_result", "resolved"),
-    "on_time": ("resolved_on_time", "resolved"),
-}
-COUNTERS = sorted({c for pair in DEFINITIONS.values() for c in pair} | {"submitted_fee_bearing"})
 GRAINS = ("day", "month", "quarter", "year")
-
-
-def expected_metrics(events: list[ValidEvent], grain: str) -> dict[tuple[str, str, str], tuple[int, int]]:
-    counts = hand_counters(events, lambda e: (period_labels(local_day(e))[grain], e.province_code))
-    out = {}
-    for (period, province), c in counts.items():
-        for metric, (num, den) in DEFINITIONS.items():
-            out[(period, province, metric)] = (c[num], c[den])
-    return out
 
 
 def test_dataset_covers_the_merger_and_every_path(dataset: Dataset, loaded: Loaded) -> None:

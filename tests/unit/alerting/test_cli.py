@@ -13,15 +13,31 @@ runner = CliRunner()
 def test_rules_writes_config_rules_and_tests(tmp_path: Path) -> None:
     result = runner.invoke(
         app,
-        ["rules", "--out", str(tmp_path), "--tests", "--worker", "10.0.0.5:9108", "--worker", "dns+worker:9108",
-         "--alertmanager", "am:9093", "--webhook", "http://hooks:1/alerts"],
-    )  # fmt: skip
+        [
+            "rules",
+            "--out",
+            str(tmp_path),
+            "--tests",
+            "--worker",
+            "10.0.0.5:9108",
+            "--worker",
+            "dns+worker:9108",
+            "--alertmanager",
+            "am:9093",
+            "--webhook",
+            "http://hooks:1/alerts",
+        ],
+    )
     assert result.exit_code == 0, result.output
     written = {Path(line).relative_to(tmp_path).as_posix() for line in result.output.split()}
     assert written == {
-        "prometheus/prometheus.yml", "prometheus/psmon-rules.yml", "alertmanager/alertmanager.yml",
-        "prometheus/psmon-rules.test.yml", "prometheus/psmon-pipeline.test.yml", "prometheus/psmon-calendar.test.yml",
-    }  # fmt: skip
+        "prometheus/prometheus.yml",
+        "prometheus/psmon-rules.yml",
+        "alertmanager/alertmanager.yml",
+        "prometheus/psmon-rules.test.yml",
+        "prometheus/psmon-pipeline.test.yml",
+        "prometheus/psmon-calendar.test.yml",
+    }
     prom = yaml.safe_load((tmp_path / "prometheus/prometheus.yml").read_text())
     worker = prom["scrape_configs"][0]
     assert worker["static_configs"] == [{"targets": ["10.0.0.5:9108"]}]

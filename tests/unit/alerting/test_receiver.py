@@ -19,9 +19,21 @@ PAYLOAD: dict[str, Any] = {
     "alerts": [
         {
             "status": "firing",
-            "labels": {"alertname": "PsmonRatioBelowFloor", "province": "25", "province_name": "Phú Thọ",
-                       "metric": "online_submission", "window": "1h", "severity": "warning"},
-            "annotations": {"value": "0.123", "threshold": "0.5", "volume": "456", "summary_vi": "vi", "summary_en": "en"},
+            "labels": {
+                "alertname": "PsmonRatioBelowFloor",
+                "province": "25",
+                "province_name": "Phú Thọ",
+                "metric": "online_submission",
+                "window": "1h",
+                "severity": "warning",
+            },
+            "annotations": {
+                "value": "0.123",
+                "threshold": "0.5",
+                "volume": "456",
+                "summary_vi": "vi",
+                "summary_en": "en",
+            },
             "startsAt": "2026-11-23T02:10:01.123456789Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prom/graph",
@@ -36,7 +48,7 @@ PAYLOAD: dict[str, Any] = {
             "fingerprint": "def456",
         },
     ],
-}  # fmt: skip
+}
 
 
 def test_alert_rows() -> None:
@@ -44,8 +56,12 @@ def test_alert_rows() -> None:
     rows = [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in alert_rows(PAYLOAD, received_at=now)]
     a, b = rows
     assert (a["fingerprint"], a["status"], a["province_code"], a["province_name"], a["metric"]) == (
-        "abc123", "firing", "25", "Phú Thọ", "online_submission",
-    )  # fmt: skip
+        "abc123",
+        "firing",
+        "25",
+        "Phú Thọ",
+        "online_submission",
+    )
     assert (a["value"], a["threshold"], a["volume"]) == (0.123, 0.5, 456.0)
     assert a["starts_at"] == datetime(2026, 11, 23, 2, 10, 1, 123456, tzinfo=UTC)
     assert a["ends_at"] is None  # Alertmanager's zero time: still firing

@@ -17,8 +17,13 @@ from psmon.embedded.broker import free_port
 
 
 def local(tmp_path: Path, **ports: int) -> LocalAlerting:
-    args = {"metrics_port": free_port(), "prometheus_port": free_port(), "alertmanager_port": free_port(),
-            "receiver_port": free_port(), **ports}  # fmt: skip
+    args = {
+        "metrics_port": free_port(),
+        "prometheus_port": free_port(),
+        "alertmanager_port": free_port(),
+        "receiver_port": free_port(),
+        **ports,
+    }
     return LocalAlerting(load_thresholds(), data_dir=tmp_path, receiver_host="127.0.0.1", **args)
 
 

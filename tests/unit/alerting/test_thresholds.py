@@ -27,7 +27,7 @@ def test_defaults_cover_every_metric_with_floor_under_target() -> None:
     for metric, t in th.metrics.items():
         assert 0 < t.alert_below < t.target <= 1, metric
         assert t.source.strip()
-    # BRIEF §1 targets
+    # official targets (docs/index766.md)
     assert th.metrics["online_submission"].target == 0.80
     assert th.metrics["full_online"].target == 0.80
     assert th.metrics["result_digitization"].target == 1.0

@@ -1,4 +1,4 @@
-"""A small local stand-in for the Grafana HTTP API (the one allowed mock, BRIEF §2 Dashboards).
+"""A small local stand-in for the Grafana HTTP API (the one allowed mock: no Grafana server installs here).
 
 It implements just the endpoints `psmon dashboards push` uses, with Grafana's status codes and
 rules (404 for unknown folder/datasource UIDs, 409 for a duplicate create, 412 when a dashboard
@@ -95,8 +95,17 @@ def _handler(state: GrafanaState) -> type[BaseHTTPRequestHandler]:
                 version = old["version"] + 1 if old else 1
                 ident = old["id"] if old else len(state.dashboards) + 1
                 state.dashboards[uid] = {"id": ident, "version": version, "folderUid": folder, "dashboard": dash}
-                return self._reply(200, {"id": ident, "uid": uid, "url": f"/d/{uid}/x", "status": "success",
-                                         "version": version, "slug": "x"})  # fmt: skip
+                return self._reply(
+                    200,
+                    {
+                        "id": ident,
+                        "uid": uid,
+                        "url": f"/d/{uid}/x",
+                        "status": "success",
+                        "version": version,
+                        "slug": "x",
+                    },
+                )
             return self._reply(404, {"message": f"no route {method} {path}"})
 
         def do_GET(self) -> None:

@@ -114,8 +114,9 @@ def test_committed_copy_is_up_to_date(tmp_path: Path) -> None:
 
 
 def test_build_command_writes_json_and_provisioning(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path),
-                                      "--prometheus-url", "http://prom.example:9090"])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["dashboards", "build", "--out", str(tmp_path), "--prometheus-url", "http://prom.example:9090"]
+    )
     assert result.exit_code == 0, result.output
     assert len(result.output.split()) == 6
     for uid in UIDS:
@@ -131,13 +132,14 @@ def test_build_command_writes_json_and_provisioning(tmp_path: Path) -> None:
 
 
 def test_build_refuses_a_missing_thresholds_file(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path),
-                                      "--thresholds", str(tmp_path / "nope.yaml")])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["dashboards", "build", "--out", str(tmp_path), "--thresholds", str(tmp_path / "nope.yaml")]
+    )
     assert result.exit_code == 1
 
 
-def test_readme_lists_exactly_the_built_dashboards_and_panels(boards: dict[str, dict[str, Any]]) -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_docs_list_exactly_the_built_dashboards_and_panels(boards: dict[str, dict[str, Any]]) -> None:
+    readme = (ROOT / "docs" / "dashboards.md").read_text()
     section = readme.split("## Dashboards", 1)[1].split("\n## ", 1)[0]
     listed: dict[str, list[str]] = {}
     current = ""

@@ -26,8 +26,11 @@ def test_push_creates_then_updates_idempotently(grafana: GrafanaStandIn) -> None
     first = push(grafana.url, TOKEN, with_datasources=True)
     st = grafana.state
     assert first.folder_created
-    assert first.datasources == {"psmon-prometheus": "created", "psmon-alertmanager": "created",
-                                 "psmon-clickhouse": "created"}  # fmt: skip
+    assert first.datasources == {
+        "psmon-prometheus": "created",
+        "psmon-alertmanager": "created",
+        "psmon-clickhouse": "created",
+    }
     assert first.dashboards == dict.fromkeys(built, 1)
     calls = [(c.method, c.path) for c in st.calls]
     assert calls[:2] == [("GET", "/api/folders/psmon"), ("POST", "/api/folders")]
@@ -61,8 +64,9 @@ def test_push_command(grafana: GrafanaStandIn) -> None:
     result = CliRunner().invoke(app, ["dashboards", "push", "--url", grafana.url, "--token", TOKEN])
     assert result.exit_code == 0, result.output
     assert "created folder psmon" in result.output and "dashboard psmon-live: version 1" in result.output
-    result = CliRunner().invoke(app, ["dashboards", "push"], env={"PSMON_GRAFANA_URL": grafana.url,
-                                                                  "PSMON_GRAFANA_TOKEN": TOKEN})  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["dashboards", "push"], env={"PSMON_GRAFANA_URL": grafana.url, "PSMON_GRAFANA_TOKEN": TOKEN}
+    )
     assert result.exit_code == 0, result.output
     assert "created folder" not in result.output and "dashboard psmon-live: version 2" in result.output
 

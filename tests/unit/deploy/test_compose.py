@@ -24,7 +24,7 @@ import yaml
 
 from psmon.cli.main import app
 from psmon.dashboards.build import GRAFANA_DASHBOARDS_DIR, BuildOptions, provisioning
-from psmon.dashboards.promql import JOB_SINK, JOB_WORKER
+from psmon.metrics import SINK_JOB, WORKER_JOB
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -54,8 +54,10 @@ def test_compose_file_matches_the_compose_specification(compose: dict[str, Any])
 def test_the_schema_rejects_a_broken_file(compose: dict[str, Any]) -> None:
     # guard against a schema that accepts anything
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
-    broken = {**compose, "services": {**compose["services"], "worker": {**compose["services"]["worker"],
-                                                                        "restart_policy": "always"}}}  # fmt: skip
+    broken = {
+        **compose,
+        "services": {**compose["services"], "worker": {**compose["services"]["worker"], "restart_policy": "always"}},
+    }
     assert list(validator.iter_errors(broken))
     bad_dependency = {"x": {"image": "y", "depends_on": {"kafka": {"condition": "whenever"}}}}
     assert list(validator.iter_errors({**compose, "services": bad_dependency}))
@@ -111,12 +113,16 @@ def test_prometheus_discovers_every_worker_and_sink_replica(compose: dict[str, A
     config_dir = ROOT / mounts["/etc/prometheus"]
     config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    for job, service in ((JOB_WORKER, "worker"), (JOB_SINK, "sink")):
+    for job, service in ((WORKER_JOB, "worker"), (SINK_JOB, "sink")):
         (sd,) = jobs[job]["dns_sd_configs"]
         assert sd["names"] == [service] and sd["type"] == "A"
         assert str(sd["port"]) == compose["services"][service]["environment"]["PSMON_METRICS_PORT"]
-    assert any("alertmanager:9093" in t for a in config["alerting"]["alertmanagers"]
-               for s in a["static_configs"] for t in s["targets"])  # fmt: skip
+    assert any(
+        "alertmanager:9093" in t
+        for a in config["alerting"]["alertmanagers"]
+        for s in a["static_configs"]
+        for t in s["targets"]
+    )
     assert (config_dir / "rules").is_dir()
     assert "/etc/prometheus/prometheus.yml" in " ".join(compose["services"]["prometheus"]["command"])
     am_dir = ROOT / _mounts(compose["services"]["alertmanager"])["/etc/alertmanager"]
@@ -124,14 +130,22 @@ def test_prometheus_discovers_every_worker_and_sink_replica(compose: dict[str, A
 
 
 def test_prometheus_config_is_valid_for_promtool() -> None:
-    run = subprocess.run(["promtool", "check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        ["promtool", "check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_alertmanager_config_is_valid_for_amtool() -> None:
-    run = subprocess.run(["amtool", "check-config", str(ROOT / "deploy/alertmanager/alertmanager.yml")],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        ["amtool", "check-config", str(ROOT / "deploy/alertmanager/alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -195,8 +209,11 @@ def test_host_ports_do_not_clash_and_scaled_services_publish_none(compose: dict[
             host_ip, host_port = (parts[0], parts[1]) if len(parts) == 3 else ("0.0.0.0", parts[0])
             key = (host_ip, int(host_port), proto)
             # 0.0.0.0 clashes with every address
-            clashes = [s for (ip, p, pr), s in seen.items() if p == key[1] and pr == proto
-                       and (ip == host_ip or "0.0.0.0" in (ip, host_ip))]  # fmt: skip
+            clashes = [
+                s
+                for (ip, p, pr), s in seen.items()
+                if p == key[1] and pr == proto and (ip == host_ip or "0.0.0.0" in (ip, host_ip))
+            ]
             assert not clashes, f"{name} publishes {port}, already used by {clashes}"
             seen[key] = name
     for name in SCALABLE:
@@ -228,8 +245,9 @@ def _hadolint() -> str | None:
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    run = subprocess.run([str(_hadolint()), "--no-color", str(ROOT / "Dockerfile")],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [str(_hadolint()), "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0 and run.stdout.strip() == "", run.stdout + run.stderr
 
 

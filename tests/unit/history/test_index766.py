@@ -1,8 +1,10 @@
-"""The 766 points against the worked values of shared/INDEX766.md (portal-checked where noted)."""
+"""The 766 points against the worked values of docs/index766.md (portal-checked where noted)."""
+
+import re
 
 import pytest
 
-from psmon.schemas.index766 import COMPUTABLE_MAX_POINTS, ITEMS, item_points, score, with_rule
+from psmon.schemas.index766 import COMPUTABLE_MAX_POINTS, ITEMS, Rule, item_points, parse_rule, score, with_rule
 
 BY_ITEM = {i.item: i for i in ITEMS}
 
@@ -10,11 +12,19 @@ BY_ITEM = {i.item: i for i in ITEMS}
 def counters(**overrides: int) -> dict[str, int]:
     base = dict.fromkeys(
         (
-            "submitted", "submitted_online", "submitted_full_online", "submitted_fee_bearing", "resolved",
-            "resolved_on_time", "payments", "payments_online", "digitized_dossier", "digitized_result",
+            "submitted",
+            "submitted_online",
+            "submitted_full_online",
+            "submitted_fee_bearing",
+            "resolved",
+            "resolved_on_time",
+            "payments",
+            "payments_online",
+            "digitized_dossier",
+            "digitized_result",
         ),
         0,
-    )  # fmt: skip
+    )
     return {**base, **overrides}
 
 
@@ -25,7 +35,7 @@ def test_computable_maximum_is_42_points() -> None:
 @pytest.mark.parametrize(
     ("item", "numerator", "denominator", "points"),
     [
-        ("2.1", 8842, 10000, 17.68),  # INDEX766.md: 88.42% -> 17.68 (checked against the portal)
+        ("2.1", 8842, 10000, 17.68),  # docs/index766.md: 88.42% -> 17.68 (checked against the portal)
         ("4.1", 7248, 10000, 4.35),  # 72.48% -> 4.35 (checked)
         ("4.2", 2427, 10000, 0.97),  # 24.27% -> 0.97 (the portal applies linear)
         ("3.3", 4000, 10000, 4.80),  # full at 50%: 40% -> 6 x 0.4 / 0.5
@@ -42,9 +52,15 @@ def test_item_points_match_the_worked_examples(item: str, numerator: int, denomi
 def test_score_of_a_province_month() -> None:
     # One province month built from the worked examples above.
     c = counters(
-        submitted=10000, submitted_online=4000, submitted_fee_bearing=10000, payments_online=8421,
-        resolved=10000, resolved_on_time=8842, digitized_result=7248, digitized_dossier=2427,
-    )  # fmt: skip
+        submitted=10000,
+        submitted_online=4000,
+        submitted_fee_bearing=10000,
+        payments_online=8421,
+        resolved=10000,
+        resolved_on_time=8842,
+        digitized_result=7248,
+        digitized_dossier=2427,
+    )
     s = score(c)
     assert s == {
         "i2_1_on_time": 17.68,
@@ -68,3 +84,29 @@ def test_rule_override_rejects_unknown_items_and_thresholds() -> None:
         with_rule(ITEMS, "9.9", "linear")
     with pytest.raises(ValueError, match="full_at"):
         with_rule(ITEMS, "4.2", "full_at", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "full_at"),
+    [("4.2=full:0.8", "full_at", 0.8), ("4.2=full", "full_at", 1.0), ("3.3=linear", "linear", 1.0)],
+)
+def test_parse_rule_is_with_rule(text: str, rule: Rule, full_at: float) -> None:
+    item = text.partition("=")[0]
+    assert parse_rule(text) == with_rule(ITEMS, item, rule, full_at)
+    base = with_rule(ITEMS, "2.1", "full_at", 0.9)
+    assert parse_rule(text, base) == with_rule(base, item, rule, full_at)  # applies to the items it is given
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("4.2=half", "rule must be linear or full:X, got 'half'"),
+        ("4.2", "rule must be linear or full:X, got ''"),
+        ("9.9=linear", "unknown index item '9.9'"),
+        ("4.2=full:1.5", "full_at must be within (0, 1], got 1.5"),
+        ("4.2=full:x", "could not convert string to float: 'x'"),
+    ],
+)
+def test_parse_rule_names_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_rule(text)

@@ -1,6 +1,14 @@
-import orjson
+"""Renderings of a `ResultTable`: shares and missing values, and stored values shown as data
+(rich markup, emoji codes, terminal controls, spreadsheet formulas)."""
 
-from psmon.history.tables import ResultTable, render
+import csv
+import io
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from psmon.history.tables import ResultTable, csv_cell, render
 
 TABLE = ResultTable(
     title="t",
@@ -27,3 +35,61 @@ def test_json_has_rows_as_objects_and_null_for_missing() -> None:
 def test_table_shows_percentages_and_notes() -> None:
     text = render(TABLE, "table")
     assert "75.00%" in text and "–" in text and "a note" in text
+
+
+# -- stored values are data, never markup or formulas ---------------------------------------
+def test_table_renders_rich_markup_and_emoji_codes_literally() -> None:
+    stored = ResultTable(
+        title="letters [bold]of[/bold] :x:",
+        columns=["reason", "detail", "[red]n"],
+        rows=[("invalid_value", "[/bold] closes nothing", 1), ("unknown_field", ":x: [link=http://x]y[/link]", 2)],
+        notes=["[/i] :x:"],
+    )
+    text = render(stored, "table")
+    for literal in ("letters [bold]of[/bold] :x:", "[red]n", "[/bold] closes nothing", ":x: [link=http://x]y[/link]"):
+        assert literal in text
+    assert text.splitlines()[-1] == "[/i] :x:"
+    assert "❌" not in text
+
+
+def test_table_shows_control_characters_as_escapes() -> None:
+    stored = ResultTable(title="t", columns=["detail"], rows=[("\x1b[31mred\x1b[0m\x07",)])
+    text = render(stored, "table")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[31mred\\x1b[0m\\x07" in text
+
+
+@pytest.mark.parametrize(
+    "formula", ['=HYPERLINK("http://x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1"]
+)
+def test_csv_neutralises_formula_cells(formula: str) -> None:
+    stored = ResultTable(title="", columns=["detail"], rows=[(formula,)])
+    (cell,) = next(csv.reader(io.StringIO(render(stored, "csv").split("\n", 1)[1])))
+    assert cell == "'" + formula
+
+
+def test_csv_keeps_numbers_and_plain_text() -> None:
+    stored = ResultTable(
+        title="",
+        columns=["=header", "n", "x", "numeric_text", "text", "ratio"],
+        rows=[("a", -1, -1.5, "-1.5", "Hà Nội = 1", None), ("b", Decimal("-2.25"), 3.0, "+4e3", "a-b", 0.5)],
+    )
+    assert render(stored, "csv").splitlines() == [
+        "'=header,n,x,numeric_text,text,ratio",
+        "a,-1,-1.5,-1.5,Hà Nội = 1,",
+        "b,-2.25,3.0,+4e3,a-b,0.5",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(-7, -7), (-0.5, -0.5), ("-", "'-"), ("-x", "'-x"), ("=", "'="), ("", "")]
+)
+def test_csv_cell(value: object, expected: object) -> None:
+    assert csv_cell(value) == expected
+
+
+def test_csv_quotes_a_carriage_return_inside_a_cell() -> None:
+    # a bare CR starts a new row in spreadsheets, where `=1+1` would then begin a cell
+    stored = ResultTable(title="", columns=["detail", "n"], rows=[("x\r=1+1", 1)])
+    assert render(stored, "csv") == 'detail,n\n"x\r=1+1",1'
+    assert list(csv.reader(io.StringIO(render(stored, "csv"), newline=""))) == [["detail", "n"], ["x\r=1+1", "1"]]

@@ -1,12 +1,24 @@
 """Contract v1 validation: every rejection reason, strict types, PII, province mapping, redaction."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
-from psmon.schemas.validation import MAX_EVENT_BYTES, REASONS, Invalid, ValidEvent, validate_event
+from psmon.schemas.events import MAX_AMOUNT_VND
+from psmon.schemas.jsonschema import event_schemas
+from psmon.schemas.validation import (
+    DEAD_LETTER_REASONS,
+    MAX_EVENT_BYTES,
+    MAX_OCCURRED_AT,
+    MAX_RECORD_AHEAD_S,
+    REASONS,
+    Invalid,
+    ValidEvent,
+    validate_event,
+)
 
 RECORD_TS = datetime(2026, 11, 25, 7, 6, 40, tzinfo=UTC).timestamp()
 
@@ -142,9 +154,19 @@ def test_rejection_reasons(over: dict[str, Any], expected: str) -> None:
 
 
 def test_every_reason_is_covered_by_the_table_above() -> None:
-    covered = {"malformed_json", "not_an_object", "too_large", "missing_field", "unknown_field", "invalid_value",
-               "unsupported_schema_version", "unknown_event_type", "unknown_province", "time_out_of_range",
-               "personal_data"}  # fmt: skip
+    covered = {
+        "malformed_json",
+        "not_an_object",
+        "too_large",
+        "missing_field",
+        "unknown_field",
+        "invalid_value",
+        "unsupported_schema_version",
+        "unknown_event_type",
+        "unknown_province",
+        "time_out_of_range",
+        "personal_data",
+    }
     assert covered == set(REASONS)
 
 
@@ -182,3 +204,79 @@ def test_contract_field_names_are_not_mistaken_for_personal_data() -> None:
 
     names = {n for m in EVENT_MODELS.values() for n in m.model_fields}
     assert [n for n in names if is_personal_field(n)] == []
+
+
+# -- bounds: nothing valid may be unstorable -----------------------------------------------------
+
+
+def payment(amount: Any) -> dict[str, Any]:
+    base = {k: v for k, v in submitted().items() if k not in ("channel", "service_mode", "fee_bearing")}
+    return {**base, "event_type": "payment.completed", "method": "online", "amount_vnd": amount}
+
+
+@pytest.mark.parametrize("amount", [2**63, 2**63 - 1, MAX_AMOUNT_VND + 1, 2**64 - 1, 2**64, -1])
+def test_an_amount_beyond_the_documented_bound_is_an_invalid_value(amount: int) -> None:
+    v = check(json.dumps(payment(amount)).encode())  # the stdlib encodes integers of any size
+    assert isinstance(v, Invalid) and v.reason == "invalid_value" and "amount_vnd" in v.detail
+    assert "amount_vnd" not in (v.redacted or {})  # the value did not validate: not kept
+
+
+def test_the_largest_amount_fits_the_int64_column_and_is_valid() -> None:
+    assert MAX_AMOUNT_VND < 2**63 - 1
+    v = check(payment(MAX_AMOUNT_VND))
+    assert isinstance(v, ValidEvent) and v.amount_vnd == MAX_AMOUNT_VND
+
+
+def test_json_schema_states_the_amount_bound() -> None:
+    schema = event_schemas()["payment.completed"]["properties"]["amount_vnd"]
+    assert (schema["minimum"], schema["maximum"]) == (0, MAX_AMOUNT_VND)
+
+
+NOW = RECORD_TS + 3600.0  # the wall clock of the tests below
+
+
+def check_at(obj: dict[str, Any], record_ts_s: float, now_s: float = NOW) -> ValidEvent | Invalid:
+    return validate_event(orjson.dumps(obj), record_ts_s=record_ts_s, now_s=now_s)
+
+
+@pytest.mark.parametrize(
+    "record_ts_s",
+    [
+        RECORD_TS * 1000,  # a producer that set microseconds: year 58,000 and more
+        datetime(2290, 1, 1, tzinfo=UTC).timestamp(),  # after 2286: dedup_version would be negative
+        NOW + MAX_RECORD_AHEAD_S + 1,  # more than a day ahead of the wall clock
+        datetime(2014, 12, 31, tzinfo=UTC).timestamp(),
+        0.0,
+        -0.001,  # Kafka's "no timestamp" (-1 ms)
+        float("nan"),
+    ],
+)
+def test_an_implausible_record_timestamp_is_time_out_of_range(record_ts_s: float) -> None:
+    v = check_at(submitted(), record_ts_s)
+    assert isinstance(v, Invalid) and v.reason == "time_out_of_range"
+    assert "Kafka record timestamp" in v.detail and "milliseconds expected" in v.detail
+    # The event's own time validated: it is kept, so a re-drive needs no --set.
+    assert v.redacted is not None and v.redacted["occurred_at"] == submitted()["occurred_at"]
+
+
+def test_a_record_timestamp_up_to_a_day_ahead_of_the_wall_clock_is_accepted() -> None:
+    assert isinstance(check_at(submitted(), NOW + MAX_RECORD_AHEAD_S), ValidEvent)
+    assert isinstance(check_at(submitted(), RECORD_TS, now_s=RECORD_TS), ValidEvent)
+
+
+def test_the_record_timestamp_check_keeps_the_precedence_of_earlier_reasons() -> None:
+    assert check_at(submitted(province_code="99"), RECORD_TS * 1000).reason == "unknown_province"  # type: ignore[union-attr]
+    assert check_at(submitted(level="village"), RECORD_TS * 1000).reason == "invalid_value"  # type: ignore[union-attr]
+
+
+def test_occurred_at_is_capped_before_2100_whatever_the_record_time() -> None:
+    ts_2100 = MAX_OCCURRED_AT.timestamp()
+    v = check_at(submitted(occurred_at="2100-01-01T00:00:00Z"), ts_2100, now_s=ts_2100)
+    assert isinstance(v, Invalid) and v.reason == "time_out_of_range" and "2100" in v.detail
+    ok = check_at(submitted(occurred_at="2099-12-31T23:59:59Z", level="province"), ts_2100, now_s=ts_2100)
+    assert isinstance(ok, ValidEvent)
+
+
+def test_the_dead_letter_reasons_are_validations_plus_unstorable() -> None:
+    assert (*REASONS, "unstorable") == DEAD_LETTER_REASONS
+    assert "unstorable" not in REASONS  # validation never gives it: only the history writers do

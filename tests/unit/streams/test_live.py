@@ -12,9 +12,19 @@ from psmon.timeutil import utc_now
 
 def record(event_id: str, *, province: str = "25", channel: str = "online", src: tuple[int, int] = (0, 1)):  # type: ignore[no-untyped-def]
     now = utc_now().timestamp() - 30
-    ev = ValidEvent(event_id=event_id, event_type="application.submitted", occurred_at_s=now, province_code=province,
-                    raw_province_code=province, level="commune", procedure_code="1.1", dossier_id="d",
-                    channel=channel, service_mode="partial_online", fee_bearing=False)  # fmt: skip
+    ev = ValidEvent(
+        event_id=event_id,
+        event_type="application.submitted",
+        occurred_at_s=now,
+        province_code=province,
+        raw_province_code=province,
+        level="commune",
+        procedure_code="1.1",
+        dossier_id="d",
+        channel=channel,
+        service_mode="partial_online",
+        fee_bearing=False,
+    )
     return decode_valid(encode_valid(ev, src_partition=src[0], src_offset=src[1], src_ts_ms=int(now * 1000)))
 
 

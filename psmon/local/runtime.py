@@ -1,9 +1,11 @@
-"""`psmon up`: the whole pipeline in one process, for the demo and for trying psmon out.
+"""`psmon up`'s runtime: the whole pipeline in one process, for the demo and for trying psmon out.
 
 With no `--start`, the simulator's clock starts now during office hours, or else at the
 latest working morning, so the demo shows a working day's traffic at any hour.
-Starts, in order: the local broker (unless `--kafka` is given), the topics, the metrics server,
-Prometheus and Alertmanager when installed (configured by `psmon rules` into `<data_dir>`; see
+First it checks what needs no process (the thresholds file, `--drop`, that no other process
+holds the embedded ClickHouse directory) and opens the metrics port, so a mistake is one line
+before anything starts. Then it starts, in order: the local broker (unless `--kafka` is given),
+the topics, Prometheus and Alertmanager when installed (configured by `psmon rules` into `<data_dir>`; see
 `alerting.servers.LocalAlerting`), then one Faust worker running stage 1 and 2 agents plus the
 sink (stage 3), the alert webhook receiver, the simulator and the live view as services on the
 same event loop. Ctrl-C or SIGTERM stops the services in reverse order (the sink finishes and
@@ -20,14 +22,17 @@ from mode import Service
 from psmon.alerting.receiver import AlertReceiverService
 from psmon.alerting.servers import LocalAlerting
 from psmon.alerting.thresholds import load_thresholds
-from psmon.cli.liveview import LiveView
-from psmon.cli.logs import configure_logging
-from psmon.cli.services import Deadline, SimulatorService
 from psmon.embedded.broker import LocalBroker
+from psmon.errors import ConfigError, MetricsPortError
+from psmon.faults import FaultPlan
+from psmon.local.liveview import LiveView
+from psmon.local.services import Deadline, SimulatorService
+from psmon.logs import configure_logging
 from psmon.metrics import PipelineMetrics, serve_metrics
 from psmon.settings import Settings
 from psmon.simulator.profiles import default_profiles, with_drop
 from psmon.simulator.runner import SimulationConfig
+from psmon.sinks.clickhouse.client import ensure_embedded_free
 from psmon.sinks.service import SinkService
 from psmon.streams.app import run_worker
 from psmon.streams.live import LiveRates
@@ -56,6 +61,22 @@ def run_up(
     data_dir.mkdir(parents=True, exist_ok=True)
     logfile = data_dir / "psmon.log"
     configure_logging(settings.log_level, logfile if interactive else None)
+    # Everything that can be wrong without starting anything is checked first: a mistake is then
+    # one line, and no broker or server has to be started and stopped for nothing.
+    thresholds = load_thresholds(settings.thresholds_file)
+    profiles = default_profiles()
+    for province, metric, value in drops:
+        try:
+            profiles = with_drop(profiles, province, metric, value)
+        except ValueError as exc:
+            raise ConfigError(f"--drop {province}:{metric}:{value:g}: {exc}") from exc
+    ensure_embedded_free(settings.resolved_clickhouse_dsn)
+    metrics = PipelineMetrics()
+    if settings.metrics_port:
+        try:
+            serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.metrics_port)
+        except OSError as exc:
+            raise MetricsPortError(settings.metrics_host, settings.metrics_port, exc) from exc
     broker: LocalBroker | None = None
     alerting: LocalAlerting | None = None
     try:
@@ -64,36 +85,40 @@ def run_up(
             settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
             print(f"local broker (Tansu) on {broker.bootstrap}, pid {broker.pid}")
         ensure_topics(settings)
-        metrics = PipelineMetrics()
         if settings.metrics_port:
-            serve_metrics(metrics.registry, host=settings.metrics_host, port=settings.metrics_port)
             print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
         print(f"ClickHouse at {settings.resolved_clickhouse_dsn}; logs in {logfile if interactive else 'stderr'}")
-        thresholds = load_thresholds(settings.thresholds_file)
         local = LocalAlerting(
-            thresholds, data_dir=data_dir, metrics_port=settings.metrics_port,
-            prometheus_port=settings.prometheus_port, alertmanager_port=settings.alertmanager_port,
-            receiver_host=settings.alerts_host, receiver_port=settings.alerts_port,
-        )  # fmt: skip
+            thresholds,
+            data_dir=data_dir,
+            metrics_port=settings.metrics_port,
+            prometheus_port=settings.prometheus_port,
+            alertmanager_port=settings.alertmanager_port,
+            receiver_host=settings.alerts_host,
+            receiver_port=settings.alerts_port,
+        )
         alerting = local.start()
         live = LiveRates(metrics=metrics, dedup_max_ids=settings.dedup_max_ids, worker="up")
-        services: list[Service] = [SinkService(settings, metrics)]
+        faults = FaultPlan.from_settings(settings)
+        services: list[Service] = [SinkService(settings, metrics, faults=faults)]
         if alerting is not None and alerting.prometheus and alerting.alertmanager:
             receiver = f"http://{settings.alerts_host}:{settings.alerts_port}/alerts"
-            print(f"Prometheus on {alerting.prometheus.url}, Alertmanager on {alerting.alertmanager.url}, "
-                  f"alert webhook {receiver} (history in the ClickHouse table alerts)")  # fmt: skip
+            print(
+                f"Prometheus on {alerting.prometheus.url}, Alertmanager on {alerting.alertmanager.url}, "
+                f"alert webhook {receiver} (history in the ClickHouse table alerts)"
+            )
             services.append(
                 AlertReceiverService(
-                    dsn=settings.resolved_clickhouse_dsn, database=settings.clickhouse_database,
-                    host=settings.alerts_host, port=settings.alerts_port, run_migrations=False,  # the sink migrates
+                    dsn=settings.resolved_clickhouse_dsn,
+                    database=settings.clickhouse_database,
+                    host=settings.alerts_host,
+                    port=settings.alerts_port,
+                    run_migrations=False,  # the sink migrates
                 )
-            )  # fmt: skip
+            )
         else:
             print(f"alerting off: {local.skipped}")
         if rate_eps > 0:
-            profiles = default_profiles()
-            for province, metric, value in drops:
-                profiles = with_drop(profiles, province, metric, value)
             sim_start = start or demo_start(utc_now())
             print(f"simulator: {rate_eps:g} events/s at peak, clock from {sim_start:%Y-%m-%d %H:%M %Z} x{speedup:g}")
             sim = SimulationConfig(
@@ -108,7 +133,7 @@ def run_up(
         services.append(LiveView(live, interactive=interactive, thresholds=thresholds, alertmanager_url=am_url))
         if duration_s:
             services.append(Deadline(duration_s))
-        run_worker(settings, live, services=services, logfile=str(logfile) if interactive else None)
+        run_worker(settings, live, services=services, faults=faults, logfile=str(logfile) if interactive else None)
     finally:
         if alerting is not None:
             alerting.stop()

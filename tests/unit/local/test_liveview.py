@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 
 from psmon.alerting.thresholds import load_thresholds
-from psmon.cli.liveview import render_table
+from psmon.local.liveview import render_table
 from psmon.metrics import PipelineMetrics
 from psmon.schemas.metrics import COUNTERS
 from psmon.streams.live import LiveRates

@@ -1,9 +1,15 @@
-"""Helpers for tests and benchmarks that drive real psmon processes: polling, scraping, process control.
+"""Helpers for tests and benchmarks that drive real psmon processes: their environment, polling,
+scraping, process control, reading topics back.
 
-They live in the package (not under `tests/`) so that `benchmarks/` and the test suite share one
-copy; nothing in psmon's own services imports this module.
+Outside the `psmon` package on purpose: nothing psmon runs needs them, so they stay out of the
+wheel (setuptools packages only `psmon*`) and out of the Docker image (which copies `psmon/`
+alone). Top-level rather than under `tests/` because `benchmarks/` starts, scrapes and stops the
+same processes as the integration tests, and one copy keeps both measuring the same thing. Both
+run from the repository root, where `import testkit` resolves; `tests/helpers.py` re-exports it
+next to its ClickHouse totals.
 """
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -11,18 +17,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from psmon.embedded.process import die_with_parent
+from psmon.settings import Settings
 
 __all__ = [
     "Samples",
     "end_offsets",
+    "from_beginning",
     "pids_alive",
+    "psmon_env",
     "psmon_process",
     "sample",
     "scrape",
@@ -72,6 +82,40 @@ def sample(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def psmon_env(
+    *,
+    kafka: str | None = None,
+    prefix: str | None = None,
+    partitions: int | None = None,
+    clickhouse: str | None = None,
+    database: str | None = None,
+    data_dir: Path | str | None = None,
+    session_timeout_s: float | str = "6",
+    **settings: object,
+) -> dict[str, str]:
+    """The `PSMON_*` environment of a psmon process started by a test or a benchmark.
+
+    `prefix` names the topics and the app id (so the consumer groups too): runs sharing a broker
+    never read each other. The session timeout is short, so a killed member's partitions move
+    within seconds. Arguments left out are left to psmon's defaults; further keyword arguments
+    are settings by field name (`sink_flush_interval_ms=200` -> `PSMON_SINK_FLUSH_INTERVAL_MS=200`).
+    """
+    unknown = set(settings) - set(Settings.model_fields)
+    if unknown:
+        raise TypeError(f"not psmon settings: {sorted(unknown)}")
+    named = {
+        "kafka_bootstrap": kafka,
+        "topic_prefix": prefix,
+        "app_id": prefix,
+        "topic_partitions": partitions,
+        "clickhouse_dsn": clickhouse,
+        "clickhouse_database": database,
+        "data_dir": data_dir,
+        "session_timeout_s": session_timeout_s,
+    }
+    return {f"PSMON_{k.upper()}": str(v) for k, v in {**named, **settings}.items() if v is not None}
+
+
 def psmon_process(args: list[str], *, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start `psmon ARGS` as a real process in its own process group."""
     fh = log_path.open("ab")
@@ -116,28 +160,35 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
+@contextlib.asynccontextmanager
+async def from_beginning(
+    bootstrap: str, topic: str, partitions: int, **config: Any
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A started consumer outside any group, assigned every partition of `topic` and positioned at
+    its beginning, with its partitions; `config` are further AIOKafkaConsumer arguments."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **config)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     """Next offset per partition: the fetch responses' high watermark, once every partition has
     been read up to it (the local broker's ListOffsets answers are wrong, fetches are right)."""
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     async def read() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+        async with from_beginning(bootstrap, topic, partitions) as (consumer, tps):
             while True:
                 await consumer.getmany(*tps, timeout_ms=500, max_records=100_000)
                 ends = {tp.partition: consumer.highwater(tp) for tp in tps}
                 positions = {tp.partition: await consumer.position(tp) for tp in tps}
                 if all(e is not None and positions[p] >= e for p, e in ends.items()):
                     return {p: int(e or 0) for p, e in ends.items()}
-        finally:
-            await consumer.stop()
 
     return asyncio.run(read())
 
