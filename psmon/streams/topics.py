@@ -92,8 +92,11 @@ def _probe(bootstrap: str) -> tuple[bool, str | None]:
             return True, None
         except ConnectionRefusedError:
             refusals.append(f"{where}connection refused")
-        except socket.gaierror:
-            refusals.append(f"{where}unknown host {host!r}")
+        except socket.gaierror as exc:
+            if exc.errno == socket.EAI_AGAIN:  # DNS not answering yet (a restarting container): wait
+                silent = True
+            else:
+                refusals.append(f"{where}unknown host {host!r}")
         except OSError as exc:  # a timeout, or no route to the host
             if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
                 refusals.append(f"{where}{exc.strerror}")

@@ -44,11 +44,14 @@ def _one_line(stderr: str) -> str:
 
 
 @pytest.fixture
-def refused() -> str:
-    """A loopback host:port where nothing listens (the connection is refused at once)."""
+def refused() -> Iterator[str]:
+    """A loopback host:port where nothing listens (the connection is refused at once).
+
+    The port stays bound, without listening, for the whole test: Linux refuses connections to it,
+    and no other process can take the port meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+        yield f"127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -182,7 +185,16 @@ def test_the_broker_check_mutes_kafka_python_only_meanwhile(refused: str) -> Non
     assert kafka_logger.level == before
 
 
-def test_every_refusing_bootstrap_server_is_named(refused: str) -> None:
+def test_every_refusing_bootstrap_server_is_named(refused: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The unknown name is answered as a resolver does (EAI_NONAME), whatever DNS this machine has.
+    connect = socket.create_connection
+
+    def resolving(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        if address[0] == "no-such-host.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return connect(address, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "create_connection", resolving)
     with pytest.raises(BrokerError) as error:
         wait_for_broker(f"{refused},no-such-host.invalid:9092", refused_for_s=0)
     assert f"{refused}: connection refused; no-such-host.invalid:9092: unknown host" in str(error.value)
