@@ -17,19 +17,8 @@ from typing import Any
 import orjson
 
 from psmon.schemas.provinces import registry
+from tests.helpers import TOTAL_KEYS
 
-KEYS = (
-    "submitted",
-    "online",
-    "full_online",
-    "fee_bearing",
-    "payments",
-    "paid_online",
-    "resolved",
-    "on_time",
-    "dig_dossier",
-    "dig_result",
-)
 Totals = dict[str, dict[str, int]]
 
 _NAMES = ("Nguyễn Văn An", "Trần Thị Bình", "Lê Hoàng Cường", "Phạm Minh Dũng", "Hoàng Thu Hà")
@@ -74,7 +63,7 @@ def build_corpus(
     for old, _old_name, new, _new_name in reg.merger_rows():
         if old != new:
             old_of[new].append(old)
-    c = Corpus(expected={code: dict.fromkeys(KEYS, 0) for code in current})
+    c = Corpus(expected={code: dict.fromkeys(TOTAL_KEYS, 0) for code in current})
     sent_good: list[tuple[bytes, bytes]] = []
     for i in range(n):
         roll = rng.random()
