@@ -5,26 +5,13 @@ import re
 import pytest
 
 from psmon.schemas.index766 import COMPUTABLE_MAX_POINTS, ITEMS, Rule, item_points, parse_rule, score, with_rule
+from psmon.schemas.metrics import COUNTERS
 
 BY_ITEM = {i.item: i for i in ITEMS}
 
 
 def counters(**overrides: int) -> dict[str, int]:
-    base = dict.fromkeys(
-        (
-            "submitted",
-            "submitted_online",
-            "submitted_full_online",
-            "submitted_fee_bearing",
-            "resolved",
-            "resolved_on_time",
-            "payments",
-            "payments_online",
-            "digitized_dossier",
-            "digitized_result",
-        ),
-        0,
-    )
+    base = dict.fromkeys(COUNTERS, 0)
     return {**base, **overrides}
 
 
