@@ -70,12 +70,18 @@ class PipelineMetrics:
         self.event_time_lag = Gauge("psmon_event_time_lag_seconds", "Wall clock minus watermark", registry=r)
         self.provinces_owned = Gauge("psmon_provinces_owned", "Provinces with live state in this worker", registry=r)
         self.partitions_catching_up = Gauge(
-            "psmon_partitions_catching_up", "Partitions of psmon.valid being re-read after assignment", registry=r
+            "psmon_partitions_catching_up",
+            "Partitions of psmon.valid and psmon.dead-letter being re-read after assignment",
+            registry=r,
         )
         # pipeline health
         self.processed = Counter("psmon_events_processed", "Messages processed per stage", ["stage"], registry=r)
+        # invalid and duplicate are owned by stage 2 like the contract counters (streams/live.py);
+        # the sink adds invalid{reason="unstorable"} for rows ClickHouse refused.
         self.invalid = Counter("psmon_events_invalid", "Events sent to the dead-letter topic", ["reason"], registry=r)
-        self.duplicate = Counter("psmon_events_duplicate", "Repeated event_ids (new messages) ignored", registry=r)
+        self.duplicate = Counter(
+            "psmon_events_duplicate", "Repeated event_ids (new messages) ignored", ["province"], registry=r
+        )
         self.redelivered = Counter(
             "psmon_events_redelivered",
             "Kafka redeliveries absorbed (same source message)",

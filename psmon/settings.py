@@ -7,9 +7,9 @@ Every duration and size carries its unit in its name.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["LogLevel", "Settings"]
@@ -26,8 +26,17 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
     topic_prefix: str = Field("psmon", description="prefix of every psmon topic")
     topic_partitions: int = Field(8, ge=1, le=1024, description="partitions per psmon topic")
+    topic_replication_factor: int = Field(
+        1, ge=1, description="replicas of each psmon topic (3 on a production cluster; 1 on a single broker)"
+    )
+    topic_min_insync_replicas: int = Field(
+        1, ge=1, description="min.insync.replicas of each psmon topic: replicas that must have a write (acks=all)"
+    )
     valid_retention_days: int = Field(
         400, ge=1, description="retention of <prefix>.valid, from which stage 2 rebuilds its windows (ytd needs a year)"
+    )
+    events_retention_days: int = Field(
+        7, ge=1, description="retention of <prefix>.events, the portals' raw messages (stage 1 reads them at once)"
     )
     app_id: str = Field("psmon", description="Faust app id; consumer group of the worker")
     session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout")
@@ -54,12 +63,32 @@ class Settings(BaseSettings):
     clickhouse_events_ttl_days: int = Field(
         0, ge=0, description="expire raw events this many days after event time (rollups keep history); 0 = never"
     )
+    clickhouse_dead_letters_ttl_days: int = Field(
+        90, ge=0, description="expire dead letters this many days after they were received; 0 = never"
+    )
+    clickhouse_alerts_ttl_days: int = Field(
+        400, ge=0, description="expire alert history this many days after the alert started; 0 = never"
+    )
+
+    # Dead-letter fingerprints (HMAC-SHA-256 of rejected payloads); one key per installation
+    payload_hash_key: SecretStr = Field(
+        SecretStr(""), description="key of the payload fingerprints; empty = the built-in key (not secret)"
+    )
+    payload_hash_key_file: Path | None = Field(
+        None, description="file holding the payload fingerprint key (instead of payload_hash_key)"
+    )
+    clickhouse_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="migrate: keep retrying a ClickHouse server that cannot be reached yet (still starting) "
+        "this long; a refused login fails at once; 0 = one attempt",
+    )
 
     # Stage 2: live rates
     rates_refresh_interval_s: float = Field(1.0, gt=0, description="gauge refresh period")
     rates_snapshot_interval_s: float = Field(10.0, gt=0, description="period of rate snapshots sent to ClickHouse")
     dedup_max_ids: int = Field(
-        1_000_000, ge=1000, description="bound on remembered event_ids per partition (covers 24 h)"
+        1_000_000, ge=1000, description="bound on remembered event_ids per worker, all partitions (covers 24 h)"
     )
 
     # Stage 3: sink
@@ -73,6 +102,18 @@ class Settings(BaseSettings):
     alertmanager_port: int = Field(9093, ge=0, le=65535, description="Alertmanager started by psmon up; 0 = don't")
     alerts_host: str = Field("127.0.0.1", description="interface of the alert webhook receiver")
     alerts_port: int = Field(9095, ge=1, le=65535, description="port of the alert webhook receiver")
+    alerts_token_file: Path | None = Field(
+        None,
+        description="file holding the bearer token Alertmanager sends to the webhook receiver; "
+        "empty = psmon up makes <data_dir>/alerts-token, psmon alerts listen refuses to start",
+    )
+    alerts_list_enabled: bool = Field(False, description="webhook receiver: serve GET /alerts (token required)")
+    alerts_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="webhook receiver: largest request body accepted (413 above)"
+    )
+    alerts_max_per_request: int = Field(
+        500, ge=1, description="webhook receiver: most alerts accepted in one notification (413 above)"
+    )
 
     # Process
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
@@ -98,6 +139,16 @@ class Settings(BaseSettings):
     def _strip_scheme(cls, v: str) -> str:
         # Accept the kafka:// form Faust uses as well as plain host:port lists.
         return v.removeprefix("kafka://")
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Self:
+        # More in-sync replicas required than exist would refuse every write with acks=all.
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"topic_min_insync_replicas ({self.topic_min_insync_replicas}) must not exceed "
+                f"topic_replication_factor ({self.topic_replication_factor})"
+            )
+        return self
 
     @field_validator("clickhouse_dsn")
     @classmethod

@@ -35,6 +35,8 @@ class Targets:
     sinks: Sequence[str] = ()
     alertmanagers: Sequence[str] = ("127.0.0.1:9093",)
     webhook_url: str = "http://127.0.0.1:9095/alerts"
+    #: file with the receiver's bearer token, as Alertmanager sees it (None: no Authorization header)
+    webhook_token_file: str | None = None
 
 
 #: The Docker Compose deployment (`deploy/`): workers and sinks found by DNS (scaled services),
@@ -44,6 +46,7 @@ COMPOSE_TARGETS: Final = Targets(
     sinks=("dns+sink:9108",),
     alertmanagers=("alertmanager:9093",),
     webhook_url="http://alerts:9095/alerts",
+    webhook_token_file="/run/secrets/alerts_token",  # the compose secret `alerts_token`
 )
 
 
@@ -76,6 +79,6 @@ def write_config(out_dir: Path, th: Thresholds, targets: Targets = Targets()) ->
     rules = _write(out_dir / "prometheus" / RULES_FILE, render_rules(th))
     am = _write(
         out_dir / "alertmanager" / "alertmanager.yml",
-        render_alertmanager_config(th, webhook_url=targets.webhook_url),
+        render_alertmanager_config(th, webhook_url=targets.webhook_url, webhook_token_file=targets.webhook_token_file),
     )
     return GeneratedFiles(prom, rules, am, (prom, rules, am))

@@ -21,14 +21,17 @@ Alerting rules (after the recording rules, same group):
 - `PsmonNoEvents` (per province) and `PsmonNoEventsNationwide`: no dossier submitted during a
   window that lay entirely within office hours (`min_over_time(psmon:office_hours[w]) == 1`), so
   the first minutes after opening or lunch never alert.
-- `PsmonWorkerDown` (`up == 0` or no target at all), `PsmonSinkDown`, `PsmonClickHouseWriteErrors`,
+- `PsmonWorkerDown` and `PsmonSinkDown`, each three rules: a target down (`up == 0`), fewer than
+  `expected` up, none up at all (labelled `workers_up`/`sinks_up="0"`); see `_down_alerts`.
+  `PsmonClickHouseWriteErrors`,
   `PsmonDeadLetterSpike`, `PsmonEventTimeLag` (office hours only: at night a quiet province
   rightly lets the watermark stand still).
 Annotations are bilingual (`summary_vi`, `summary_en`, plus `summary` with both) and carry the
 machine-readable `value`, `threshold`, `volume` that the webhook receiver stores.
 
 Jobs: workers are scraped as job `psmon-worker` (required: absent means down), sinks as
-`psmon-sink` (optional; `psmon up` runs everything in one `psmon-worker` target).
+`psmon-sink` (optional; `psmon up` runs everything in one `psmon-worker` target); where sinks are
+configured, `psmon-sink-presence` marks that they are expected.
 """
 
 from collections.abc import Iterable, Sequence
@@ -47,7 +50,9 @@ __all__ = [
     "COUNTER_SELECTORS",
     "COUNTER_SERIES",
     "METRIC_LABELS",
+    "NONE_UP_LABELS",
     "RULES_FILE",
+    "SINK_PRESENCE_JOB",
     "build_prometheus_config",
     "build_rules",
     "dump_yaml",
@@ -56,6 +61,8 @@ __all__ = [
 ]
 
 RULES_FILE: Final = "psmon-rules.yml"
+#: Scrape job that only says "sinks are configured here" (see `_presence_job`).
+SINK_PRESENCE_JOB: Final = "psmon-sink-presence"
 
 #: Counter names of `schemas.metrics.COUNTERS` -> (exported counter, label matchers).
 COUNTER_SERIES: Final[dict[str, tuple[str, dict[str, str]]]] = {
@@ -251,6 +258,83 @@ def _ratio_alerts(th: Thresholds) -> list[dict[str, Any]]:
     return rules
 
 
+#: alert name -> (job, what it is in Vietnamese and English, what its loss means in each language)
+_DOWN: Final = {
+    "PsmonWorkerDown": (
+        WORKER_JOB,
+        ("worker", "worker"),
+        ("mất số liệu trực tiếp và cảnh báo", "live rates and alerts are blind"),
+    ),
+    "PsmonSinkDown": (
+        SINK_JOB,
+        ("sink", "sink"),
+        ("lịch sử ClickHouse ngừng cập nhật", "ClickHouse history is not updated"),
+    ),
+}
+#: label that marks the "none up at all" form of each down alert (the inhibition keys on it)
+NONE_UP_LABELS: Final = {"PsmonWorkerDown": "workers_up", "PsmonSinkDown": "sinks_up"}
+
+
+def _down_alerts(th: Thresholds) -> list[dict[str, Any]]:
+    """Three rules per job, one alert name: a scraped target down (`up == 0`, per instance), fewer
+    than `expected` targets up, and none up at all. Compose discovers replicas by DNS, so a dead
+    container's target vanishes rather than reporting 0: only the count and the absence see it.
+
+    Workers are required everywhere (`psmon up` is one `psmon-worker` target). Sinks are their own
+    job only where they run apart (Compose); there `SINK_PRESENCE_JOB` exists whatever the
+    replicas do, and gates "no sink up", so `psmon up` (no sink job) never alerts on sinks."""
+    p = th.pipeline
+    out: list[dict[str, Any]] = []
+    for alert, (job, (vi, en), (loss_vi, loss_en)) in _DOWN.items():
+        down = p.worker_down if alert == "PsmonWorkerDown" else p.sink_down
+        none_up = f'absent(up{{job="{job}"}} == 1)'
+        if job == SINK_JOB:
+            none_up += f'\nand on() count(up{{job="{SINK_PRESENCE_JOB}"}})'
+        forms = [
+            (
+                f'up{{job="{job}"}} == 0',
+                {},
+                f"{vi.capitalize()} psmon {{{{ $labels.instance }}}} không phản hồi: {loss_vi}",
+                f"psmon {en} {{{{ $labels.instance }}}} is not scraped: {loss_en}",
+                f"{vi.capitalize()} psmon không chạy / psmon {en} down: {{{{ $labels.instance }}}}",
+            ),
+            (
+                none_up,
+                {NONE_UP_LABELS[alert]: "0"},
+                f"Không có {vi} psmon nào hoạt động (cần {down.expected}): {loss_vi}",
+                f"No psmon {en} is up (expected {down.expected}): {loss_en}",
+                f"Không có {vi} psmon nào hoạt động / no psmon {en} is up",
+            ),
+        ]
+        if down.expected > 1:  # with one expected, "fewer than one up" is the absence above
+            forms.insert(
+                1,
+                (
+                    f'count(up{{job="{job}"}} == 1) < {down.expected}',
+                    {"expected": str(down.expected)},
+                    f"Chỉ {{{{ $value }}}} {vi} psmon hoạt động, cần {down.expected}: {loss_vi}",
+                    f"Only {{{{ $value }}}} of {down.expected} psmon {en}s are up: {loss_en}",
+                    f"Thiếu {vi} psmon / too few psmon {en}s up: {{{{ $value }}}} of {down.expected}",
+                ),
+            )
+        for expr, labels, summary_vi, summary_en, summary in forms:
+            out.append(
+                {
+                    "alert": alert,
+                    "expr": expr,
+                    "for": down.for_,
+                    "labels": {"severity": down.severity, **labels},
+                    "annotations": {
+                        "summary": summary,
+                        "summary_vi": summary_vi,
+                        "summary_en": summary_en,
+                        "value": "{{ $value }}",
+                    },
+                }
+            )
+    return out
+
+
 def _pipeline_alerts(th: Thresholds) -> list[dict[str, Any]]:
     ne, p = th.no_events, th.pipeline
     open_all_window = f"min_over_time(psmon:office_hours[{ne.window}]) == 1"
@@ -289,30 +373,7 @@ def _pipeline_alerts(th: Thresholds) -> list[dict[str, Any]]:
                 "threshold": "0",
             },
         },
-        {
-            "alert": "PsmonWorkerDown",
-            "expr": f'up{{job="{WORKER_JOB}"}} == 0 or absent(up{{job="{WORKER_JOB}"}})',
-            "for": p.worker_down.for_,
-            "labels": {"severity": p.worker_down.severity},
-            "annotations": {
-                "summary": "Worker psmon không chạy / psmon worker down: {{ $labels.instance }}",
-                "summary_vi": "Worker psmon {{ $labels.instance }} không phản hồi: mất số liệu trực tiếp và cảnh báo",
-                "summary_en": "psmon worker {{ $labels.instance }} is not scraped: live rates and alerts are blind",
-                "value": "{{ $value }}",
-            },
-        },
-        {
-            "alert": "PsmonSinkDown",
-            "expr": f'up{{job="{SINK_JOB}"}} == 0',
-            "for": p.sink_down.for_,
-            "labels": {"severity": p.sink_down.severity},
-            "annotations": {
-                "summary": "Sink psmon không chạy / psmon sink down: {{ $labels.instance }}",
-                "summary_vi": "Sink psmon {{ $labels.instance }} không phản hồi: lịch sử ClickHouse ngừng cập nhật",
-                "summary_en": "psmon sink {{ $labels.instance }} is not scraped: ClickHouse history is not updated",
-                "value": "{{ $value }}",
-            },
-        },
+        *_down_alerts(th),
         {
             "alert": "PsmonClickHouseWriteErrors",
             "expr": f"sum by (instance) (increase(psmon_clickhouse_errors_total[{p.clickhouse_errors.window}])) > 0",
@@ -400,6 +461,18 @@ def _targets(targets: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _presence_job(targets: Sequence[str]) -> dict[str, Any]:
+    """`SINK_PRESENCE_JOB`: the sink targets again, as static targets (a DNS name is resolved at
+    each scrape), keeping no sample: its `up` series exists as long as the config names sinks,
+    whether or not any replica runs, which is what "no sink up" is checked against."""
+    return {
+        "job_name": SINK_PRESENCE_JOB,
+        "static_configs": [{"targets": [t.removeprefix("dns+") for t in targets]}],
+        # `up` and the scrape_* series are not scraped samples: dropping every sample keeps them
+        "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": ".+", "action": "drop"}],
+    }
+
+
 def build_prometheus_config(
     th: Thresholds,
     *,
@@ -410,6 +483,7 @@ def build_prometheus_config(
     scrape = [{"job_name": WORKER_JOB, **_targets(worker_targets)}]
     if sink_targets:
         scrape.append({"job_name": SINK_JOB, **_targets(sink_targets)})
+        scrape.append(_presence_job(sink_targets))
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": th.prometheus.scrape_interval,
@@ -426,7 +500,8 @@ def build_prometheus_config(
 
 # -- YAML ----------------------------------------------------------------------------------------
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a dict used twice is written out twice: generated files stay readable, no &id001
 
 
 def _str(dumper: yaml.SafeDumper, s: str) -> yaml.Node:

@@ -9,7 +9,9 @@ and every alert is tested with the numbers it will run with:
 - "no events" per province and nationwide, and the event-time lag, across a working Thursday,
   a Friday, a weekend and lunch breaks (the promtool clock starts at 1970-01-01 00:00 UTC,
   a Thursday at 07:00 in Vietnam, so extra holidays can be put on those days);
-- worker down (target down and no target at all), sink down, ClickHouse write errors,
+- worker and sink down: a target down, replicas vanishing from DNS discovery one by one (enough
+  left, fewer than `expected`, none), no target at all, no sink job (`psmon up`), ClickHouse
+  write errors,
   dead-letter spike (at, over and under the volume limit).
 
 Expected alerts are not copied from the rules: a small model here recomputes the windows from the
@@ -29,7 +31,9 @@ from typing import Any, Final
 
 from psmon.alerting.rules import (
     COUNTER_SERIES,
+    NONE_UP_LABELS,
     RULES_FILE,
+    SINK_PRESENCE_JOB,
     build_rules,
     dump_yaml,
 )
@@ -44,7 +48,8 @@ __all__ = ["RULE_TEST_FILES", "build_rule_tests", "render_rule_tests"]
 #: test file name -> what it covers
 RULE_TEST_FILES: Final = {
     "psmon-rules.test.yml": "ratio alerts",
-    "psmon-pipeline.test.yml": "worker/sink down, ClickHouse errors, dead-letter spike",
+    "psmon-pipeline.test.yml": "ClickHouse errors, dead-letter spike",
+    "psmon-down.test.yml": "worker/sink down, replicas vanishing from DNS discovery",
     "psmon-calendar.test.yml": "no-events and lag alerts against office hours and holidays",
 }
 
@@ -367,6 +372,126 @@ def _ceil(x: float, step: int) -> int:
 
 
 # -- pipeline alerts ------------------------------------------------------------------------------
+def _down_rule(th: Thresholds, alert: str, form: str) -> dict[str, Any]:
+    """One of the three rules of a down alert: `target` (up == 0), `fewer` (than expected), `none`."""
+    for r in _alert_rules(th):
+        if r["alert"] != alert:
+            continue
+        labels = r["labels"]
+        kind = "none" if NONE_UP_LABELS[alert] in labels else "fewer" if "expected" in labels else "target"
+        if kind == form:
+            return r
+    raise KeyError(f"{alert} has no {form} rule")
+
+
+def _down_groups(th: Thresholds, *, interval_s: int, eval_s: int) -> list[dict[str, Any]]:
+    """Worker and sink down: a scraped target down, and the scale-down Compose really does (a dead
+    container's DNS record goes, so its target and `up` series vanish, marked stale)."""
+    p = th.pipeline
+    groups: list[dict[str, Any]] = []
+
+    def at(seconds: float) -> str:
+        return f"{_ceil(seconds, eval_s)}s"
+
+    def alert_of(alert: str, form: str, labels: dict[str, str], value: float) -> dict[str, Any]:
+        rule = _down_rule(th, alert, form)
+        full = {**labels, **rule["labels"]}
+        return {"exp_labels": full, "exp_annotations": _annotations(rule, full, value)}
+
+    for alert, job, down in (("PsmonWorkerDown", WORKER_JOB, p.worker_down), ("PsmonSinkDown", SINK_JOB, p.sink_down)):
+        fs = duration_s(down.for_)
+        # `expected` targets, one scraped and down: its own alert, and one fewer up than expected
+        n = int((10 * eval_s + fs + 4 * eval_s) // interval_s) + 2
+        presence = (
+            [{"series": f'up{{job="{SINK_PRESENCE_JOB}",instance="sink:9108"}}', "values": f"1x{n}"}]
+            if job == SINK_JOB
+            else []
+        )
+        up_i = 10 * eval_s // interval_s
+        target = {"instance": "x1:9108", "job": job}
+        healthy = [
+            {"series": f'up{{job="{job}",instance="x{k}:9108"}}', "values": f"1x{n}"}
+            for k in range(2, down.expected + 1)
+        ]
+        short = alert_of(alert, "fewer", {}, down.expected - 1) if down.expected > 1 else alert_of(alert, "none", {}, 1)
+        groups.append(
+            {
+                "name": f"{alert}: target down",
+                "interval": f"{interval_s}s",
+                "input_series": [
+                    {"series": f'up{{job="{job}",instance="x1:9108"}}', "values": f"1x{up_i} 0x{n - up_i - 1}"},
+                    *healthy,
+                    *presence,
+                ],
+                "alert_rule_test": [
+                    {"eval_time": at(up_i * interval_s - eval_s), "alertname": alert, "exp_alerts": []},
+                    {
+                        "eval_time": at(up_i * interval_s + fs + eval_s),
+                        "alertname": alert,
+                        "exp_alerts": [alert_of(alert, "target", target, 0), short],
+                    },
+                ],
+            }
+        )
+    # scale-down, both jobs in one group (one promtool run): expected + 1 replicas each; one
+    # vanishes (still enough), a second (too few), then all
+    jobs = (("PsmonWorkerDown", WORKER_JOB, p.worker_down), ("PsmonSinkDown", SINK_JOB, p.sink_down))
+    fs = max(duration_s(down.for_) for _, _, down in jobs)
+    span_i = _ceil(fs + 2 * eval_s, interval_s) // interval_s
+    vanish = [span_i, span_i * 2, span_i * 3]  # sample index: enough left / fewer / none
+    series: list[dict[str, str]] = [
+        {"series": f'up{{job="{SINK_PRESENCE_JOB}",instance="sink:9108"}}', "values": f"1x{span_i * 4 + 2}"}
+    ]
+    checks: list[dict[str, Any]] = []
+    steps = []
+    for alert, job, down in jobs:
+        replicas = down.expected + 1
+        ends = [vanish[0], vanish[1]] + [vanish[2]] * (replicas - 2)
+        series += [
+            {"series": f'up{{job="{job}",instance="x{k + 1}:9108"}}', "values": f"1x{end - 1} stale"}
+            for k, end in enumerate(ends)
+        ]
+        fewer = alert_of(alert, "fewer", {}, down.expected - 1) if down.expected > 1 else alert_of(alert, "none", {}, 1)
+        checks += [
+            {"eval_time": at(vanish[1] * interval_s - eval_s), "alertname": alert, "exp_alerts": []},
+            {"eval_time": at(vanish[1] * interval_s + fs + eval_s), "alertname": alert, "exp_alerts": [fewer]},
+            {
+                "eval_time": at(vanish[2] * interval_s + fs + eval_s),
+                "alertname": alert,
+                "exp_alerts": [alert_of(alert, "none", {}, 1)],
+            },
+        ]
+        counts = sorted({replicas, down.expected, down.expected - 1, 0}, reverse=True)
+        steps.append(f"{job} {' -> '.join(map(str, counts))} with {down.expected} expected")
+    groups.append(
+        {
+            "name": f"replicas vanish from DNS discovery: {'; '.join(steps)}",
+            "interval": f"{interval_s}s",
+            "input_series": series,
+            "alert_rule_test": checks,
+        }
+    )
+    # no target at all: no worker is a worker down; no sink job configured (`psmon up`, no
+    # presence series) expects no sink, so no sink alert
+    check_s = _ceil(fs + 2 * eval_s, eval_s)
+    groups.append(
+        {
+            "name": "no target at all: PsmonWorkerDown fires, PsmonSinkDown does not (no sink job, as in psmon up)",
+            "interval": f"{interval_s}s",
+            "input_series": [],
+            "alert_rule_test": [
+                {
+                    "eval_time": f"{check_s}s",
+                    "alertname": "PsmonWorkerDown",
+                    "exp_alerts": [alert_of("PsmonWorkerDown", "none", {}, 1)],
+                },
+                {"eval_time": f"{check_s}s", "alertname": "PsmonSinkDown", "exp_alerts": []},
+            ],
+        }
+    )
+    return groups
+
+
 def _pipeline_groups(th: Thresholds, *, interval_s: int, eval_s: int) -> list[dict[str, Any]]:
     p = th.pipeline
     rules = {r["alert"]: r for r in _alert_rules(th)}
@@ -374,50 +499,6 @@ def _pipeline_groups(th: Thresholds, *, interval_s: int, eval_s: int) -> list[di
 
     def at(seconds: float) -> str:
         return f"{_ceil(seconds, eval_s)}s"
-
-    # worker/sink down: healthy for 10 evaluations, then down
-    for alert, job, down in (("PsmonWorkerDown", WORKER_JOB, p.worker_down), ("PsmonSinkDown", SINK_JOB, p.sink_down)):
-        fs = duration_s(down.for_)
-        n = int((10 * eval_s + fs + 4 * eval_s) // interval_s) + 2
-        up_i = 10 * eval_s // interval_s
-        labels = {"instance": "x1:9108", "job": job, "severity": down.severity}
-        groups.append(
-            {
-                "name": f"{alert}: target down",
-                "interval": f"{interval_s}s",
-                "input_series": [
-                    {"series": f'up{{job="{job}",instance="x1:9108"}}', "values": f"1x{up_i} 0x{n - up_i - 1}"}
-                ],
-                "alert_rule_test": [
-                    {"eval_time": at(up_i * interval_s - eval_s), "alertname": alert, "exp_alerts": []},
-                    {
-                        "eval_time": at(up_i * interval_s + fs + eval_s),
-                        "alertname": alert,
-                        "exp_alerts": [
-                            {"exp_labels": labels, "exp_annotations": _annotations(rules[alert], labels, 0)}
-                        ],
-                    },
-                ],
-            }
-        )
-    wd = p.worker_down
-    labels = {"job": WORKER_JOB, "severity": wd.severity}
-    groups.append(
-        {
-            "name": "PsmonWorkerDown: no worker target at all",
-            "interval": f"{interval_s}s",
-            "input_series": [],
-            "alert_rule_test": [
-                {
-                    "eval_time": at(duration_s(wd.for_) + eval_s),
-                    "alertname": "PsmonWorkerDown",
-                    "exp_alerts": [
-                        {"exp_labels": labels, "exp_annotations": _annotations(rules["PsmonWorkerDown"], labels, 1)}
-                    ],
-                }
-            ],
-        }
-    )
 
     # ClickHouse write errors: 3 failures per interval for a while, then none
     ce = p.clickhouse_errors
@@ -617,9 +698,10 @@ def build_rule_tests(th: Thresholds) -> dict[str, dict[str, Any]]:
     p = th.pipeline
     ratio_d = [duration_s(x) for t in th.metrics.values() for x in (t.window, t.for_)]
     step = _test_interval(ratio_d, scrape_s)
-    pipe_d = [duration_s(x.for_) for x in (p.worker_down, p.sink_down, p.clickhouse_errors, p.dead_letter_spike)]
+    pipe_d = [duration_s(x.for_) for x in (p.clickhouse_errors, p.dead_letter_spike)]
     pipe_d += [duration_s(p.clickhouse_errors.window), duration_s(p.dead_letter_spike.window)]
     pipe_step = _test_interval(pipe_d, scrape_s)
+    down_step = _test_interval([duration_s(x.for_) for x in (p.worker_down, p.sink_down)], scrape_s)
     oh = th.office_hours
     cal_d = [duration_s(th.no_events.window), duration_s(th.no_events.for_), duration_s(p.event_time_lag.for_)]
     cal_d += [x.hour * 3600 + x.minute * 60 for span in oh.spans for x in span]
@@ -635,6 +717,13 @@ def build_rule_tests(th: Thresholds) -> dict[str, dict[str, Any]]:
             "rule_files": [RULES_FILE],
             "evaluation_interval": f"{pipe_step}s",
             "tests": _pipeline_groups(th, interval_s=pipe_step, eval_s=pipe_step),
+        },
+        # its own file, so its step follows the down alerts' `for:` alone (minutes, not the
+        # seconds of the error windows): fewer evaluations keep promtool quick
+        "psmon-down.test.yml": {
+            "rule_files": [RULES_FILE],
+            "evaluation_interval": f"{down_step}s",
+            "tests": _down_groups(th, interval_s=down_step, eval_s=down_step),
         },
         "psmon-calendar.test.yml": {
             "rule_files": [RULES_FILE],

@@ -100,9 +100,11 @@ def port_free(port: int) -> bool:
 class LocalAlerting:
     """Prometheus + Alertmanager for `psmon up`, configured by `psmon rules` into `<data_dir>`.
 
-    `start` returns None, with a reason in `skipped`, when the binaries are missing, metrics are
-    off, a port is taken (another psmon up, or a system Prometheus) or a server does not start;
-    psmon up then runs without alerting rather than failing.
+    Alertmanager posts to the receiver with the bearer token of `receiver_token_file` (`psmon up`
+    makes one in `<data_dir>` when none is configured). `start` returns None, with a reason in
+    `skipped`, when the binaries are missing, metrics are off, a port is taken (another psmon up,
+    or a system Prometheus) or a server does not start; psmon up then runs without alerting
+    rather than failing.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class LocalAlerting:
         alertmanager_port: int,
         receiver_host: str,
         receiver_port: int,
+        receiver_token_file: Path | None = None,
     ):
         self.th, self.data_dir = th, data_dir
         self.metrics_port, self.prometheus_port, self.alertmanager_port = (
@@ -123,6 +126,8 @@ class LocalAlerting:
             alertmanager_port,
         )
         self.receiver_host, self.receiver_port = receiver_host, receiver_port
+        #: what Alertmanager reads the receiver's bearer token from (absolute: it runs elsewhere)
+        self.receiver_token_file = receiver_token_file.resolve() if receiver_token_file else None
         self.prometheus: MonitoringServer | None = None
         self.alertmanager: MonitoringServer | None = None
         self.skipped = ""
@@ -148,6 +153,7 @@ class LocalAlerting:
                 workers=(f"127.0.0.1:{self.metrics_port}",),
                 alertmanagers=(f"127.0.0.1:{self.alertmanager_port}",),
                 webhook_url=f"http://{self.receiver_host}:{self.receiver_port}/alerts",
+                webhook_token_file=str(self.receiver_token_file) if self.receiver_token_file else None,
             ),
         )
         try:

@@ -206,8 +206,14 @@ def _parse_period(text: str) -> tuple[time, time]:
 
 
 class Down(_Model):
+    """A pipeline job whose replicas must answer: each target that is scraped and down alerts,
+    and so does a job with fewer than `expected` targets up. The count matters because Docker
+    Compose discovers replicas by DNS: a dead container's target vanishes instead of reporting
+    `up == 0`, so only a count (or its absence) sees it."""
+
     for_: DurationOrZero = Field("1m", alias="for")
     severity: Severity = "critical"
+    expected: int = Field(1, ge=1, description="replicas that must be up (the --scale count of the service)")
 
 
 class ClickHouseErrors(_Model):

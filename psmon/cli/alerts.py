@@ -5,7 +5,9 @@ Heavy imports happen inside the commands, so `psmon --help` stays fast. The `ale
 its commands' `--clickhouse` and `--data-dir` too (`psmon alerts --data-dir D history`).
 """
 
+import errno
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +15,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from psmon.cli.options import ClickHouseOpt, DataDirOpt, ThresholdsOpt, env_help, settings
+from psmon.cli.options import ClickHouseOpt, DataDirOpt, ThresholdsOpt, env_help, fail, settings
 from psmon.logs import configure_logging
 
 __all__ = ["alerts_app", "rules"]
@@ -39,6 +41,13 @@ def rules(
     sink: Annotated[list[str] | None, typer.Option(help="sink /metrics host:port or dns+name:port (repeat)")] = None,
     alertmanager: Annotated[str | None, typer.Option(help="Alertmanager host:port")] = None,
     webhook: Annotated[str | None, typer.Option(help="URL of the alert webhook receiver")] = None,
+    webhook_token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="the receiver's bearer token file as Alertmanager sees it (local default: "
+            "PSMON_ALERTS_TOKEN_FILE, else <data_dir>/alerts-token, the one psmon up makes)"
+        ),
+    ] = None,
     tests: Annotated[bool, typer.Option(help="also write the promtool rule tests beside the rules")] = False,
     check: Annotated[bool, typer.Option(help="run promtool/amtool (and the rule tests) on the result")] = False,
 ) -> None:
@@ -58,6 +67,7 @@ def rules(
             workers=(f"127.0.0.1:{s.metrics_port}",),
             alertmanagers=(f"127.0.0.1:{s.alertmanager_port}",),
             webhook_url=f"http://{s.alerts_host}:{s.alerts_port}/alerts",
+            webhook_token_file=str((s.alerts_token_file or Path(s.data_dir) / "alerts-token").resolve()),
         )
     )
     targets = Targets(
@@ -65,6 +75,7 @@ def rules(
         sinks=tuple(sink) if sink else base.sinks,
         alertmanagers=(alertmanager,) if alertmanager else base.alertmanagers,
         webhook_url=webhook or base.webhook_url,
+        webhook_token_file=webhook_token_file or base.webhook_token_file,
     )
     out_dir = out if out is not None else Path(s.data_dir)
     files = write_config(out_dir, th, targets)
@@ -101,22 +112,72 @@ def listen(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help=env_help("interface", "alerts_host"))] = None,
     port: Annotated[int | None, typer.Option(help=env_help("port", "alerts_port"))] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file", help=env_help("file with the bearer token senders must give", "alerts_token_file")
+        ),
+    ] = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Receive Alertmanager webhooks: log each alert and store it in the ClickHouse `alerts` table."""
     from mode import Worker
 
-    from psmon.alerting.receiver import AlertReceiverService
+    from psmon.alerting.receiver import AlertReceiverService, ReceiverLimits, read_token_file
+    from psmon.errors import ConfigError
     from psmon.sinks.clickhouse.client import ensure_embedded_free
 
-    s = settings(ctx, alerts_host=host, alerts_port=port, clickhouse_dsn=clickhouse, data_dir=data_dir)
+    s = settings(
+        ctx,
+        alerts_host=host,
+        alerts_port=port,
+        alerts_token_file=token_file,
+        clickhouse_dsn=clickhouse,
+        data_dir=data_dir,
+    )
+    if s.alerts_token_file is None:  # an open receiver would store whatever anyone posts
+        fail(
+            "no alerts token: set --token-file or PSMON_ALERTS_TOKEN_FILE to a file holding the bearer token "
+            "Alertmanager sends (http_config.authorization.credentials_file)"
+        )
+    try:
+        token = read_token_file(s.alerts_token_file)
+    except ConfigError as exc:
+        fail(str(exc))
     ensure_embedded_free(s.resolved_clickhouse_dsn)  # else the service fails opening it, in a traceback
+    sock = _listen_socket(s.alerts_host, s.alerts_port)  # a port in use: one line, before anything starts
     configure_logging(s.log_level)
     service = AlertReceiverService(
-        dsn=s.resolved_clickhouse_dsn, database=s.clickhouse_database, host=s.alerts_host, port=s.alerts_port
+        dsn=s.resolved_clickhouse_dsn,
+        database=s.clickhouse_database,
+        host=s.alerts_host,
+        port=s.alerts_port,
+        token=token,
+        limits=ReceiverLimits(max_body_bytes=s.alerts_max_body_bytes, max_alerts=s.alerts_max_per_request),
+        list_enabled=s.alerts_list_enabled,
+        sock=sock,
     )
     Worker(service, loglevel=s.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or a one-line failure naming the port and its setting."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        fail(f"alerts host {host!r} cannot be resolved ({exc.strerror or exc}; set --host or PSMON_ALERTS_HOST)")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        problem = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror or exc})"
+        fail(f"alerts port {host}:{port} {problem} (set --port or PSMON_ALERTS_PORT, --host or PSMON_ALERTS_HOST)")
+    sock.setblocking(False)
+    return sock
 
 
 @alerts_app.command("history")
@@ -130,14 +191,17 @@ def history(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List stored alert notifications, newest first (one row per alert episode and status)."""
-    from psmon.sinks.clickhouse.client import connect
+    from psmon.alerting.receiver import printable
+    from psmon.history.tables import local_time
+    from psmon.sinks.clickhouse.client import connect, is_served
     from psmon.sinks.clickhouse.schema import migrate
 
     if status not in ("all", "firing", "resolved"):
         raise typer.BadParameter("use all, firing or resolved", param_hint="--status")
     s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
-    client = connect(s.resolved_clickhouse_dsn)
-    migrate(client, s.clickhouse_database)
+    client = connect(s.resolved_clickhouse_dsn, read_only=True)  # through psmon up while it runs
+    if not is_served(client):  # psmon up has migrated what it serves, and the endpoint only reads
+        migrate(client, s.clickhouse_database)
     where, params = [], {}
     if province:
         where.append("province_code = {province:String}")
@@ -152,12 +216,17 @@ def history(
         + "ORDER BY starts_at DESC, status LIMIT {limit:UInt32}"
     )
     result = client.query(sql, parameters={**params, "limit": limit})
+    if not result.result_rows and not as_json:  # one line: an empty history is no failure
+        filters = f" for province {province}" if province else ""
+        filters += f" with status {status}" if status != "all" else ""
+        typer.echo(f"no alert notifications stored{filters}")
     for row in result.named_results():
         if as_json:
             typer.echo(orjson.dumps(row, default=str).decode())
         else:
             value = "-" if row["value"] is None else f"{row['value']:.4g}"
-            typer.echo(
-                f"{row['starts_at']:%Y-%m-%d %H:%M:%S}Z {row['status']:<8} {row['alertname']:<26} "
+            line = (
+                f"{local_time(row['starts_at'])} {row['status']:<8} {row['alertname']:<26} "
                 f"{row['province_code'] or '--'} {row['metric'] or '-':<20} value={value} {row['summary_en']}"
             )
+            typer.echo(printable(line))  # rows stored before the receiver cleaned text: no terminal control

@@ -49,8 +49,9 @@ ProvinceOpt = Annotated[list[str] | None, typer.Option("--province", "-p", help=
 
 @contextmanager
 def _clickhouse(ctx: typer.Context, clickhouse: str | None, data_dir: Path | None) -> Iterator[tuple[Any, Settings]]:
-    """A client for the command's duration. Closing it matters for chDB: one process can hold
-    one data directory at a time, and tests run several commands in one process."""
+    """A read-only client for the command's duration. Closing it matters for chDB: one process
+    can hold one data directory at a time, and tests run several commands in one process. While
+    `psmon up` holds the directory, the client reads through its query endpoint."""
     from psmon.sinks.clickhouse.client import connect
 
     if "fmt" in ctx.params:  # a bad --format is said before anything is opened
@@ -61,7 +62,7 @@ def _clickhouse(ctx: typer.Context, clickhouse: str | None, data_dir: Path | Non
         # opening it would create an empty database here, and the answer would be "not migrated"
         where = "--clickhouse / PSMON_CLICKHOUSE_DSN" if s.clickhouse_dsn else "--data-dir / PSMON_DATA_DIR"
         fail(f"{dsn.removeprefix('chdb://')}: no such directory: no psmon history there (check {where})")
-    client = connect(dsn)
+    client = connect(dsn, read_only=True)
     try:
         yield client, s
     finally:

@@ -38,6 +38,7 @@ from psmon.cli.options import (
 )
 from psmon.errors import MetricsPortError, PsmonError
 from psmon.logs import configure_logging
+from psmon.redact import redact_text
 from psmon.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,13 +133,13 @@ def topics(ctx: typer.Context, kafka: KafkaOpt = None, partitions: PartitionsOpt
 
 def migrate(ctx: typer.Context, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent, versioned)."""
-    from psmon.sinks.clickhouse.client import connect
-    from psmon.sinks.clickhouse.schema import current_version
-    from psmon.sinks.clickhouse.schema import migrate as run_migrate
+    from psmon.sinks.clickhouse.client import connect_waiting
+    from psmon.sinks.clickhouse.schema import current_version, migrate_configured
 
     s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
-    client = connect(s.resolved_clickhouse_dsn)
-    applied = run_migrate(client, s.clickhouse_database, events_ttl_days=s.clickhouse_events_ttl_days)
+    # a server that is still starting (Compose starts migrate beside it) is waited for, bounded
+    client = connect_waiting(s.resolved_clickhouse_dsn, wait_s=s.clickhouse_wait_s)
+    applied = migrate_configured(client, s)
     version = current_version(client, s.clickhouse_database)
     typer.echo(
         f"schema version {version}" + (f" (applied {[m.version for m in applied]})" if applied else " (up to date)")
@@ -386,7 +387,7 @@ def main() -> None:
     try:
         app()
     except PsmonError as exc:
-        typer.secho(f"psmon: {exc}", err=True, fg="red")
+        typer.secho(f"psmon: {redact_text(str(exc))}", err=True, fg="red")  # no password of a URL
         sys.exit(1)
 
 

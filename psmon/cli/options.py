@@ -22,6 +22,8 @@ from pydantic import ValidationError
 from typer._click.core import Context, ParameterSource
 
 from psmon.history.tables import OUTPUT_FORMATS
+from psmon.redact import redact_text
+from psmon.schemas.digest import set_key as set_payload_hash_key
 from psmon.settings import Settings
 
 __all__ = [
@@ -111,7 +113,7 @@ def known_env_vars() -> frozenset[str]:
 
 def fail(message: str) -> NoReturn:
     """End the command with one readable line on stderr and exit code 1."""
-    typer.secho(f"psmon: {message}", err=True, fg="red")
+    typer.secho(f"psmon: {redact_text(message)}", err=True, fg="red")  # no password of a URL
     raise typer.Exit(1)
 
 
@@ -165,9 +167,27 @@ def settings(ctx: typer.Context, **overrides: Any) -> Settings:
             values[field] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return Settings(**values)
+        built = Settings(**values)
     except ValidationError as exc:
         fail("; ".join(_describe(ctx, error, values) for error in exc.errors()))
+    set_payload_hash_key(_payload_hash_key(built))  # once per process, before anything is validated
+    return built
+
+
+def _payload_hash_key(s: Settings) -> bytes:
+    """The dead-letter fingerprint key the settings give (empty: the built-in key), or fail."""
+    key = s.payload_hash_key.get_secret_value().encode()
+    if s.payload_hash_key_file is None:
+        return key
+    if key:
+        fail("set PSMON_PAYLOAD_HASH_KEY or PSMON_PAYLOAD_HASH_KEY_FILE, not both")
+    try:
+        key = s.payload_hash_key_file.read_bytes().strip()
+    except OSError as exc:
+        fail(f"cannot read PSMON_PAYLOAD_HASH_KEY_FILE={str(s.payload_hash_key_file)!r}: {exc.strerror}")
+    if not key:
+        fail(f"PSMON_PAYLOAD_HASH_KEY_FILE={str(s.payload_hash_key_file)!r} is empty")
+    return key
 
 
 def _describe(ctx: Context, error: Any, values: dict[str, Any]) -> str:

@@ -8,6 +8,10 @@ Layout written by `write_all(out)` (committed under `deploy/grafana/`, mounted b
 
 Output is deterministic (sorted keys, fixed UIDs and panel ids), so a rebuild of unchanged code
 gives byte-identical files and the committed copy can be checked for drift.
+
+Every query and custom variable gets `allowCustomValue: false` (Grafana 11.2+): a viewer can pick
+only the listed values, never type one. The SDK's model predates that key, so it is added here,
+after the builders, and `check.py` requires it.
 """
 
 import json
@@ -19,7 +23,7 @@ import yaml
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from psmon.dashboards.check import check_dashboard
+from psmon.dashboards.check import LISTED_VARIABLE_TYPES, check_dashboard
 from psmon.dashboards.datasources import DatasourceConfig, provisioned_datasources
 from psmon.dashboards.health import pipeline_health
 from psmon.dashboards.history import history
@@ -47,6 +51,9 @@ class BuildOptions:
 
 def to_json(dashboard: Dashboard) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(json.dumps(dashboard.build(), cls=JSONEncoder))
+    for v in out.get("templating", {}).get("list", []):
+        if v.get("type") in LISTED_VARIABLE_TYPES:
+            v["allowCustomValue"] = False
     return out
 
 

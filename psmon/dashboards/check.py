@@ -4,12 +4,16 @@ The SDK's own model is the schema: a dashboard must survive `Dashboard.from_json
 unchanged, which fails on any key or panel option the model does not know and on options left
 null. On top of that: stable UID format, unique panel ids, panels inside the 24-column grid
 without overlaps, every query on one of the provisioned datasources with a refId, ClickHouse
-queries in the plugin's SQL-editor shape, and every `$variable` defined (or a Grafana built-in).
+queries in the plugin's SQL-editor shape, every `$variable` defined (or a Grafana built-in), and
+every query or custom variable closed to custom values (`allowCustomValue: false`, a key newer
+than the SDK's model, so it is set aside for the round trip), and threshold steps that rise
+strictly (two steps at one value hide a colour: it can never show).
 """
 
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -18,7 +22,10 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from psmon.dashboards.datasources import ALERTMANAGER, CLICKHOUSE, PROMETHEUS
 
-__all__ = ["BUILTIN_VARIABLES", "check_dashboard", "used_variables"]
+__all__ = ["BUILTIN_VARIABLES", "LISTED_VARIABLE_TYPES", "check_dashboard", "used_variables"]
+
+#: Variable types whose values come from a list, and which must refuse values typed in (or put in a URL).
+LISTED_VARIABLE_TYPES = frozenset({"query", "custom"})
 
 #: Variables Grafana (or the ClickHouse plugin's macros) provide without a definition.
 BUILTIN_VARIABLES = frozenset(
@@ -107,10 +114,34 @@ def _diff(a: Any, b: Any, path: str = "") -> str | None:
     return None if a == b else f"{path}: {a!r} != {b!r}"
 
 
+def _threshold_sets(panels: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(panel / field, thresholds) of every panel's defaults and overrides."""
+    for p in panels:
+        fc = p.get("fieldConfig") or {}
+        if th := (fc.get("defaults") or {}).get("thresholds"):
+            yield str(p.get("title")), th
+        for o in fc.get("overrides") or []:
+            for prop in o.get("properties") or []:
+                if prop.get("id") == "thresholds":
+                    yield f"{p.get('title')} / {o.get('matcher', {}).get('options')}", prop["value"]
+
+
 def check_dashboard(doc: dict[str, Any]) -> list[str]:
     """Problems found in one dashboard's JSON; empty when it passes."""
     problems: list[str] = []
     title = doc.get("title", "?")
+    variables: list[dict[str, Any]] = doc.get("templating", {}).get("list", [])
+    for v in variables:
+        if v.get("type") in LISTED_VARIABLE_TYPES and v.get("allowCustomValue") is not False:
+            problems.append(f"{title}: variable {v.get('name')} must set allowCustomValue: false")
+    # the SDK model does not know allowCustomValue: compare without it
+    doc = {
+        **doc,
+        "templating": {
+            **doc.get("templating", {}),
+            "list": [{k: x for k, x in v.items() if k != "allowCustomValue"} for v in variables],
+        },
+    }
     try:
         problem = _diff(doc, _roundtrip(doc))
     except (KeyError, TypeError, ValueError) as exc:
@@ -153,6 +184,10 @@ def check_dashboard(doc: dict[str, Any]) -> list[str]:
                 problems.append(f"{name}: ClickHouse query keys {sorted(t)} != {sorted(_CLICKHOUSE_KEYS)}")
             if ds.get("uid") == PROMETHEUS.uid and not t.get("expr"):
                 problems.append(f"{name}: Prometheus query without expr")
+    for where, th in _threshold_sets(doc.get("panels", [])):
+        values = [s.get("value") for s in th.get("steps", [])]
+        if values[:1] != [None] or any(not a < b for a, b in pairwise(values[1:])):
+            problems.append(f"{title} / {where}: threshold steps {values} must rise strictly after the base")
     defined = {v["name"] for v in doc.get("templating", {}).get("list", [])}
     undefined = used_variables(doc.get("panels", [])) | used_variables(doc.get("templating", {}))
     undefined -= defined | BUILTIN_VARIABLES

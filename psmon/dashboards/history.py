@@ -1,5 +1,9 @@
 """History: monthly and quarterly rates, rankings and the computable part of the 766 index,
-from ClickHouse through the official Grafana ClickHouse plugin. SQL lives in `history_sql.py`."""
+from ClickHouse through the official Grafana ClickHouse plugin. SQL lives in `history_sql.py`.
+
+The province picker lists the 34 provinces by name (the code is the value); with "All" or a
+selection, every query filters with `history_sql.PROVINCE_FILTER`, which a crafted value cannot
+break out of."""
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import table

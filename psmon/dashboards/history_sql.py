@@ -1,4 +1,4 @@
-"""Every ClickHouse query of the History dashboard, in one place.
+r"""Every ClickHouse query of the History dashboard, in one place.
 
 The 766 panel sums the daily rollups (`rollup_day`) over the selected range and scores them with
 the history package's single 766 definition. The other panels read the raw `events` table with
@@ -7,25 +7,50 @@ national scale, since the panels only depend on the column names produced here.
 
 Months and quarters are calendar periods in local time (Asia/Ho_Chi_Minh), as the 766 index
 publishes them. A ratio with an empty denominator is NULL (shown as no value), never 0 or 1.
-`$__timeFilter(col)` and `${province:singlequote}` are expanded by Grafana and the ClickHouse
+`$__timeFilter(col)` and `${province:percentencode}` are expanded by Grafana and the ClickHouse
 plugin; tests expand them the same way and run every query on chDB.
+
+The province filter cannot be injected. A dashboard variable can arrive with any value (a crafted
+`var-province=` in a URL), and none of Grafana's quoting formats is safe inside a ClickHouse string
+literal: `singlequote` escapes only `'` and `sqlstring` doubles `'` but leaves `\` alone, so a
+value ending in a backslash escapes the closing quote (ClickHouse reads `\'` as a quote) and the
+rest of the value runs as SQL. `percentencode` is the one format whose output has no quote, no
+backslash and no comma (only `[A-Za-z0-9._~%-]`): a multi-value selection arrives as
+`%7B01%2C25%7D` (`{01,25}`), a single one as `01`. The SQL wraps that in quotes, decodes it with
+`decodeURLComponent`, splits it and compares each value with `province_code` for equality: a
+crafted value is data, matches no row, and can neither run SQL nor raise an error.
+
+The province picker lists the 34 provinces of `psmon.schemas.provinces` as a literal list (value
+= code, text = name; the ClickHouse plugin takes the first column as the value, the second as
+the text), so it costs no scan of `events` and offers only real provinces.
 """
 
 from psmon.schemas.index766 import ITEMS, index_select_sql
 from psmon.schemas.metrics import COUNTERS
 from psmon.schemas.provinces import registry
 
-__all__ = ["HistoryQueries"]
+__all__ = ["PROVINCE_FILTER", "HistoryQueries", "sql_string"]
 
 TZ = "Asia/Ho_Chi_Minh"
+
+
+def sql_string(text: str) -> str:
+    """A ClickHouse string literal of `text` (backslashes first, then quotes, are escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _province_name(col: str = "province_code") -> str:
     """`01` → `01 Hà Nội` with a literal lookup, so no dictionary table is needed."""
     provs = registry().current
-    codes = ", ".join(f"'{p.code}'" for p in provs)
-    names = ", ".join("'" + f"{p.code} {p.name}".replace("'", "\\'") + "'" for p in provs)
+    codes = ", ".join(sql_string(p.code) for p in provs)
+    names = ", ".join(sql_string(f"{p.code} {p.name}") for p in provs)
     return f"transform({col}, [{codes}], [{names}], {col})"
+
+
+#: `province_code` is one of the selected provinces; injection-proof (see the module docstring).
+PROVINCE_FILTER = (
+    "has(splitByChar(',', trim(BOTH '{}' FROM decodeURLComponent('${province:percentencode}'))), province_code)"
+)
 
 
 _COUNTS = """
@@ -49,7 +74,7 @@ _RATIOS = """
     digitized_results / nullIf(resolved, 0) AS result_digitization,
     resolved_on_time / nullIf(resolved, 0) AS on_time"""
 
-_FILTER = "$__timeFilter(occurred_at) AND province_code IN (${province:singlequote})"
+_FILTER = f"$__timeFilter(occurred_at) AND {PROVINCE_FILTER}"
 
 
 class HistoryQueries:
@@ -60,7 +85,9 @@ class HistoryQueries:
         self.rollup_day = f"{database}.rollup_day"
 
     def province_variable(self) -> str:
-        return f"SELECT DISTINCT province_code FROM {self.events} ORDER BY province_code"
+        """The picker's options: value = code, text = name (first and second column)."""
+        pairs = ", ".join(f"({sql_string(p.code)}, {sql_string(p.name)})" for p in registry().current)
+        return f"SELECT p.1 AS __value, p.2 AS __text FROM (SELECT arrayJoin([{pairs}]) AS p) ORDER BY __value"
 
     def monthly_national(self) -> str:
         return f"""SELECT time, {_RATIOS}
@@ -113,7 +140,7 @@ FROM (
         source = (
             f"(SELECT 'range' AS period, min(day) AS period_start, province_code, {sums}, "
             f"uniqExactMerge(online_procedures) AS online_procedures FROM {self.rollup_day} "
-            f"WHERE $__timeFilter(day) AND province_code IN (${{province:singlequote}}) GROUP BY province_code)"
+            f"WHERE $__timeFilter(day) AND {PROVINCE_FILTER} GROUP BY province_code)"
         )
         items = ", ".join(i.column for i in ITEMS)
         return f"""SELECT rank, {_province_name()} AS province, total AS points, {items}

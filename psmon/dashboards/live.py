@@ -12,6 +12,7 @@ from psmon.dashboards.panels import (
     grid,
     override_props,
     prom,
+    province_display_names,
     province_mappings,
     ratio_thresholds,
     reduce_last,
@@ -24,6 +25,9 @@ from psmon.dashboards.variables import window_variable
 __all__ = ["UID", "live_operations"]
 
 UID = "psmon-live"
+
+#: Firing alerts from which the count turns red (amber from 1): several provinces or the pipeline.
+FIRING_ALERTS_RED = 5
 
 
 def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
@@ -56,7 +60,14 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
             steps([(None, "red"), (30, "orange"), (34, "green")])
         )
     )
-    d = d.with_panel(simple_stat(4, "Firing alerts", q.FIRING_ALERTS, 9, 3, "none").thresholds(count_thresholds(1, 1)))
+    d = d.with_panel(
+        simple_stat(4, "Firing alerts", q.FIRING_ALERTS, 9, 3, "none")
+        .thresholds(count_thresholds(1, FIRING_ALERTS_RED))
+        .description(
+            f"Alerts firing in Prometheus: green none, amber at least one, red {FIRING_ALERTS_RED} or more "
+            "(a problem across several provinces or the pipeline)."
+        )
+    )
     for i, metric in enumerate(("online_submission", "online_payment", "on_time")):
         t = thresholds[metric]
         d = d.with_panel(
@@ -137,7 +148,7 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
         .with_target(prom(q.THROUGHPUT_BY_STAGE, legend="{{stage}}"))
         .unit("reqps")
     )
-    d = d.with_panel(
+    by_province = (
         ts()
         .id(13)
         .title("Dossiers/min by province")
@@ -146,4 +157,7 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
         .with_target(prom(q.DOSSIERS_PER_MIN_BY_PROVINCE, legend="{{province}}"))
         .unit("none")
     )
+    for code, props in province_display_names():  # legend: names, not codes
+        by_province = by_province.override_by_name(code, props)
+    d = d.with_panel(by_province)
     return d

@@ -5,6 +5,7 @@ The SDK has builders for Prometheus queries but none for the ClickHouse plugin, 
 (`editorType: sql`, `rawSql`, `queryType`, `format`). Everything else goes through the SDK.
 """
 
+from decimal import Decimal
 from typing import Literal
 
 from grafana_foundation_sdk.builders import common as cb
@@ -25,9 +26,12 @@ __all__ = [
     "ClickHouseQuery",
     "count_thresholds",
     "grid",
+    "late_share_thresholds",
     "override_props",
     "prom",
+    "province_display_names",
     "province_mappings",
+    "province_options",
     "ratio_thresholds",
     "reduce_last",
     "steps",
@@ -110,7 +114,36 @@ def steps(points: list[tuple[float | None, str]]) -> db.ThresholdsConfig:
 
 def count_thresholds(warn: float, bad: float) -> db.ThresholdsConfig:
     """green below `warn`, amber up to `bad`, red from `bad` on (lags, errors, dead letters)."""
+    if not warn < bad:
+        raise ValueError(f"count thresholds need warn < bad, got {warn} and {bad}: a colour would never show")
     return steps([(None, "green"), (warn, "orange"), (bad, "red")])
+
+
+def _complement(ratio: float) -> float:
+    """`1 - ratio` in decimal arithmetic: 1 - 0.7 is 0.3 here, not 0.30000000000000004."""
+    return float(Decimal(1) - Decimal(str(ratio)))
+
+
+def late_share_thresholds(on_time: MetricThreshold) -> tuple[db.ThresholdsConfig, list[dm.ValueMapping]]:
+    """Colours of a late share (1 - on time) that agree with the on-time colours: green while the
+    share of late resolutions is within the target (on time >= target), amber beyond it, red from
+    the alert floor's complement on.
+
+    Grafana paints a value with the highest step at or below it, so a step can only say "from x
+    on". With the official target of 100% on time the warn level is 0, and a step at 0 would make
+    a clean record amber (the panel could never be green): then exactly 0 is painted green by a
+    value mapping, which takes precedence over thresholds, and any late resolution is amber.
+    Steps are exact decimals (the thresholds file's numbers, not float artefacts)."""
+    warn, bad = _complement(on_time.target), _complement(on_time.alert_below)
+    if warn == bad:  # target == floor: nothing is amber
+        return steps([(None, "green"), (bad, "red")]), _zero_is_green(bad)
+    return count_thresholds(warn, bad), _zero_is_green(warn)
+
+
+def _zero_is_green(first_step: float) -> list[dm.ValueMapping]:
+    if first_step > 0:
+        return []
+    return [dm.ValueMap(options={"0": dm.ValueMappingResult(color="green", index=0)})]
 
 
 def reduce_last() -> cb.ReduceDataOptions:
@@ -123,6 +156,17 @@ def province_mappings() -> list[dm.ValueMapping]:
         p.code: dm.ValueMappingResult(text=f"{p.code} {p.name}", index=i) for i, p in enumerate(registry().current)
     }
     return [dm.ValueMap(options=options)]
+
+
+def province_options() -> str:
+    """A custom variable's options: the 34 provinces as `name : code` (text shown, value used)."""
+    return ",".join(f"{p.name} : {p.code}" for p in registry().current)
+
+
+def province_display_names() -> list[tuple[str, list[dm.DynamicConfigValue]]]:
+    """Field overrides renaming a series named by its province code ("01") to the province's name,
+    for legends keyed by `{{province}}` (Prometheus labels carry codes)."""
+    return [(p.code, [dm.DynamicConfigValue(id_val="displayName", value=p.name)]) for p in registry().current]
 
 
 def override_props(t: MetricThreshold) -> list[dm.DynamicConfigValue]:

@@ -54,14 +54,16 @@ PROVINCE_LATE_24H = (
     f'sum(increase(psmon_dossiers_resolved_total{{{P}, on_time="false"}}[24h]))'
     f" or 0 * sum(increase(psmon_dossiers_resolved_total{{{P}}}[24h]))"
 )
-PROVINCE_VARIABLE = "label_values(psmon_dossiers_submitted_total, province)"
 
 # -- pipeline health ---------------------------------------------------------------------------
 THROUGHPUT_BY_STAGE = f"sum by (stage) (rate(psmon_events_processed_total[{RATE}]))"
 EVENT_TIME_LAG = "max by (instance) (psmon_event_time_lag_seconds)"
 DEAD_LETTERS_BY_REASON = f"sum by (reason) (rate(psmon_events_invalid_total[{RATE}])) * 60"
+# `or 0 * ...`: duplicates are counted per province, so no series exists before the first one;
+# 0 while the pipeline validates events, still no data when nothing runs
 DUPLICATES_LATE = (
-    f"sum(rate(psmon_events_duplicate_total[{RATE}])) * 60",
+    f"sum(rate(psmon_events_duplicate_total[{RATE}])) * 60"
+    f' or 0 * sum(rate(psmon_events_processed_total{{stage="validate"}}[{RATE}]))',
     f"sum(rate(psmon_events_late_total[{RATE}])) * 60",
 )
 SINK_ROWS_BY_TABLE = f"sum by (table) (rate(psmon_sink_rows_total[{RATE}]))"
@@ -69,7 +71,8 @@ SINK_LATENCY = tuple(
     f"histogram_quantile({q}, sum by (le) (rate(psmon_sink_batch_seconds_bucket[{RATE}])))" for q in (0.5, 0.95)
 )
 SINK_BATCH_ROWS = f"histogram_quantile(0.5, sum by (le) (rate(psmon_sink_batch_rows_bucket[{RATE}])))"
-CLICKHOUSE_UP = "min(psmon_clickhouse_up)"
+# only the sinks write to ClickHouse: other processes' `psmon_clickhouse_up` says nothing about it
+CLICKHOUSE_UP = f'min(psmon_clickhouse_up{{job="{SINK_JOB}"}})'
 CLICKHOUSE_ERRORS = f"sum(rate(psmon_clickhouse_errors_total[{RATE}])) * 60"
 WORKERS_UP = f'sum(up{{job="{WORKER_JOB}"}})'
 SINKS_UP = f'sum(up{{job="{SINK_JOB}"}})'

@@ -1,5 +1,9 @@
 """Province drill-down: one province (`$province`), its rates over time per window, its volumes
-by channel, service mode and payment method, and lateness of resolutions."""
+by channel, service mode and payment method, and lateness of resolutions.
+
+The province picker is a fixed list of the 34 provinces (name shown, code used), not a query of
+Prometheus labels: it shows names, and it offers only real provinces (custom values are refused,
+`build.py`)."""
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import stat, timeseries
@@ -7,24 +11,31 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from psmon.dashboards import promql as q
 from psmon.dashboards.datasources import PROMETHEUS
-from psmon.dashboards.panels import count_thresholds, grid, prom, ratio_thresholds, reduce_last, ts
+from psmon.dashboards.panels import (
+    grid,
+    late_share_thresholds,
+    prom,
+    province_options,
+    ratio_thresholds,
+    reduce_last,
+    ts,
+)
 from psmon.dashboards.thresholds import METRICS, MetricThreshold
 from psmon.dashboards.variables import window_variable
+from psmon.schemas.provinces import registry
 
 __all__ = ["UID", "province_drilldown"]
 
 UID = "psmon-province"
 
 
-def province_variable() -> db.QueryVariable:
+def province_variable() -> db.CustomVariable:
+    first = registry().current[0]
     return (
-        db.QueryVariable("province")
+        db.CustomVariable("province")
         .label("Province")
-        .datasource(PROMETHEUS)
-        .query(q.PROVINCE_VARIABLE)
-        .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .current(dm.VariableOption(selected=True, text="01", value="01"))
+        .values(province_options())
+        .current(dm.VariableOption(selected=True, text=first.name, value=first.code))
     )
 
 
@@ -76,6 +87,7 @@ def province_drilldown(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
     d = d.with_panel(
         series(15, "Resolutions/min, on time vs late", q.PROVINCE_RESOLVED, "on_time={{on_time}}", 12, 20, "none")
     )
+    late_steps, late_mappings = late_share_thresholds(thresholds["on_time"])
     d = d.with_panel(
         stat.Panel()
         .id(16)
@@ -86,7 +98,8 @@ def province_drilldown(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
         .unit("percentunit")
         .decimals(1)
         .reduce_options(reduce_last())
-        .thresholds(count_thresholds(1 - thresholds["on_time"].target, 1 - thresholds["on_time"].alert_below))
+        .thresholds(late_steps)
+        .mappings(late_mappings)
     )
     d = d.with_panel(
         stat.Panel()

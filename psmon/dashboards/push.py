@@ -7,6 +7,7 @@
 3. posts every dashboard to POST /api/dashboards/db with `overwrite: true` and `id: null`, so the
    same UID replaces the stored dashboard (Grafana bumps its version) instead of failing.
 Pushing twice therefore leaves one folder, three datasources and four dashboards.
+The URL may carry basic-auth credentials; messages name it through `psmon.redact` only.
 """
 
 import logging
@@ -19,6 +20,7 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 from psmon.dashboards.build import FOLDER_TITLE, FOLDER_UID, BuildOptions, build_all
 from psmon.dashboards.datasources import provisioned_datasources
 from psmon.errors import PsmonError
+from psmon.redact import redact_text, redact_url
 
 __all__ = ["PushResult", "push"]
 
@@ -66,12 +68,13 @@ def push(
             versions[uid] = int(answer.get("version", 0)) if isinstance(answer, dict) else 0
             log.info("pushed dashboard %s (version %s)", uid, versions[uid])
     except GrafanaException as exc:
+        # the URL may carry `user:password@` (basic auth) and a library's message may quote it
         raise PsmonError(
-            f"Grafana at {url} refused the push: {exc}. Check the URL and that the token "
-            "has the Editor (dashboards) or Admin (datasources) role."
+            f"Grafana at {redact_url(url)} refused the push: {redact_text(str(exc))}. Check the URL and "
+            "that the token has the Editor (dashboards) or Admin (datasources) role."
         ) from exc
     except OSError as exc:
-        raise PsmonError(f"cannot reach Grafana at {url}: {exc}") from exc
+        raise PsmonError(f"cannot reach Grafana at {redact_url(url)}: {redact_text(str(exc))}") from exc
     return PushResult(folder_created, ds_result, versions)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import orjson
 
-from psmon.history.tables import ResultTable
+from psmon.history.tables import ResultTable, local_time
 from psmon.schemas.validation import DEAD_LETTER_REASONS, DeadLetterReason, Invalid, ValidEvent, validate_event
 from psmon.sinks.clickhouse.client import Client
 
@@ -45,7 +45,11 @@ REASON_HELP: Final[dict[DeadLetterReason, str]] = {
     "unknown_province": "province_code not among the 34 or the 63 old codes: --set province_code=CODE",
     "time_out_of_range": "occurred_at before 2015 or in the future (redaction dropped it: --set occurred_at=...), "
     "or a Kafka record timestamp not in milliseconds: fix the producer, then re-drive as is",
-    "personal_data": "a field named like personal data; redaction dropped it, so a re-drive usually succeeds as is",
+    "personal_data": (
+        "a field named like personal data, or a value that looks like an ID number, phone number or e-mail"
+        " address; redaction dropped it, so a re-drive succeeds as is unless it was a required field"
+        " (then supply it with --set)"
+    ),
     "unstorable": "valid, but ClickHouse refused a value (see detail): --set the dropped FIELD=VALUE and re-drive",
 }
 assert set(REASON_HELP) == set(DEAD_LETTER_REASONS)
@@ -117,6 +121,7 @@ class DeadLetterStore:
             title="dead letters (newest first)",
             columns=["dead_letter_id", "received_at", "reason", "detail", "redacted", "payload_bytes"],
             rows=rows,
+            empty=_none("no dead letters", reason=reason, since=since),
         )
 
     def explain(self, *, since: datetime | None = None) -> ResultTable:
@@ -129,7 +134,12 @@ class DeadLetterStore:
         counts: dict[str, int] = {str(r[0]): int(r[1]) for r in result.result_rows}
         rows = [(r, int(counts[r]), REASON_HELP[r]) for r in DEAD_LETTER_REASONS if counts.get(r)]
         rows.sort(key=lambda r: -r[1])
-        return ResultTable(title="dead letters by reason", columns=["reason", "count", "meaning and fix"], rows=rows)
+        return ResultTable(
+            title="dead letters by reason",
+            columns=["reason", "count", "meaning and fix"],
+            rows=rows,
+            empty=_none("no dead letters", reason=None, since=since),
+        )
 
     def redrive(
         self,
@@ -159,3 +169,8 @@ class DeadLetterStore:
                 publish(verdict.raw_province_code.encode(), message)
             outcomes.append(RedriveOutcome(dl_id, dl_reason, "valid", "", message, verdict.province_code))
         return outcomes
+
+
+def _none(what: str, *, reason: str | None, since: datetime | None) -> str:
+    """The line of an empty listing, naming its filters (`no dead letters with reason x since ...`)."""
+    return what + (f" with reason {reason}" if reason else "") + (f" since {local_time(since)}" if since else " stored")

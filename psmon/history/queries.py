@@ -28,6 +28,7 @@ setting changes on every backend.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
@@ -40,10 +41,18 @@ from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.rollups import GRAINS
-from psmon.sinks.clickhouse.schema import current_version
 from psmon.timeutil import MERGER_EFFECTIVE
 
-__all__ = ["READ_ONLY", "History", "QueryError", "ReadOnlyError", "metric_name"]
+__all__ = [
+    "READ_ONLY",
+    "History",
+    "QueryError",
+    "ReadOnlyError",
+    "Reader",
+    "metric_name",
+    "read_only_statement",
+    "refused_functions",
+]
 
 _MERGER_DAY: Final = MERGER_EFFECTIVE.date()
 
@@ -190,14 +199,28 @@ def _not_a_read(statement: str) -> str:
     return f"{_keyword(statement) or 'an empty statement'} ({_READ_KINDS_HELP})"
 
 
+#: What clickhouse-connect's HTTP client wraps a server's error in (the endpoint of `psmon up` too).
+_HTTP_WRAPPER: Final = re.compile(r"Received ClickHouse exception, code: \d+, server response: |\s*\(for url [^)]*\)")
+#: How the query endpoint of `psmon up` words its guard's refusal (`ReadOnlyError`'s text).
+_GUARD_PREFIX: Final = "SQL is read-only: "
+
+
+def _server_text(exc: Exception) -> str:
+    """The error's text without the HTTP client's wrapper around the server's own words."""
+    return _HTTP_WRAPPER.sub("", str(exc)).strip()
+
+
 def _readonly_refusal(exc: Exception) -> str | None:
-    """ClickHouse's reason when `exc` is its READONLY refusal, else None."""
-    text = str(exc)
+    """ClickHouse's reason when `exc` is its READONLY refusal, else None. A refusal by the guard
+    of `psmon up`'s query endpoint is the guard's own reason, so it reads as it would without it."""
+    text = _server_text(exc)
     if getattr(exc, "code", None) != _READONLY_CODE and "(READONLY)" not in text:
         return None
     first = next((line for line in text.splitlines() if line.strip()), text)
-    reason = re.sub(r"(Code: \d+\. )?DB::Exception: |\(version [^)]*\)\.?|\(READONLY\)\.?", "", first)
-    return f"refused by ClickHouse: {reason.removeprefix('default: ').strip(' .')}"
+    reason = re.sub(r"(Code: \d+\. )?DB::Exception: |\(version [^)]*\)\.?|\(READONLY\)\.?", "", first).strip(" .")
+    if reason.startswith(_GUARD_PREFIX):
+        return reason.removeprefix(_GUARD_PREFIX)
+    return f"refused by ClickHouse: {reason.removeprefix('default: ')}"
 
 
 def metric_name(text: str) -> Metric:
@@ -231,7 +254,16 @@ class History:
         self._db = database
 
     def check_schema(self) -> None:
-        version = current_version(self._client, self._db)
+        """`QueryError` unless the database is at schema version 2 or later. Only reads (unlike
+        `schema.current_version`, which creates what is missing): a reader may be read-only, as
+        through the query endpoint of `psmon up` or as a `readonly` user of a server."""
+        exists = self._client.query(f"EXISTS TABLE {self._db}.schema_migrations", settings=READ_ONLY)
+        version = 0
+        if exists.result_rows and int(exists.result_rows[0][0]):
+            found = self._client.query(
+                f"SELECT max(version) FROM {self._db}.schema_migrations FINAL", settings=READ_ONLY
+            ).result_rows
+            version = int(found[0][0] or 0)
         if version < 2:
             raise QueryError(
                 f"database {self._db} has schema version {version}; run `psmon migrate` (history needs version 2)"
@@ -299,16 +331,20 @@ class History:
             title=f"{metric} by {by}, {period.label}" + (" (codes as sent)" if historical_codes else ""),
             columns=["period", "province_code", "province", "numerator", "denominator", "ratio"],
             rows=[(r.period, r.province_code, r.province, r.numerator, r.denominator, r.ratio) for r in rows],
+            empty=f"no {metric} data in {period.label}",
         )
 
     def rank(self, metric: Metric, *, period: Period, historical_codes: bool = False) -> ResultTable:
         rows = self.metric_rows(metric, period.grain, period.start, period.end, historical_codes=historical_codes)
+        if not any(r.denominator for r in rows):
+            rows = []  # nothing to rank: 34 provinces at 0 of 0 would only look like a ranking
         # Highest ratio first; provinces without a denominator last; ties by code.
         rows.sort(key=lambda r: (r.ratio is None, -(r.ratio or 0.0), r.province_code))
         return ResultTable(
             title=f"rank by {metric}, {period.label}",
             columns=["rank", "province_code", "province", "numerator", "denominator", "ratio"],
             rows=[(i, r.province_code, r.province, r.numerator, r.denominator, r.ratio) for i, r in enumerate(rows, 1)],
+            empty=f"no {metric} data in {period.label}: nothing to rank",
         )
 
     def below(
@@ -327,6 +363,7 @@ class History:
             columns=["period", "province_code", "province", "numerator", "denominator", "ratio"],
             rows=[(r.period, r.province_code, r.province, r.numerator, r.denominator, r.ratio) for r in low],
             notes=["periods without a denominator have no ratio and are never listed"],
+            empty=f"no {metric} below {threshold:.2%} in {period.label}",
         )
 
     def index766(self, *, period: Period, items: tuple[IndexItem, ...] = ITEMS) -> ResultTable:
@@ -334,12 +371,18 @@ class History:
         sql = index_select_sql(f"{self._db}.counters_{period.grain}", items)
         item_cols = [i.column for i in items]
         res = self._client.query(
-            f"SELECT rank, province_code, {', '.join(item_cols)}, total, max_points "
+            f"SELECT rank, province_code, {', '.join(item_cols)}, total, max_points, "
+            f"{', '.join(f'{c}_ratio IS NULL' for c in item_cols)} "
             f"FROM ({sql}) WHERE period = {{label:String}} ORDER BY rank",
             parameters={"label": period.label},
         ).result_rows
         reg = registry()
-        rows = [(r[0], r[1], reg.name(r[1]), *r[2:]) for r in res]
+        n = len(item_cols)
+        rows = []
+        for r in res:
+            # An item without a denominator has no data: its 0 points (as scored) show as "–".
+            points = [None if no_data else p for p, no_data in zip(r[2 : 2 + n], r[4 + n :], strict=True)]
+            rows.append((r[0], r[1], reg.name(r[1]), *points, r[2 + n], r[3 + n]))
         max_points = sum(i.points for i in items)
         notes = [
             f"Computable from events: {max_points:g} of 100 points; the rank orders these points only, "
@@ -351,12 +394,15 @@ class History:
                 for i in items
             ),
             *(f"not computed: {name} ({pts:g} pts): {why}" for name, pts, why in MISSING_ITEMS),
+            "– (empty in CSV, null in JSON): no data for the item in the period (no denominator); it "
+            "counts 0 points in the total",
         ]
         return ResultTable(
             title=f"Decision 766 index (computable items), {period.label}",
             columns=["rank", "province_code", "province", *item_cols, "total", "max_points"],
             rows=rows,
             notes=notes,
+            empty=f"no data in {period.label}",
         )
 
     def raw_sql(self, sql: str) -> ResultTable:
@@ -366,45 +412,61 @@ class History:
         try:
             res = self._client.query(statement, settings=READ_ONLY)
         except Exception as exc:  # the driver's own error says what is wrong with the SQL
-            raise self._error(exc) from exc
+            raise _error(exc) from exc
         return ResultTable(title="", columns=list(res.column_names), rows=[tuple(r) for r in res.result_rows])
 
     def read_only_statement(self, sql: str) -> str:
         """ClickHouse's formatting of `sql`, once its parser has shown it to be one statement
         that only reads; raises `ReadOnlyError` otherwise and `QueryError` for bad SQL."""
-        if not sql.strip():
-            raise QueryError("no SQL given")
-        try:
-            formatted = str(
-                self._client.query(
-                    "SELECT formatQuerySingleLine({sql:String})", parameters={"sql": sql}, settings=READ_ONLY
-                ).result_rows[0][0]
-            )
-        except Exception as exc:
-            if "Multi-statements are not allowed" in str(exc):
-                raise ReadOnlyError("more than one statement (give one SELECT)") from exc
-            raise self._error(exc) from exc
-        try:
-            lines = [str(r[0]) for r in self._client.query(f"EXPLAIN AST {formatted}", settings=READ_ONLY).result_rows]
-        except Exception as exc:
-            if _readonly_refusal(exc) is None and _keyword(formatted) not in _READ_KEYWORDS:
-                # a statement EXPLAIN cannot even show (SYSTEM ...) is no read either
-                raise ReadOnlyError(_not_a_read(formatted)) from exc
-            raise self._error(exc) from exc
-        refused = ast_refusal(lines, formatted, outside=OUTSIDE_FUNCTIONS | self._table_functions())
-        if refused:
-            raise ReadOnlyError(refused)
-        return formatted
 
-    def _table_functions(self) -> frozenset[str]:
-        """The server's table functions (lowercase), every one but the safe ones being refused."""
-        try:
-            rows = self._client.query("SELECT name FROM system.table_functions", settings=READ_ONLY).result_rows
-        except Exception:  # a restricted user: the built-in list still applies
-            return frozenset()
-        return frozenset(str(r[0]).lower() for r in rows)
+        def read(query: str, parameters: dict[str, str] | None) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in self._client.query(query, parameters=parameters, settings=READ_ONLY).result_rows]
 
-    @staticmethod
-    def _error(exc: Exception) -> QueryError:
-        refused = _readonly_refusal(exc)
-        return ReadOnlyError(refused) if refused else QueryError(f"query failed: {exc}")
+        return read_only_statement(sql, read)
+
+
+#: How the guard reads: runs one query (with `{name:Type}` parameters) under `readonly=1` and
+#: returns its rows. `History` reads through its client; the query endpoint of `psmon up`
+#: (`psmon.local.query_server`) through its own read-only chDB connection.
+Reader = Callable[[str, dict[str, str] | None], list[tuple[Any, ...]]]
+
+
+def read_only_statement(sql: str, read: Reader, *, outside: frozenset[str] | None = None) -> str:
+    """ClickHouse's formatting of `sql`, once its parser has shown it to be one statement that
+    only reads (see the module docstring); raises `ReadOnlyError` otherwise and `QueryError` for
+    bad SQL. `outside`: the refused functions, by default `OUTSIDE_FUNCTIONS` plus the server's
+    table functions (read through `read`)."""
+    if not sql.strip():
+        raise QueryError("no SQL given")
+    try:
+        formatted = str(read("SELECT formatQuerySingleLine({sql:String})", {"sql": sql})[0][0])
+    except Exception as exc:
+        if "Multi-statements are not allowed" in str(exc):
+            raise ReadOnlyError("more than one statement (give one SELECT)") from exc
+        raise _error(exc) from exc
+    try:
+        lines = [str(r[0]) for r in read(f"EXPLAIN AST {formatted}", None)]
+    except Exception as exc:
+        if _readonly_refusal(exc) is None and _keyword(formatted) not in _READ_KEYWORDS:
+            # a statement EXPLAIN cannot even show (SYSTEM ...) is no read either
+            raise ReadOnlyError(_not_a_read(formatted)) from exc
+        raise _error(exc) from exc
+    refused = ast_refusal(lines, formatted, outside=refused_functions(read) if outside is None else outside)
+    if refused:
+        raise ReadOnlyError(refused)
+    return formatted
+
+
+def refused_functions(read: Reader) -> frozenset[str]:
+    """`OUTSIDE_FUNCTIONS` plus the server's table functions (lowercase), every one but the safe
+    ones being refused."""
+    try:
+        rows = read("SELECT name FROM system.table_functions", None)
+    except Exception:  # a restricted user: the built-in list still applies
+        return OUTSIDE_FUNCTIONS
+    return OUTSIDE_FUNCTIONS | frozenset(str(r[0]).lower() for r in rows)
+
+
+def _error(exc: Exception) -> QueryError:
+    refused = _readonly_refusal(exc)
+    return ReadOnlyError(refused) if refused else QueryError(f"query failed: {_server_text(exc)}")

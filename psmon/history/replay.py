@@ -12,22 +12,33 @@ pipeline already wrote, changes nothing. Batches are large (50,000 rows by defau
 Replayed rows carry synthetic source coordinates, since they did not come from Kafka:
 `src_partition` = `REPLAY_PARTITION_FLAG` | crc32(file name) (Kafka partitions never reach
 2**31, so the high bit marks a replay), `src_offset` = row number, and the replay's start time.
-Dead letters get the id `replay:<file name>:<row>`, so replaying a file twice keeps one row each.
+Nothing that decides what is stored depends on them, though: a dead letter's id is derived from
+the rejected content (`dead_letter.letter_id`), the same id stage 1 gives the same bytes on
+Kafka, so replaying a file twice, two copies of a file in different folders, or a file that
+overlaps what Kafka already delivered all keep one row per dead letter; and each INSERT's
+deduplication token is a digest of the rows of its batch, not of the file's name.
+
+A bad row is that row's dead letter, never the end of the file: rows the reader rejects itself
+(over-long, not UTF-8, a Parquet value with no contract type: `sources`) are dead letters like
+those validation rejects, and everything before and after them is loaded.
 
 A row that passes validation but that ClickHouse still refuses as a data error (possible only if
 the store is narrower than the contract, e.g. an older table) does not abort the replay: the
 writer isolates it (`writer.write_isolating`), every other row of its batch is written, and the
-row goes to `dead_letters` as `unstorable` with its `replay:<file name>:<row>` id (counted in
+row goes to `dead_letters` as `unstorable`, its id from the event's content (counted in
 `ReplayStats.unstorable`). A transient failure still aborts the replay; running it again is safe.
 
 With a TTL on raw events, events older than the retention are skipped: their raw rows would be
 gone, so the at-most-once check could not see them and the rollups would count them twice.
 
 `--publish` sends the rows (as contract JSON, keyed by province code as sent) to `psmon.events`
-instead, so the running pipeline validates and stores them; both targets can be combined.
+instead, so the running pipeline validates and stores them; both targets can be combined. Rows
+the reader rejected have no message to send: they are counted as invalid (and stored as dead
+letters when ClickHouse is a target).
 `replay_into` opens the targets that `Settings` name, runs `replay_files` and closes them.
 """
 
+import hashlib
 import logging
 import time
 import zlib
@@ -40,14 +51,14 @@ from typing import Final, Literal, Protocol
 import orjson
 
 from psmon.history.publish import KafkaPublisher
-from psmon.history.sources import read_messages
-from psmon.schemas.dead_letter import DeadLetter, unstorable_letter
+from psmon.history.sources import SourceError, read_messages
+from psmon.schemas.dead_letter import DeadLetter, letter_id
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import Invalid, validate_event
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import ClickHouseWriter, write_isolating
+from psmon.sinks.clickhouse.writer import ClickHouseWriter, unstorable_letters, write_isolating
 from psmon.streams.topics import ensure_topics
 
 __all__ = [
@@ -129,8 +140,16 @@ class _Batch:
     def __init__(self) -> None:
         self.events: list[ValidRecord] = []
         self.letters: list[DeadLetter] = []
-        self.first_row = 0
-        self.last_row = 0
+        self._content = hashlib.blake2b(digest_size=16)
+
+    def add(self, message: bytes | Invalid) -> None:
+        """Fold a row into the batch's content digest (the INSERT token)."""
+        self._content.update(message if isinstance(message, bytes) else message.payload_sha256.encode())
+        self._content.update(b"\n")
+
+    @property
+    def token(self) -> str:
+        return f"replay/{self._content.hexdigest()}"
 
     def __len__(self) -> int:
         return len(self.events) + len(self.letters)
@@ -158,18 +177,15 @@ def replay_files(
         part = _partition_of(path)
         batch = _Batch()
 
-        def flush(b: _Batch, path: Path = path) -> None:
+        def flush(b: _Batch) -> None:
             if writer is None or not len(b):
                 return
-            token = f"replay/{path.name}:{b.first_row}-{b.last_row}"
+            token = b.token
             events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.events, token)
-            unstorable = [
-                unstorable_letter(r.item, dead_letter_id=f"replay:{path.name}:{r.item.src_offset}", error=r.error)
-                for r in events.refused
-            ]
+            unstorable = unstorable_letters(events.refused)
             stats.inserted += events.written
-            stats.already_stored += len(b.events) - events.written - len(unstorable)
-            stats.unstorable += len(unstorable)
+            stats.already_stored += len(b.events) - events.written - len(events.refused)
+            stats.unstorable += len(events.refused)
             letters = write_isolating(
                 lambda rows, tok: writer.write_dead_letters(rows, token=tok), [*b.letters, *unstorable], token
             )
@@ -180,41 +196,45 @@ def replay_files(
             if progress:
                 progress(path, n)
 
-        for row, message in read_messages(path, progress=advance):
-            stats.rows += 1
-            if publisher is not None:
-                publisher.send(_key_of(message), message)
-                stats.published += 1
-            if writer is None:
-                continue
-            verdict = validate_event(message)
-            if not len(batch):
-                batch.first_row = row
-            batch.last_row = row
-            if isinstance(verdict, Invalid):
-                stats.invalid_by_reason[verdict.reason] += 1
-                batch.letters.append(
-                    DeadLetter(
-                        dead_letter_id=f"replay:{path.name}:{row}",
-                        reason=verdict.reason,
-                        detail=verdict.detail,
-                        redacted=verdict.redacted,
-                        payload_sha256=verdict.payload_sha256,
-                        payload_bytes=verdict.payload_bytes,
-                        src_partition=part,
-                        src_offset=row,
-                        src_ts_ms=src_ts_ms,
+        try:
+            for row, message in read_messages(path, progress=advance):
+                stats.rows += 1
+                if publisher is not None and isinstance(message, bytes):
+                    publisher.send(_key_of(message), message)
+                    stats.published += 1
+                if writer is None:
+                    if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
+                        stats.invalid_by_reason[message.reason] += 1
+                    continue
+                verdict = message if isinstance(message, Invalid) else validate_event(message)
+                batch.add(message)
+                if isinstance(verdict, Invalid):
+                    stats.invalid_by_reason[verdict.reason] += 1
+                    batch.letters.append(
+                        DeadLetter(
+                            dead_letter_id=letter_id(verdict.payload_sha256),
+                            reason=verdict.reason,
+                            detail=verdict.detail,
+                            redacted=verdict.redacted,
+                            payload_sha256=verdict.payload_sha256,
+                            payload_bytes=verdict.payload_bytes,
+                            src_partition=part,
+                            src_offset=row,
+                            src_ts_ms=src_ts_ms,
+                        )
                     )
-                )
-            else:
-                stats.valid += 1
-                if horizon_s is not None and verdict.occurred_at_s < horizon_s:
-                    stats.beyond_retention += 1
                 else:
-                    batch.events.append(ValidRecord(verdict, part, row, src_ts_ms))
-            if len(batch) >= batch_rows:
-                flush(batch)
-                batch = _Batch()
+                    stats.valid += 1
+                    if horizon_s is not None and verdict.occurred_at_s < horizon_s:
+                        stats.beyond_retention += 1
+                    else:
+                        batch.events.append(ValidRecord(verdict, part, row, src_ts_ms))
+                if len(batch) >= batch_rows:
+                    flush(batch)
+                    batch = _Batch()
+        except SourceError:
+            flush(batch)  # the good rows before an unreadable part of the file are kept
+            raise
         flush(batch)
     if publisher is not None:
         publisher.flush()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 from psmon.history.periods import Grain, Period
 from psmon.history.queries import History, MetricRow
-from psmon.history.tables import ResultTable, cell_text
+from psmon.history.tables import ResultTable, cell_text, local_time
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 
@@ -129,7 +129,7 @@ def _grid_chart(metric: str, period: Period, rows: list[MetricRow]) -> bytes:
 
 
 def _escaped(v: object) -> str:
-    return html.escape(str(v))
+    return html.escape(local_time(v) if isinstance(v, datetime) else str(v))
 
 
 def _html_table(table: ResultTable) -> str:
@@ -172,7 +172,7 @@ def write_report(
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen: list[Metric] = metrics or list(METRICS)
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = local_time(now or datetime.now(UTC))  # Vietnam's time, with its offset
     files = ReportFiles(html=out_dir / f"report-{period.label}.html")
     sections = []
     for metric in chosen:

@@ -14,6 +14,15 @@ control characters as `\\xNN` escapes so a stored ANSI sequence cannot drive the
 is opened in spreadsheets, which execute a cell beginning with `=`, `+`, `-`, `@`, tab or
 carriage return as a formula (CSV injection): such text cells get a leading `'` (the usual
 neutralisation), numbers never do (`-1.5` stays a number), and headers are treated like cells.
+
+A table without rows says so in the terminal: its `empty` line (`no dead letters`, `no data for
+online_submission in 2026-11-24`) instead of a bare header, so an empty answer is never mistaken
+for a failure. CSV keeps its header and JSON its empty `rows`, which programs read as they are.
+
+Times are shown as people in Vietnam read them, like the live table: a datetime is written in
+Asia/Ho_Chi_Minh (UTC+7) with its offset (`2026-11-24 09:00:00+07:00`) in the terminal table;
+ClickHouse hands the UTC columns back without a zone, so one without a zone is UTC. CSV and JSON
+write the same instant in ISO 8601 with its offset (UTC), so programs never guess the zone either.
 """
 
 import csv
@@ -21,16 +30,18 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import orjson
 
+from psmon.timeutil import LOCAL_TZ
+
 if TYPE_CHECKING:
     from rich.text import Text
 
-__all__ = ["OUTPUT_FORMATS", "OutputFormat", "ResultTable", "cell_text", "csv_cell", "render"]
+__all__ = ["OUTPUT_FORMATS", "OutputFormat", "ResultTable", "cell_text", "csv_cell", "local_time", "render"]
 
 OutputFormat = Literal["table", "csv", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
@@ -42,6 +53,8 @@ class ResultTable:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     notes: list[str] = field(default_factory=list)
+    #: What the terminal shows instead of a table without rows (`no dead letters`).
+    empty: str = "no rows"
 
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
@@ -51,8 +64,15 @@ class ResultTable:
         return [r[i] for r in self.rows]
 
 
+def _aware(v: datetime) -> datetime:
+    """`v` with its zone: ClickHouse's UTC columns come back without one."""
+    return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+
+
 def _plain(v: Any) -> Any:
-    if isinstance(v, datetime | date):
+    if isinstance(v, datetime):
+        return _aware(v).isoformat()
+    if isinstance(v, date):
         return v.isoformat()
     return v
 
@@ -70,7 +90,14 @@ def cell_text(column: str, v: Any, *, other: Callable[[Any], str]) -> str:
 
 
 def _terminal(v: Any) -> str:
+    if isinstance(v, datetime):
+        return local_time(v)
     return f"{v:,}" if isinstance(v, int) else str(_plain(v))
+
+
+def local_time(v: datetime) -> str:
+    """An instant as people in Vietnam read it, with its offset: `2026-11-24 09:00:00+07:00`."""
+    return _aware(v).astimezone(LOCAL_TZ).isoformat(sep=" ", timespec="seconds")
 
 
 #: C0 controls but tab and newline, DEL and C1 controls: shown as `\xNN` in the terminal table.
@@ -123,6 +150,8 @@ def render(table: ResultTable, fmt: OutputFormat) -> str:
         return orjson.dumps(body, default=_plain, option=orjson.OPT_INDENT_2).decode()
     if fmt == "csv":
         return _csv([[csv_cell(c) for c in table.columns], *([csv_cell(v) for v in r] for r in table.rows)])
+    if not table.rows:
+        return "\n".join(_literal(line).plain for line in [table.empty, *table.notes])
     from rich.console import Console
     from rich.table import Table
 

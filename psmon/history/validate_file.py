@@ -2,7 +2,9 @@
 
 Every row goes through `validate_event`, stage 1's validation, so a file that passes here is
 taken whole by `psmon replay` and by the live pipeline. The file is streamed (`sources`), never
-held in memory; only the first few rejected rows are kept, as examples.
+held in memory, lines included; only the first few rejected rows are kept, as examples. A row
+the reader itself rejects (over-long, not UTF-8, a Parquet value with no contract type) is
+counted like any invalid row, with the reason `psmon replay` stores it under.
 """
 
 from collections import Counter
@@ -38,7 +40,7 @@ def validate_file(path: Path, *, max_examples: int = MAX_EXAMPLES) -> FileValida
     result = FileValidation()
     for row, message in read_messages(path):
         result.total += 1
-        verdict = validate_event(message)
+        verdict = message if isinstance(message, Invalid) else validate_event(message)
         if isinstance(verdict, Invalid):
             result.invalid_by_reason[verdict.reason] += 1
             if len(result.examples) < max_examples:

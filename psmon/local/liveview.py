@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mode import Service
+from prometheus_client import Counter
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -38,6 +39,11 @@ _COLUMNS: tuple[tuple[Metric, Window, str], ...] = (
     ("result_digitization", "24h", "result digit. 24h"),
     ("on_time", "24h", "on time 24h"),
 )
+
+
+def _total(counter: Counter) -> float:
+    """A labelled counter's sum over its series (0 before the first one exists)."""
+    return sum(s.value for f in counter.collect() for s in f.samples if s.name.endswith("_total"))
 
 
 def render_table(
@@ -126,10 +132,8 @@ class LiveView(Service):
     async def _refresh(self) -> None:
         reg = self.live.metrics.registry
         processed = reg.get_sample_value("psmon_events_processed_total", {"stage": "validate"}) or 0
-        invalid = sum(
-            s.value for f in self.live.metrics.invalid.collect() for s in f.samples if s.name.endswith("_total")
-        )
-        duplicates = reg.get_sample_value("psmon_events_duplicate_total") or 0
+        invalid = _total(self.live.metrics.invalid)
+        duplicates = _total(self.live.metrics.duplicate)
         wm = self.live.rates.watermark_s
         title = (
             f"psmon live — events validated {processed:,.0f} · dead letters {invalid:,.0f} · "

@@ -7,8 +7,10 @@ holds the embedded ClickHouse directory) and opens the metrics port, so a mistak
 before anything starts. Then it starts, in order: the local broker (unless `--kafka` is given),
 the topics, Prometheus and Alertmanager when installed (configured by `psmon rules` into `<data_dir>`; see
 `alerting.servers.LocalAlerting`), then one Faust worker running stage 1 and 2 agents plus the
-sink (stage 3), the alert webhook receiver, the simulator and the live view as services on the
-same event loop. Ctrl-C or SIGTERM stops the services in reverse order (the sink finishes and
+sink (stage 3), the read-only query endpoint of the embedded ClickHouse directory (so `psmon
+query`, `report`, `dead-letters` and `alerts history` answer from other shells meanwhile; see
+`local.query_server`), the alert webhook receiver, the simulator and the live view as services on
+the same event loop. Ctrl-C or SIGTERM stops the services in reverse order (the sink finishes and
 commits its batch), then Prometheus, Alertmanager and the broker are stopped by PID. Logs
 go to `<data_dir>/psmon.log` while the live table owns the terminal.
 """
@@ -19,16 +21,18 @@ from pathlib import Path
 
 from mode import Service
 
-from psmon.alerting.receiver import AlertReceiverService
+from psmon.alerting.receiver import AlertReceiverService, ReceiverLimits, ensure_token_file, read_token_file
 from psmon.alerting.servers import LocalAlerting
 from psmon.alerting.thresholds import load_thresholds
 from psmon.embedded.broker import LocalBroker
 from psmon.errors import ConfigError, MetricsPortError
 from psmon.faults import FaultPlan
 from psmon.local.liveview import LiveView
+from psmon.local.query_server import QueryEndpoint
 from psmon.local.services import Deadline, SimulatorService
 from psmon.logs import configure_logging
 from psmon.metrics import PipelineMetrics, serve_metrics
+from psmon.redact import redact_url
 from psmon.settings import Settings
 from psmon.simulator.profiles import default_profiles, with_drop
 from psmon.simulator.runner import SimulationConfig
@@ -71,6 +75,9 @@ def run_up(
         except ValueError as exc:
             raise ConfigError(f"--drop {province}:{metric}:{value:g}: {exc}") from exc
     ensure_embedded_free(settings.resolved_clickhouse_dsn)
+    # Alertmanager and the receiver share a bearer token: the configured file, or one made here.
+    token_file = settings.alerts_token_file or ensure_token_file(data_dir / "alerts-token")
+    token = read_token_file(token_file)
     metrics = PipelineMetrics()
     if settings.metrics_port:
         try:
@@ -87,7 +94,8 @@ def run_up(
         ensure_topics(settings)
         if settings.metrics_port:
             print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-        print(f"ClickHouse at {settings.resolved_clickhouse_dsn}; logs in {logfile if interactive else 'stderr'}")
+        where = redact_url(settings.resolved_clickhouse_dsn)  # never the password of the DSN
+        print(f"ClickHouse at {where}; logs in {logfile if interactive else 'stderr'}")
         local = LocalAlerting(
             thresholds,
             data_dir=data_dir,
@@ -96,11 +104,14 @@ def run_up(
             alertmanager_port=settings.alertmanager_port,
             receiver_host=settings.alerts_host,
             receiver_port=settings.alerts_port,
+            receiver_token_file=token_file,
         )
         alerting = local.start()
         live = LiveRates(metrics=metrics, dedup_max_ids=settings.dedup_max_ids, worker="up")
         faults = FaultPlan.from_settings(settings)
         services: list[Service] = [SinkService(settings, metrics, faults=faults)]
+        if settings.embedded_clickhouse:  # a server needs no endpoint: every reader can reach it
+            services.append(QueryEndpoint(settings.resolved_clickhouse_dsn))
         if alerting is not None and alerting.prometheus and alerting.alertmanager:
             receiver = f"http://{settings.alerts_host}:{settings.alerts_port}/alerts"
             print(
@@ -113,6 +124,9 @@ def run_up(
                     database=settings.clickhouse_database,
                     host=settings.alerts_host,
                     port=settings.alerts_port,
+                    token=token,
+                    limits=ReceiverLimits(settings.alerts_max_body_bytes, settings.alerts_max_per_request),
+                    list_enabled=settings.alerts_list_enabled,
                     run_migrations=False,  # the sink migrates
                 )
             )

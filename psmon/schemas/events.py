@@ -13,6 +13,15 @@ Every number has an upper bound as well as a lower one: a value the contract acc
 ClickHouse can store (`amount_vnd` is a `Nullable(Int64)` column). A valid event that the store
 refuses would otherwise stop the history sink, so the bound is part of the contract, far above
 any real fee.
+
+Every string field has a strict character set, free text none: codes and ids are ASCII letters,
+digits and a few separators (`.`, `-`, `_`, plus `:` and `/` where real ids use them), so a name or
+a sentence ("Nguyen Van A 0912345678") cannot pass as an agency or a source system. The sets
+follow the real formats: national procedure codes (`1.004227`, `2.000889.000.00.00.H56`), agency
+codes of the national directory (`000.00.12.H26`, `G01.02`), the portals' dossier numbers
+(`000.00.12.H26-250101-0001`, `H25.99-260814-0001`, psmon's simulator `H25.000000123`) and UUIDs.
+A character set cannot tell a phone number from a dossier number (`0912345678` fits both); that is
+the value check of `psmon.schemas.pii`, which validation runs on every string first.
 """
 
 from typing import Annotated, Final, Literal
@@ -49,7 +58,8 @@ Timestamp = Annotated[str, StringConstraints(max_length=35, pattern=_RFC3339)]
 ProvinceCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")]
 ProcedureCode = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
 DossierId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+#: Agency codes and portal names: a code, never free text.
+Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
 CommuneCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
 
 
@@ -73,9 +83,9 @@ class PortalEvent(BaseModel):
     )
     procedure_code: ProcedureCode = Field(description="National procedure code, e.g. 1.004227.")
     dossier_id: DossierId = Field(description="The portal's opaque dossier reference.")
-    agency_code: ShortText | None = Field(None, description="Receiving agency.")
+    agency_code: Code | None = Field(None, description="Receiving agency's code, e.g. 000.00.12.H26.")
     commune_code: CommuneCode | None = Field(None, description="Receiving commune, five digits.")
-    source_system: ShortText | None = Field(None, description="Portal that reported the event.")
+    source_system: Code | None = Field(None, description="Portal that reported the event, e.g. dvc-phutho.")
 
 
 class ApplicationSubmitted(PortalEvent):

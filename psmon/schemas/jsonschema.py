@@ -1,9 +1,11 @@
 """JSON Schemas of contract v1, generated from the pydantic models, for portal teams.
 
 One schema per event type (`application.submitted.schema.json`, ...). They describe structure
-and types; rules that span fields or need reference data (known province codes, `district` only
-before 2025-07-01, `online` not with `offline`, the time window) are stated in each schema's
-description, because JSON Schema cannot check them against psmon's registry.
+and types, every string with its character set (`pattern`); rules that span fields or need
+reference data (known province codes, `district` only before 2025-07-01, `online` not with
+`offline`, the time window) are stated in each schema's description, because JSON Schema cannot
+check them against psmon's registry. So is the personal-data value check, which a `pattern` could
+only express with lookaheads that many validators do not support.
 """
 
 from pathlib import Path
@@ -21,7 +23,9 @@ _RULES = (
     "occurred_at not before 2015-01-01T00:00:00+07:00, before 2100-01-01T00:00:00Z and at most 5 minutes "
     "after the Kafka record timestamp, which must itself be in milliseconds, not before 2015 and at most "
     "1 day after psmon's clock; JSON null is not accepted for optional fields (omit them); field names that denote "
-    "personal data are rejected; a message is at most 8 KiB."
+    "personal data are rejected, and so is a string value, in any field, that contains a national ID number (a "
+    "12-digit CCCD, or 9 digits as a word of their own: not a group inside a code like H25.000000123), a Vietnamese "
+    "mobile number (0[35789] or +84 and 8 digits) or an e-mail address; a message is at most 8 KiB."
 )
 
 

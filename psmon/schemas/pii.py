@@ -1,18 +1,47 @@
-"""Personal-data guard: recognise field names that would carry data about a person.
+"""Personal-data guard: recognise field names and values that would carry data about a person.
 
-Events describe dossiers, never people. Unknown fields are rejected anyway, but a field whose
-*name* says it holds a citizen's name, ID number, phone, email, address or birth date is reported
-with the more serious reason `personal_data`, and its value is never stored anywhere (not in the
-dead-letter topic, not in ClickHouse, not in logs).
+Events describe dossiers, never people. A message is rejected with the reason `personal_data`,
+and nothing of what was personal is stored anywhere (not in the dead-letter topic, not in
+ClickHouse, not in logs), when
 
-Names are compared after folding case and dropping separators, so `Ho_Ten`, `hoTen` and
-`ho-ten` all match. The word list covers English and Vietnamese (without diacritics) spellings.
+- a field's *name* says it holds a citizen's name, ID number, phone, e-mail, address or birth date
+  (`is_personal_field`). Names are compared after folding case and dropping separators, so
+  `Ho_Ten`, `hoTen` and `ho-ten` all match; the word list covers English and Vietnamese (without
+  diacritics) spellings;
+- or a string *value*, in any field, contains something shaped like a national ID number, a
+  Vietnamese mobile number or an e-mail address (`personal_value_kind`).
+
+The value patterns work on *tokens*, maximal runs of ASCII letters and digits, so that digits
+inside a longer identifier never count (`HS123456789`, a hex id). They are chosen so that the
+identifiers portals really send never match (a test runs millions of them):
+
+- CCCD (and the 12-digit CMND): a 12-digit token shaped like one, `0` + province 01-96 +
+  century/sex digit 0-3 + 8 digits; except the last group of a UUID, which may be 12 digits;
+- mobile number: a 10-digit token `0[35789]` + 8 digits, or `84[35789]` + 8 digits (also `+84...`);
+- CMND: 9 digits as a word of its own: the whole value, or set apart by characters that are not
+  part of code syntax (a space, `=`, `,`, ...). A 9-digit group inside a code (after `.`, `-`,
+  `_`, `:` or `/`, as in `H25.000000123` or `HS-123456789`) is a sequence number: portals and
+  psmon's simulator number dossiers that way, and a rule that refused them would drop real
+  events. A bare 9-digit identifier is refused, so portals must not send one;
+- e-mail: `local@domain.tld`.
+
+The value check runs on every message, and Python's regex engine costs tens of nanoseconds per
+character scanned, so it is layered from cheap to dear. `may_hold_personal_value` looks at the
+raw bytes with C-speed bytes operations: every pattern needs 9 digits in a row or an `@` (or a
+backslash, which could start a JSON `\\u` escape that spells either), and most messages have
+none, so for them nothing else runs. Otherwise `scan` makes one call of one precompiled pattern (its first element is a
+digit class, its branches name the kind) over all the string values of the message joined by
+line feeds (a boundary for every rule above), and a substring test for `@` guards the e-mail
+pattern.
 """
 
 import re
 import unicodedata
+from typing import Final, Literal
 
-__all__ = ["is_personal_field"]
+__all__ = ["PersonalKind", "is_personal_field", "may_hold_personal_value", "personal_value_kind", "scan"]
+
+PersonalKind = Literal["ID number", "phone number", "e-mail address"]
 
 _PII_FRAGMENTS = (
     # names
@@ -61,6 +90,32 @@ _PII_FRAGMENTS = (
 _PII_RE = re.compile("|".join(_PII_FRAGMENTS))
 _SEPARATORS = re.compile(r"[^a-z0-9]")
 
+# The first character consumed is always a digit (so the engine jumps from digit to digit); the
+# lookahead right after it drops runs shorter than 9 (dates, times, short numbers) before the
+# dearer lookbehind checks that the digit starts a token. Each branch then names its kind.
+_UUID_HEAD: Final = "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+#: Characters of code syntax: a 9-digit group next to one of these is part of a code.
+_CODE_SEPARATORS: Final = "._:/-"
+_DIGITS_RE: Final = re.compile(
+    r"[0-9](?=[0-9]{8})(?<![A-Za-z0-9][0-9])(?:"
+    # CCCD: 0 + province 01-96 + century/sex 0-3 + 8 digits; not the last group of a UUID
+    rf"(?P<cccd>(?<=0)(?<!{_UUID_HEAD}0)(?:0[1-9]|[1-8][0-9]|9[0-6])[0-3][0-9]{{8}}(?![A-Za-z0-9]))"
+    # mobile: 0[35789] + 8 digits, or 84[35789] + 8 digits (+84 too: '+' is not a token character)
+    r"|(?P<phone>(?:(?<=0)|(?<=8)4)[35789][0-9]{8}(?![A-Za-z0-9]))"
+    # CMND: 9 digits as a word of their own, not a group inside a code
+    rf"|(?P<cmnd>(?<![{_CODE_SEPARATORS}][0-9])[0-9]{{8}}(?![A-Za-z0-9{_CODE_SEPARATORS}]))"
+    r")"
+)
+_EMAIL_RE: Final = re.compile(r"(?<=[A-Za-z0-9._%+-])@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_KIND: Final[dict[str | None, PersonalKind]] = {"cccd": "ID number", "cmnd": "ID number", "phone": "phone number"}
+#: Maps every ASCII digit to "0", "@" and "\\" to "@", every other byte to "x": one pass, then 9
+#: digits in a row are 9 zeros, and an "@" says e-mail or escape.
+_DIGIT_RUNS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x40 if b in b"@\\" else 0x78 for b in range(256))
+_NINE_DIGITS: Final = b"0" * 9
+#: Shorter strings cannot hold any of the patterns (the shortest is an e-mail like a@b.vn).
+_MIN_LEN: Final = 6
+_MIN_DIGITS_LEN: Final = 9
+
 
 def _fold(name: str) -> str:
     # Strip diacritics (Vietnamese đ has no decomposition, map it by hand) and separators.
@@ -72,3 +127,31 @@ def _fold(name: str) -> str:
 def is_personal_field(name: str) -> bool:
     """True if a field name says it holds personal data."""
     return _PII_RE.search(_fold(name)) is not None
+
+
+def may_hold_personal_value(raw: bytes) -> bool:
+    """False when no string in the JSON text `raw` can contain a personal value (no 9 digits in a
+    row, no `@`, no backslash that could start a `\\u` escape); True means "look closer" (`scan`)."""
+    marked = raw.translate(_DIGIT_RUNS)
+    return b"@" in marked or _NINE_DIGITS in marked
+
+
+def personal_value_kind(text: str) -> PersonalKind | None:
+    """What personal data `text` contains, or None (see the module docstring for the patterns)."""
+    if len(text) < _MIN_LEN:
+        return None
+    if len(text) >= _MIN_DIGITS_LEN:
+        m = _DIGITS_RE.search(text)
+        if m is not None:
+            return _KIND[m.lastgroup]
+    if "@" in text and _EMAIL_RE.search(text) is not None:
+        return "e-mail address"
+    return None
+
+
+def scan(texts: list[str]) -> bool:
+    """True if any of `texts` contains personal data: one pass over them joined by line feeds.
+
+    A line feed ends a token and a word for every pattern, so this is `personal_value_kind` on
+    each text, at the cost of one regex call. Which text it was is for the caller to find (rare)."""
+    return personal_value_kind("\n".join(texts)) is not None

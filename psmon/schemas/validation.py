@@ -9,9 +9,19 @@ precedence so the same input always gets the same reason:
     > time_out_of_range > cross-field rules (invalid_value)
 
 `personal_data` comes before everything that reads values, so a message with a personal field is
-never half-processed. The redacted payload kept for dead letters contains only contract fields
-whose values validated on their own; input that could not be parsed as an object is kept as its
-SHA-256 and length only.
+never half-processed: a field *name* that denotes personal data, or a string *value* anywhere in
+the message (any field, nested ones included) that contains an ID number, a mobile number or an
+e-mail address (`psmon.schemas.pii`). The value check is one regex call per message over its
+string values joined, because it runs on every valid event too.
+
+Nothing a portal sent outside the contract is repeated: details name only contract fields
+(`unknown fields: on_time, 2 other names (not shown)`), since an unknown field's *name* can itself
+be personal (`"Nguyen Van A - 001099012345": 1`). The redacted payload kept for dead letters
+contains only contract fields whose values validated on their own and hold no personal data;
+input that could not be parsed as an object is kept as its keyed digest and length only. Every
+payload fingerprint (`Invalid.payload_sha256`, named for the column that stores it) is an
+HMAC-SHA-256 under the installation's key (`psmon.schemas.digest`), not a plain SHA-256, which
+anyone could reverse for a short payload by trying every 12-digit ID number.
 
 Every number and time that a valid event carries into storage is bounded, because a value that
 passes here but that ClickHouse cannot hold would stop the history sink: `amount_vnd` is at most
@@ -27,7 +37,6 @@ refused as a data error; the sink and `psmon replay` set it aside with that reas
 retrying it forever.
 """
 
-import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,8 +46,9 @@ from typing import Annotated, Any, Final, Literal, get_args
 import orjson
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from psmon.schemas.digest import payload_digest
 from psmon.schemas.events import EVENT_MODELS, PortalEvent
-from psmon.schemas.pii import is_personal_field
+from psmon.schemas.pii import is_personal_field, may_hold_personal_value, personal_value_kind, scan
 from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_TZ, MERGER_EFFECTIVE
 
@@ -126,9 +136,11 @@ class Invalid:
     """Why a message was rejected, and what of it may be stored."""
 
     reason: Reason
+    #: One line that names contract fields only, never a value or a name the portal made up.
     detail: str
     #: Contract fields whose values validated; None when the input was not a JSON object.
     redacted: dict[str, Any] | None
+    #: Keyed digest (HMAC-SHA-256, `digest.payload_digest`) of the raw bytes, 64 hex digits.
     payload_sha256: str
     payload_bytes: int
 
@@ -151,9 +163,9 @@ def validate_event(raw: bytes, *, record_ts_s: float | None = None, now_s: float
 def _validate_object(
     obj: dict[str, Any], raw: bytes, record_ts_s: float | None, now_s: float | None
 ) -> ValidEvent | Invalid:
-    personal = [k for k in obj if _personal(k)]
-    if personal:
-        return _reject(obj, raw, "personal_data", f"personal-data fields: {', '.join(sorted(personal))}")
+    personal = _personal_data(obj, raw)
+    if personal is not None:
+        return _reject(obj, raw, "personal_data", personal)
 
     if "schema_version" not in obj:
         return _reject(obj, raw, "missing_field", "schema_version is required")
@@ -197,7 +209,7 @@ def _validate_object(
                 f"Kafka record timestamp {record_ts_s * 1000:.0f} ms is out of range (milliseconds "
                 "expected, not before 2015-01-01T00:00:00+07:00, at most 1 day after the wall clock)"
             )
-            return Invalid("time_out_of_range", detail, redact(obj), hashlib.sha256(raw).hexdigest(), len(raw))
+            return Invalid("time_out_of_range", detail, redact(obj), payload_digest(raw), len(raw))
     if occurred_s < _MIN_OCCURRED_S:
         return _reject(obj, raw, "time_out_of_range", "occurred_at is before 2015-01-01T00:00:00+07:00")
     if occurred_s >= _MAX_OCCURRED_S:
@@ -233,10 +245,76 @@ def _validate_object(
     )
 
 
+#: Every field name of contract v1, of any event type: the only names a detail may show.
+_CONTRACT_FIELDS: Final = frozenset(name for model in EVENT_MODELS.values() for name in model.model_fields)
+
+
 @lru_cache(maxsize=4096)
 def _personal(name: str) -> bool:
-    # Field names repeat across messages, so the folding work is paid once per name.
-    return is_personal_field(name)
+    # Field names repeat across messages, so the folding work is paid once per name. A name that
+    # holds a personal value ("Nguyen Van A - 001099012345") is as personal as one that says so.
+    return is_personal_field(name) or personal_value_kind(name) is not None
+
+
+def _personal_data(obj: dict[str, Any], raw: bytes) -> str | None:
+    """The `personal_data` detail of a message, or None when it has no personal name or value.
+
+    The fast path (every valid event) is C-level work: a set difference with the contract's names
+    (those are not personal, a test checks it; only other names, cached, are looked at), a bytes
+    scan of the raw message and, only if that finds 9 digits in a row or an `@`, one regex call
+    over the string values. Only fields outside the contract can nest arrays or objects.
+    Working out which fields were personal is left to the rare message that has some."""
+    extra = obj.keys() - _CONTRACT_FIELDS
+    found = False
+    for name in extra:
+        if _personal(name):
+            found = True
+            break
+    if not found and may_hold_personal_value(raw):
+        texts = [value for value in obj.values() if type(value) is str]
+        for name in extra:
+            value = obj[name]
+            if type(value) is list or type(value) is dict:
+                texts.extend(_nested_strings(value))
+        found = scan(texts)
+    if not found:
+        return None
+    names = sum(1 for name in obj if _personal(name))
+    kinds: dict[str, list[str]] = {}
+    for name, value in obj.items():
+        strings = [value] if type(value) is str else _nested_strings(value)
+        kind = next((k for s in strings if (k := personal_value_kind(s)) is not None), None)
+        if kind is not None and not _personal(name):
+            kinds.setdefault(kind, []).append(name)
+    parts = [f"{names} field name{'s' if names != 1 else ''} denoting personal data (not shown)"] if names else []
+    parts += [f"{kind} in {_names(fields)}" for kind, fields in sorted(kinds.items())]
+    return "personal data: " + "; ".join(parts)
+
+
+def _nested_strings(value: Any) -> list[str]:
+    """Every string inside a JSON array or object, its keys included (iterative: JSON may nest
+    deeper than Python's recursion limit)."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            out.append(item)
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            out.extend(item)
+            stack.extend(item.values())
+    return out
+
+
+def _names(names: list[str] | set[str]) -> str:
+    """Field names for a detail: contract names as they are, any other name only counted."""
+    shown = sorted({n for n in names if n in _CONTRACT_FIELDS})
+    hidden = len(set(names)) - len(shown)
+    if hidden:
+        shown.append(f"{hidden} other name{'s' if hidden != 1 else ''} (not shown)")
+    return ", ".join(shown)
 
 
 _ERROR_REASON: Final[dict[str, Reason]] = {
@@ -259,23 +337,24 @@ def _from_validation_error(exc: ValidationError, obj: dict[str, Any], raw: bytes
         by_reason.setdefault("invalid_value", []).extend(nulls)
     reason = min(by_reason, key=_REASON_RANK.__getitem__)
     verb = {"unknown_field": "unknown fields", "missing_field": "missing fields"}.get(reason, "invalid values")
-    return _reject(obj, raw, reason, f"{verb}: {', '.join(sorted(set(by_reason[reason])))}")
+    return _reject(obj, raw, reason, f"{verb}: {_names(by_reason[reason])}")
 
 
 def _opaque(raw: bytes, reason: Reason, detail: str) -> Invalid:
-    return Invalid(reason, detail, None, hashlib.sha256(raw).hexdigest(), len(raw))
+    return Invalid(reason, detail, None, payload_digest(raw), len(raw))
 
 
 def _reject(obj: dict[str, Any], raw: bytes, reason: Reason, detail: str) -> Invalid:
-    return Invalid(reason, detail, redact(obj, reason), hashlib.sha256(raw).hexdigest(), len(raw))
+    return Invalid(reason, detail, redact(obj, reason), payload_digest(raw), len(raw))
 
 
 def redact(obj: dict[str, Any], reason: Reason | None = None) -> dict[str, Any]:
-    """Keep only contract fields whose values validate on their own.
+    """Keep only contract fields whose values validate on their own and hold no personal data.
 
     A field that caused a semantic rejection (the unknown province, the out-of-range time) is
     dropped too, since its value did not validate. Values of unknown and personal fields are
-    never kept, whatever their name.
+    never kept, whatever their name, nor a contract field whose value looks personal (a phone
+    number sent as `dossier_id` fits the field's character set).
     """
     event_type = obj.get("event_type")
     model = EVENT_MODELS.get(event_type, PortalEvent) if isinstance(event_type, str) else PortalEvent
@@ -288,6 +367,7 @@ def redact(obj: dict[str, Any], reason: Reason | None = None) -> dict[str, Any]:
         and value is not None
         and not (name == "schema_version" and type(value) is not int)
         and _field_ok(model, name, value)
+        and not (type(value) is str and personal_value_kind(value) is not None)
     }
 
 

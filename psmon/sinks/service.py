@@ -18,8 +18,9 @@ attempt). Stages 1 and 2 do not wait for it: live rates and alerts carry on.
 If an insert fails with a data error (a row ClickHouse cannot store: an integer beyond its
 column, a time beyond DateTime64), retrying cannot help and would stop every write behind that
 row for good. The writer bisects the batch instead (`writer.write_isolating`) and writes every
-good row; each refused event becomes a dead letter with reason `unstorable` (redacted, id
-`events:<partition>:<offset>` of its source message), written before the commit and counted in
+good row; each refused event becomes a dead letter with reason `unstorable` (redacted, its id
+from the event's content, as `psmon replay` names it: `writer.unstorable_letters`), written
+before the commit and counted in
 `psmon_events_invalid_total{reason="unstorable"}` and `psmon_sink_rows_unstorable_total{table}`.
 A refused dead letter or rate snapshot cannot be dead-lettered in turn: it is logged, counted in
 `psmon_sink_rows_unstorable_total` and dropped. Then the batch is committed as usual. ClickHouse
@@ -52,13 +53,19 @@ from mode import Service
 from psmon.faults import FaultPlan
 from psmon.kafka import group_consumer
 from psmon.metrics import PipelineMetrics
-from psmon.schemas.dead_letter import DeadLetter, decode_dead_letter, unstorable_letter
-from psmon.schemas.normalized import ValidRecord, decode_valid
+from psmon.schemas.dead_letter import DeadLetter, decode_dead_letter
+from psmon.schemas.normalized import decode_valid
 from psmon.schemas.validation import UNSTORABLE
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import ClickHouseExecutor, connect
-from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import ClickHouseWriter, IsolatedWrite, Refused, write_isolating
+from psmon.sinks.clickhouse.schema import migrate, migrate_configured
+from psmon.sinks.clickhouse.writer import (
+    ClickHouseWriter,
+    IsolatedWrite,
+    Refused,
+    unstorable_letters,
+    write_isolating,
+)
 
 __all__ = ["SinkService", "batch_token", "retry_delays_s"]
 
@@ -107,6 +114,9 @@ class SinkService(Service):
         client = await self._executor.run(connect, s.resolved_clickhouse_dsn)
         applied = await self._executor.run(migrate, client, s.clickhouse_database)
         if applied:
+            # A schema this sink created or upgraded gets the configured TTLs; an existing one
+            # keeps what `psmon migrate` set (a sink started with other settings must not undo it).
+            await self._executor.run(migrate_configured, client, s)
             log.info("ClickHouse schema migrated to version %d", applied[-1].version)
         self._writer = ClickHouseWriter(client, database=s.clickhouse_database)
         self._consumer = group_consumer(
@@ -226,21 +236,7 @@ class SinkService(Service):
             for r in refused:
                 log.error("dropping a %s row that ClickHouse cannot store (%s): %s", table, r.error, _row_name(r.item))
             return
-        letters: list[DeadLetter] = []
-        for r in refused:
-            record: ValidRecord = r.item
-            dl_id = f"events:{record.src_partition}:{record.src_offset}"
-            log.error(
-                "event %s (%s) cannot be stored (%s): sent to dead letters as %s",
-                record.event.event_id,
-                dl_id,
-                r.error,
-                UNSTORABLE,
-            )
-            try:
-                letters.append(unstorable_letter(record, dead_letter_id=dl_id, error=r.error))
-            except Exception as exc:  # a record too odd to even describe: keep the sink going
-                log.error("cannot build the dead letter of %s (%s); dropped", dl_id, exc)
+        letters = unstorable_letters(refused)  # logged there; ids from the event's content
         result = await self._executor.run(
             self._write_or_fault, self._writer.write_dead_letters, letters, f"{token}/{UNSTORABLE}"
         )

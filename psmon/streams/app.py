@@ -28,7 +28,9 @@ an event is acked only after its output is on the broker; Faust commits acked of
 `commit_interval_s` (and flushes its producer before each commit, `Consumer._commit_offsets`).
 A send that fails raises here, so the batch is never acked and is re-processed after a restart.
 A crash re-processes from the last commit; the re-sent outputs carry the same source coordinates,
-so stage 2 absorbs them as redeliveries and stage 3 writes each event_id once.
+so stage 2 absorbs them as redeliveries and stage 3 writes each event_id once. For the same
+reason stage 1 counts nothing that a crash would make it count again: dead letters are counted
+by stage 2 from the `psmon.dead-letter` log (`psmon_events_invalid_total`, see `live.py`).
 
 Faust's web server is disabled (metrics are served by prometheus-client on `metrics_port`), so
 several workers can share a host without port clashes.
@@ -85,7 +87,7 @@ def create_app(settings: Settings, live: LiveRates, *, faults: FaultPlan | None 
         store="memory://",
         datadir=str(datadir),  # not `<app_id>-data` in the working directory
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
@@ -129,8 +131,9 @@ def create_app(settings: Settings, live: LiveRates, *, faults: FaultPlan | None 
                         verdict, src_partition=src_partition, src_offset=src_offset, src_ts_ms=src_ts_ms
                     )
                 else:
-                    metrics.invalid.labels(verdict.reason).inc()
-                    topic, key = dead_name, msg.key
+                    # Keyed by reason: a reason's letters share a partition, so its count in stage 2
+                    # has one owner, and every copy of a letter lands where the first one did.
+                    topic, key = dead_name, verdict.reason.encode()
                     value = encode_dead_letter(
                         verdict, src_partition=src_partition, src_offset=src_offset, src_ts_ms=src_ts_ms
                     )

@@ -1,9 +1,11 @@
 """Stage 2's state machine: de-duplicate valid records, count them, expose live windows.
 
 `LiveRates` owns the rolling buckets (`windows.RollingRates`), the recent-id memory
-(`dedup.RecentIds`, one per partition: an event_id always lands on its province's partition, and
-a partition's memory must go with it when the partition moves) and the Prometheus series derived
-from them. The stage-2 consumer (`rates_service.RatesService`) feeds it one record at a time;
+(`dedup.RecentIds`, one per worker with one bound, holding a stream per partition: an event_id
+always lands on its province's partition, and a partition's memory must go with it when the
+partition moves) and the Prometheus series derived from them. The stage-2 consumer
+(`rates_service.RatesService`) feeds it one record at a time, from `psmon.valid` and from
+`psmon.dead-letter`;
 timers call `refresh_gauges` (every second) and `snapshot_rows` (for the ClickHouse rate
 history). Keeping this out of the consumer makes it testable without Kafka.
 
@@ -18,6 +20,17 @@ grow but nothing is exported; when it reaches the end, the totals appear at once
   no spike in `increase()`), and a province moving to another worker is a series that ends and a
   new one that starts at its total, which `increase()` takes as a baseline, not a jump.
 
+Two health counters are owned the same way, so they too are exact after a crash (a restarted
+stage 1 re-sends what it had not committed; those copies are redeliveries, never counted again):
+- `psmon_events_duplicate_total{province}`: duplicate messages (an event_id met again from
+  another source message) per province, owned with the province's partition of `psmon.valid`;
+- `psmon_events_invalid_total{reason}`: dead letters per reason, counted from the
+  `psmon.dead-letter` log by the owner of the partition holding them. Stage 1 keys every dead
+  letter by its reason (`app.py`), so a reason lives on one partition and its series has one
+  owner; a reason found on several partitions (letters written before that keying) is exported
+  as the sum over the live ones, re-set when one of them goes.
+`psmon_events_redelivered_total` stays a per-process count of the redeliveries met live.
+
 Invariants:
 - a record is counted at most once per `event_id` (redeliveries absorbed, duplicates counted);
 - counters and buckets move together, so a window's value is what the counters say over it;
@@ -27,11 +40,12 @@ Invariants:
 
 import contextlib
 from collections import defaultdict
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import Counter
 
 from psmon.metrics import PipelineMetrics
+from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.metrics import WINDOWS, counter_increments
 from psmon.schemas.normalized import ValidRecord
 from psmon.streams.dedup import RecentIds, Seen
@@ -39,6 +53,9 @@ from psmon.streams.windows import AddResult, RollingRates
 from psmon.timeutil import utc_now
 
 __all__ = ["LiveRates"]
+
+#: Streams of dead-letter partitions in the worker's RecentIds (valid partitions are plain ints).
+_DEAD_LETTERS: Final = "dead-letter"
 
 
 class LiveRates:
@@ -52,8 +69,7 @@ class LiveRates:
     ):
         self.metrics = metrics
         self.rates = rates if rates is not None else RollingRates()
-        self._dedup_max_ids = dedup_max_ids
-        self._recent: dict[int, RecentIds] = {}
+        self._recent = RecentIds(max_ids=dedup_max_ids)
         self.worker = worker
         self._partition_of: dict[str, int] = {}
         self._exported: set[tuple[str, str, str]] = set()
@@ -66,6 +82,9 @@ class LiveRates:
         # (counter, label values) -> its exported child, so a live event costs a dict lookup,
         # not a labels() call; dropped with the series.
         self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+        # dead-letter partition -> reason -> letters (redeliveries absorbed), and those re-read
+        self._letters: dict[int, dict[str, int]] = {}
+        self._letters_catching_up: set[int] = set()
 
     # -- partition ownership ---------------------------------------------------------------
 
@@ -94,18 +113,17 @@ class LiveRates:
         e = record.event
         live = partition not in self._catching_up
         self.rates.advance(e.occurred_at_s)
-        recent = self._recent.get(partition)
-        if recent is None:
-            recent = self._recent[partition] = RecentIds(max_ids=self._dedup_max_ids)
-        seen = recent.check(e.event_id, record.src, self.rates.watermark_s or e.occurred_at_s)
+        seen = self._recent.check(partition, e.event_id, record.src, self.rates.watermark_s or e.occurred_at_s)
         m = self.metrics
         m.processed.labels("rates" if live else "rebuild").inc()
-        if seen is not Seen.NEW:
-            # Repeats met while re-reading were counted by the partition's previous owner.
-            if live:
-                (m.redelivered if seen is Seen.REDELIVERY else m.duplicate).inc()
-            return seen
         self._partition_of[e.province_code] = partition
+        if seen is Seen.DUPLICATE:
+            self._count(m.duplicate, (e.province_code,), live)  # owned, like the contract counters
+            return seen
+        if seen is Seen.REDELIVERY:
+            if live:  # a per-process count: those met while re-reading were absorbed before
+                m.redelivered.inc()
+            return seen
         if self.rates.add(e.province_code, e.occurred_at_s, counter_increments(e)) is AddResult.LATE and live:
             m.late.inc()
         p = e.province_code
@@ -131,6 +149,54 @@ class LiveRates:
                 child = self._children[key] = counter.labels(*labels)
             child.inc()
 
+    # -- dead letters ----------------------------------------------------------------------
+
+    def catch_up_letters(self, partitions: set[int]) -> None:
+        """Dead-letter `partitions` are being re-read from the beginning: count, export nothing yet."""
+        self.drop_letter_partitions(partitions)
+        self._letters_catching_up |= partitions
+
+    def letters_caught_up(self, partition: int) -> list[str]:
+        """Dead-letter `partition` reached its end: export its totals; returns its reasons."""
+        self._letters_catching_up.discard(partition)
+        totals = self._letters.get(partition, {})
+        for reason, n in totals.items():
+            self.metrics.invalid.labels(reason).inc(n)
+        return sorted(totals)
+
+    @property
+    def letters_catching_up(self) -> frozenset[int]:
+        return frozenset(self._letters_catching_up)
+
+    def observe_letter(self, letter: DeadLetter, *, partition: int) -> bool:
+        """Count a dead letter of `psmon.dead-letter` once per source message; False: a redelivery."""
+        live = partition not in self._letters_catching_up
+        src = (letter.src_partition, letter.src_offset)
+        if not self._recent.check_source((_DEAD_LETTERS, partition), src, letter.src_ts_ms / 1000):
+            if live:
+                self.metrics.redelivered.inc()
+            return False
+        totals = self._letters.setdefault(partition, {})
+        totals[letter.reason] = totals.get(letter.reason, 0) + 1
+        if live:
+            self.metrics.invalid.labels(letter.reason).inc()
+        return True
+
+    def drop_letter_partitions(self, partitions: set[int]) -> None:
+        """Forget dead-letter `partitions` (revoked, or about to be re-read) and their counts."""
+        self._letters_catching_up -= partitions
+        for partition in partitions:
+            self._recent.drop((_DEAD_LETTERS, partition))
+            for reason in self._letters.pop(partition, {}):
+                # The series is the sum over the live partitions holding the reason: set it anew.
+                with contextlib.suppress(KeyError):
+                    self.metrics.invalid.remove(reason)
+                rest = sum(t.get(reason, 0) for p, t in self._letters.items() if p not in self._letters_catching_up)
+                if rest:
+                    self.metrics.invalid.labels(reason).inc(rest)
+
+    # -- gauges and snapshots --------------------------------------------------------------
+
     def refresh_gauges(self) -> None:
         """Set `psmon_ratio` for every owned province, metric and window; drop empty ones."""
         m = self.metrics
@@ -151,17 +217,21 @@ class LiveRates:
             self._remove_gauges(key)
         self._exported = fresh
         m.provinces_owned.set(len(self.live_provinces()))
-        m.partitions_catching_up.set(len(self._catching_up))
+        m.partitions_catching_up.set(len(self._catching_up) + len(self._letters_catching_up))
         if self.rates.watermark_s is not None:
             m.watermark.set(self.rates.watermark_s)
             m.event_time_lag.set(max(0.0, utc_now().timestamp() - self.rates.watermark_s))
 
     def snapshot_rows(self) -> dict[str, list[dict[str, Any]]]:
-        """Current window values per province, as rows for the `rate_snapshots` table."""
+        """Current window values per province, as rows for the `rate_snapshots` table.
+
+        Stamped with the minute they are taken in (its start): the table keeps one row per
+        province, metric, window and minute, the latest of that minute (see `sinks/clickhouse/schema.py`).
+        """
         wm = self.rates.watermark_s
         if wm is None:
             return {}
-        now_ms = int(utc_now().timestamp() * 1000)
+        now_ms = int(utc_now().timestamp() // 60) * 60_000
         out: dict[str, list[dict[str, Any]]] = {}
         for province in self.live_provinces():
             rows = out[province] = []
@@ -190,7 +260,7 @@ class LiveRates:
         """Forget provinces last seen on `partitions` (revoked) and all their series; returns them."""
         self._catching_up -= partitions
         for partition in partitions:
-            self._recent.pop(partition, None)
+            self._recent.drop(partition)
         dropped = [p for p, part in self._partition_of.items() if part in partitions]
         for province in dropped:
             del self._partition_of[province]

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from psmon.errors import BrokerError
 from psmon.settings import Settings
 
-__all__ = ["ensure_topics", "wait_for_broker"]
+__all__ = ["ensure_topics", "new_topic", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,22 @@ def _quiet_kafka_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def new_topic(settings: Settings, name: str) -> NewTopic:
+    """The definition psmon creates `name` with: partitions, replication and min.insync.replicas
+    from the settings (a production cluster keeps 3 replicas, 2 in sync, so one broker can fail
+    without losing an acknowledged write); psmon.valid keeps its long retention, psmon.events a
+    short one."""
+    configs = {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+    if name == settings.topic_valid:
+        # Stage 2 rebuilds from psmon.valid: it must outlive the longest live window.
+        configs["retention.ms"] = str(settings.valid_retention_days * 86_400_000)
+    elif name == settings.topic_events:
+        # The portals' raw messages, rejected ones with whatever personal data they carried:
+        # kept only as long as a stage-1 outage or a re-read may need, not the broker's default.
+        configs["retention.ms"] = str(settings.events_retention_days * 86_400_000)
+    return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor, topic_configs=configs)
+
+
 def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """Create missing psmon topics; returns the names created."""
     admin = wait_for_broker(settings.kafka_bootstrap, timeout_s=timeout_s)
@@ -128,13 +144,7 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
         created = []
         for name in wanted:
             try:
-                # Stage 2 rebuilds from psmon.valid: it must outlive the longest live window.
-                configs = (
-                    {"retention.ms": str(settings.valid_retention_days * 86_400_000)}
-                    if name == settings.topic_valid
-                    else {}
-                )
-                admin.create_topics([NewTopic(name, settings.topic_partitions, 1, topic_configs=configs)])
+                admin.create_topics([new_topic(settings, name)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

@@ -4,8 +4,9 @@ The expected totals are computed from the event dicts with plain field checks, n
 own counting code, so a counting bug in psmon cannot cancel out in the comparison. A corpus
 mixes good events (some sent with old 63-province codes), repeats of good events as new
 messages (same event_id: must count once), and bad messages of every dead-letter reason plus
-random byte-level garbage. Personal values planted in bad messages are listed so tests can
-prove they are stored nowhere.
+random byte-level garbage. Personal values planted in bad messages (under personal field names,
+or as values of any string field, whole or as a prefix, middle or suffix) are listed so tests
+can prove they are stored nowhere.
 """
 
 import random
@@ -32,6 +33,8 @@ class Corpus:
     repeats: int = 0
     late: int = 0
     bad_reasons: Counter[str] = field(default_factory=Counter)
+    #: distinct bad payloads by reason: the rows of `dead_letters`, whose ids come from content
+    bad_letters: Counter[str] = field(default_factory=Counter)
     pii_values: set[str] = field(default_factory=set)
 
     @property
@@ -65,11 +68,15 @@ def build_corpus(
             old_of[new].append(old)
     c = Corpus(expected={code: dict.fromkeys(TOTAL_KEYS, 0) for code in current})
     sent_good: list[tuple[bytes, bytes]] = []
+    bad_seen: set[bytes] = set()
     for i in range(n):
         roll = rng.random()
         if roll < bad_fraction:
             reason, raw = _bad(rng, i, now_s, c.pii_values, prefix)
             c.bad_reasons[reason] += 1
+            if raw not in bad_seen:
+                bad_seen.add(raw)
+                c.bad_letters[reason] += 1
             c.messages.append((b"bad", raw))
             continue
         if roll < bad_fraction + repeat_fraction and sent_good:
@@ -190,7 +197,7 @@ def _bad(rng: random.Random, i: int, now_s: float, pii: set[str], prefix: str) -
         b["province_code"] = rng.choice(("99", "00", "65"))
     elif reason == "time_out_of_range":
         b["occurred_at"] = rng.choice(("2014-12-31T23:00:00+07:00", _rfc3339(now_s + 7 * 86400)))
-    else:  # personal data: a planted citizen name, ID number or phone under a personal field name
+    elif rng.random() < 0.3:  # personal data: a planted citizen name, ID number or phone under a personal field name
         field_name, value = rng.choice(
             (
                 ("ho_ten", rng.choice(_NAMES) + f" {i}"),
@@ -202,4 +209,24 @@ def _bad(rng: random.Random, i: int, now_s: float, pii: set[str], prefix: str) -
         )
         b[field_name] = value
         pii.add(value)
+    else:  # personal data in a value: any string field, any position, under an innocent name
+        value = _personal_value(rng, i)
+        field_name = rng.choice([*(k for k, v in b.items() if isinstance(v, str)), "agency_code", "ghi_chu"])
+        base = b.get(field_name, "000.00.12.H26")
+        b[field_name] = rng.choice((value, f"{value} {base}", f"{base} {value} {base}", f"{base} {value}"))
+        pii.add(value)
     return reason, orjson.dumps(b)
+
+
+def _personal_value(rng: random.Random, i: int) -> str:
+    """A random CCCD, CMND, mobile number (0... or +84...) or e-mail address."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return f"0{rng.randint(1, 96):02d}{rng.randint(0, 3)}{rng.randint(0, 10**8 - 1):08d}"
+    if kind == 1:
+        return str(rng.randint(10**8, 10**9 - 1))
+    if kind == 2:
+        return f"0{rng.choice('35789')}{rng.randint(0, 10**8 - 1):08d}"
+    if kind == 3:
+        return f"+84{rng.choice('35789')}{rng.randint(0, 10**8 - 1):08d}"
+    return f"cong.dan.{i}.{rng.randint(0, 10**6)}@gmail.com"

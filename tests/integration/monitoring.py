@@ -4,7 +4,8 @@
 They run the rules and config that `psmon rules` generates from `tests/data/thresholds-fast.yaml`
 (second-scale windows and `for:`, 1 s scrape and evaluation), with ports reserved up front for a
 worker and a sink scrape target (jobs `psmon-worker`, `psmon-sink`) and for the webhook receiver:
-a test starts `psmon worker`, `psmon sink` and `psmon alerts listen` on exactly those ports.
+a test starts `psmon worker`, `psmon sink` and `psmon alerts listen` on exactly those ports (the
+receiver with `alerts_token_file`, the token Alertmanager sends).
 Config and data live in the given directory; both servers are stopped by PID.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from psmon.alerting.generate import Targets, write_config
+from psmon.alerting.receiver import ensure_token_file
 from psmon.alerting.servers import ALERTMANAGER_BINARIES, PROMETHEUS_BINARIES, MonitoringServer, find_binary
 from psmon.alerting.thresholds import Thresholds, load_thresholds
 from psmon.embedded.broker import free_port
@@ -32,6 +34,8 @@ class Monitoring:
     sink_metrics_port: int
     receiver_port: int
     config_dir: Path
+    #: the bearer token file Alertmanager sends to the receiver (give it to `psmon alerts listen`)
+    alerts_token_file: Path
 
 
 @contextmanager
@@ -43,6 +47,7 @@ def running_monitoring(root: Path) -> Iterator[Monitoring]:
     th = load_thresholds(FAST_THRESHOLDS)
     worker_port, sink_port, receiver_port = free_port(), free_port(), free_port()
     prom_port, am_port = free_port(), free_port()
+    token_file = ensure_token_file(root / "alerts-token")
     files = write_config(
         root,
         th,
@@ -51,6 +56,7 @@ def running_monitoring(root: Path) -> Iterator[Monitoring]:
             sinks=(f"127.0.0.1:{sink_port}",),
             alertmanagers=(f"127.0.0.1:{am_port}",),
             webhook_url=f"http://127.0.0.1:{receiver_port}/alerts",
+            webhook_token_file=str(token_file),
         ),
     )
     am = MonitoringServer.alertmanager(
@@ -77,6 +83,7 @@ def running_monitoring(root: Path) -> Iterator[Monitoring]:
                 sink_metrics_port=sink_port,
                 receiver_port=receiver_port,
                 config_dir=root,
+                alerts_token_file=token_file,
             )
         finally:
             prom.stop()

@@ -12,6 +12,7 @@ Timings come from `tests/data/thresholds-fast.yaml` (20 s window, `for: 3s`, 1 s
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from psmon.timeutil import LOCAL_TZ
 from psmon.workcalendar import is_holiday
@@ -41,9 +43,10 @@ def working_morning() -> str:
     return f"{date.isoformat(d)}T09:00:00+07:00"
 
 
-def get_json(url: str) -> Any:
+def get_json(url: str, *, token_file: Path | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"} if token_file else {}
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as resp:
             return json.loads(resp.read())
     except OSError:
         return None
@@ -80,6 +83,8 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
         database=unique,
         data_dir=tmp_path / "data",
         alerts_port=m.receiver_port,
+        alerts_token_file=m.alerts_token_file,  # what the generated Alertmanager config sends
+        alerts_list_enabled=True,
     )
     start = working_morning()
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -97,7 +102,12 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
         )
         procs["receiver"] = psmon_process(["alerts", "listen"], env=env, log_path=tmp_path / "receiver.log")
         receiver = f"http://127.0.0.1:{m.receiver_port}"
-        wait_until(lambda: get_json(f"{receiver}/alerts") == [], timeout_s=60, what="the webhook receiver")
+        wait_until(
+            lambda: get_json(f"{receiver}/alerts", token_file=m.alerts_token_file) == [],
+            timeout_s=60,
+            what="the webhook receiver",
+        )
+        assert get_json(f"{receiver}/alerts") is None  # the list needs the token too (401)
 
         # 1. normal traffic: Prometheus records Phú Thọ's ratio above its floor, with volume
         simulate("sim-normal", 1)
@@ -133,7 +143,7 @@ def test_province_below_floor_alerts_reaches_receiver_and_clickhouse_then_resolv
         def received(status: str) -> list[dict[str, Any]]:
             return [
                 a
-                for a in get_json(f"{receiver}/alerts") or []
+                for a in get_json(f"{receiver}/alerts", token_file=m.alerts_token_file) or []
                 if a["status"] == status
                 and a["labels"].get("province") == DROPPED
                 and a["labels"]["alertname"] == "PsmonRatioBelowFloor"
@@ -233,7 +243,7 @@ def test_up_runs_prometheus_alertmanager_and_marks_the_alerting_province(tmp_pat
         wait_until(lambda: f"alerting: {DROPPED}" in log.read_text(), timeout_s=20, what="the live view's alert mark")
         assert proc.wait(timeout=90) == 0
     finally:
-        stop_process(proc)  # type: ignore[arg-type]
+        stop_process(proc)
         fh.close()
     text = log.read_text()
     assert f"Prometheus on http://127.0.0.1:{prom}" in text and f"Alertmanager on http://127.0.0.1:{am}" in text
@@ -249,3 +259,9 @@ def test_up_runs_prometheus_alertmanager_and_marks_the_alerting_province(tmp_pat
     )
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert any(r["province_code"] == DROPPED and r["status"] == "firing" for r in rows), rows
+    # out of the box: psmon up made the receiver's token, private, and Alertmanager sent it
+    token_file = tmp_path / "data" / "alerts-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    am_config = yaml.safe_load((tmp_path / "data" / "alertmanager" / "alertmanager.yml").read_text())
+    auth = am_config["receivers"][0]["webhook_configs"][0]["http_config"]["authorization"]
+    assert auth == {"type": "Bearer", "credentials_file": str(token_file.resolve())}

@@ -1,4 +1,5 @@
-"""Every Prometheus query of every dashboard, run against a real Prometheus.
+"""Every Prometheus query of every dashboard, run against a real Prometheus; and the History
+dashboard's SQL against crafted `$province` values, on chDB.
 
 A real `psmon worker` and `psmon sink` (chDB) process events from the simulator (pinned to a past
 weekday morning, sped up, with some bad events) on the scrape ports of the session's Debian
@@ -24,8 +25,18 @@ from typing import Any
 import pytest
 
 from psmon.dashboards.build import build_all
-from psmon.dashboards.datasources import ALERTMANAGER, PROMETHEUS
+from psmon.dashboards.datasources import ALERTMANAGER, CLICKHOUSE, PROMETHEUS
+from psmon.dashboards.history_sql import PROVINCE_FILTER
 from psmon.dashboards.variables import WINDOWS
+from psmon.metrics import WORKER_JOB
+from psmon.schemas.normalized import ValidRecord
+from psmon.schemas.provinces import registry
+from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.simulator.generator import EventGenerator
+from psmon.simulator.profiles import default_profiles
+from psmon.sinks.clickhouse.client import connect
+from psmon.sinks.clickhouse.schema import migrate
+from psmon.sinks.clickhouse.writer import ClickHouseWriter
 from psmon.timeutil import LOCAL_TZ
 from tests.helpers import psmon_process, scrape, stop_process, wait_until
 from tests.integration.grafana_expand import expand
@@ -222,12 +233,13 @@ def test_live_table_lists_all_provinces_with_every_metric(stack: dict[str, Any])
         assert provinces <= stack["provinces"] and len(provinces) >= 30, metric
 
 
-def test_province_variable_query_lists_the_provinces(stack: dict[str, Any]) -> None:
+def test_province_variable_lists_the_provinces_prometheus_has(stack: dict[str, Any]) -> None:
+    """The drill-down picker is a fixed `name : code` list: its codes are exactly the province
+    labels Prometheus holds for the worker's counters."""
     var = next(v for v in build_all()["psmon-province"]["templating"]["list"] if v["name"] == "province")
-    # label_values(metric, label) is what Grafana turns into this series/labels API call
-    metric, label = var["query"].removeprefix("label_values(").removesuffix(")").split(", ")
-    r = _get(f"{stack['prom']}/api/v1/label/{label}/values", **{"match[]": metric})
-    assert set(r["data"]) == stack["provinces"]
+    codes = [option.split(" : ")[1] for option in var["query"].split(",")]
+    r = _get(f"{stack['prom']}/api/v1/label/province/values", **{"match[]": "psmon_dossiers_submitted_total"})
+    assert set(r["data"]) == set(codes) == stack["provinces"]
 
 
 def test_firing_alerts_panels_show_the_alert(stack: dict[str, Any]) -> None:
@@ -242,3 +254,100 @@ def test_firing_alerts_panels_show_the_alert(stack: dict[str, Any]) -> None:
         return [g for g in found if any(a["labels"]["alertname"] == TEST_ALERT for a in g["alerts"])]
 
     assert wait_until(groups, timeout_s=60, what="the test alert in Alertmanager's groups")
+
+
+def test_clickhouse_writes_ok_ignores_processes_that_do_not_write(stack: dict[str, Any]) -> None:
+    """Workers export `psmon_clickhouse_up` too (at 0: they never write); the panel reads the sinks'."""
+    target = next(t for uid, title, t in prometheus_targets() if title == "ClickHouse writes OK")
+    # what misled the old panel (`min` over every job): the worker's series, at 0 all along
+    worker = {"expr": f'max_over_time(psmon_clickhouse_up{{job="{WORKER_JOB}"}}[10m])', "instant": True}
+    assert [float(s["value"][1]) for s in _run(stack["prom"], worker, {})] == [0.0]
+    result = _run(stack["prom"], target, {})
+    assert [float(s["value"][1]) for s in result] == [1.0]
+
+
+# -- History SQL against crafted province values ------------------------------------------------
+
+DAY = datetime(2026, 3, 10, tzinfo=LOCAL_TZ)
+#: values a viewer can put in `var-province=`: quote and backslash break-outs (the backslash one
+#: escapes the closing quote of both `singlequote` and `sqlstring`), a boolean and an error-based
+#: probe, a pre-encoded value and a double quote
+INJECTIONS = (
+    "x\\') OR (SELECT count() FROM system.tables) > 0 --",
+    "x\\') OR throwIf((SELECT count() FROM system.tables) > 0, 'leak') --",
+    "25' OR '1'='1",
+    "25') OR 1 = 1 OR ('",
+    '25" OR 1 --',
+    "%27) OR 1 --",
+    "25\\",
+)
+
+
+@pytest.fixture(scope="module")
+def history_ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """chDB with the `psmon` schema and one working day of simulated events, as the sink writes them."""
+    gen = EventGenerator(default_profiles(), seed=11)
+    events: list[ValidEvent] = []
+    t = DAY.replace(hour=8).timestamp()
+    for _ in range(10):
+        for ev in gen.advance(t, t + 3600, dossiers_per_s=0.05):
+            v = validate_event(ev.value, record_ts_s=ev.occurred_at_s)
+            assert isinstance(v, ValidEvent), v
+            events.append(v)
+        t += 3600
+    client = connect(f"chdb://{tmp_path_factory.mktemp('inject') / 'ch'}")
+    migrate(client, "psmon")
+    records = [ValidRecord(e, 0, i, int(e.occurred_at_s * 1000)) for i, e in enumerate(events)]
+    ClickHouseWriter(client, database="psmon").write_events(records, token="inject/0:0")
+    yield client
+    client.close()
+
+
+def _history_sql() -> list[tuple[str, str]]:
+    return [
+        (p["title"], t["rawSql"])
+        for p in build_all()["psmon-history"]["panels"]
+        for t in p["targets"]
+        if t["datasource"]["uid"] == CLICKHOUSE.uid
+    ]
+
+
+def _rows(client: Any, sql: str, province: str | list[str]) -> list[tuple[Any, ...]]:
+    window = {"from_s": int(DAY.timestamp()), "to_s": int(DAY.timestamp()) + 86_400}
+    return [tuple(r) for r in client.query(expand(sql, {"province": province}, **window)).result_rows]
+
+
+def test_history_province_picker_lists_names_and_only_real_provinces(history_ch: Any) -> None:
+    (var,) = build_all()["psmon-history"]["templating"]["list"]
+    assert var["allowCustomValue"] is False and var["includeAll"] is True
+    assert "events" not in var["query"]  # no scan of the events table on every dashboard load
+    rows = [tuple(r) for r in history_ch.query(var["query"]).result_rows]
+    # the ClickHouse plugin takes the first column as the value, the second as the text
+    assert rows == [(p.code, p.name) for p in registry().current]
+
+
+@pytest.mark.parametrize("crafted", INJECTIONS)
+def test_history_sql_treats_a_crafted_province_as_data(history_ch: Any, crafted: str) -> None:
+    queries = _history_sql()
+    assert len(queries) == 6
+    for title, sql in queries:
+        reference = _rows(history_ch, sql, ["25"])
+        assert reference, f"{title}: the day has rows for Phú Thọ"
+        # alone (as a single value or a one-item selection): no row, no error, whatever it says
+        assert _rows(history_ch, sql, crafted) == [], title
+        assert _rows(history_ch, sql, [crafted]) == [], title
+        # beside a real province: exactly that province's rows
+        assert _rows(history_ch, sql, [crafted, "25"]) == reference, title
+
+
+def test_grafana_quoting_formats_do_not_protect_clickhouse(history_ch: Any) -> None:
+    """Why the filter uses `percentencode`: with `singlequote` or `sqlstring` the first crafted
+    value runs its subquery (every row comes back) and the second raises the probe's error."""
+    total = history_ch.query("SELECT count() FROM psmon.events").result_rows[0][0]
+    for fmt in ("singlequote", "sqlstring"):
+        sql = f"SELECT count() FROM psmon.events WHERE province_code IN (${{province:{fmt}}})"
+        assert history_ch.query(expand(sql, {"province": [INJECTIONS[0]]})).result_rows[0][0] == total > 0
+        with pytest.raises(Exception, match="leak"):
+            history_ch.query(expand(sql, {"province": [INJECTIONS[1]]}))
+    safe = f"SELECT count() FROM psmon.events WHERE {PROVINCE_FILTER}"
+    assert history_ch.query(expand(safe, {"province": [INJECTIONS[0]]})).result_rows[0][0] == 0

@@ -25,6 +25,11 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+def total_of(samples: dict[Any, float], name: str) -> float:
+    """`name` summed over all its label sets (duplicates by province, dead letters by reason)."""
+    return sum(v for (n, _labels), v in samples.items() if n == name)
+
+
 def ev(i: int, event_type: str, province: str, **fields: Any) -> dict[str, Any]:
     return {
         "event_id": f"it-{i}",
@@ -196,9 +201,14 @@ def test_events_flow_to_metrics_dead_letters_and_clickhouse(
         what="worker to process every valid record",
     )
     samples = wait_until(
-        lambda: (s := scrape(wport)) and sample(s, "psmon_events_processed_total", stage="validate") == total and s,
+        lambda: (
+            (s := scrape(wport))
+            and sample(s, "psmon_events_processed_total", stage="validate") == total
+            and total_of(s, "psmon_events_invalid_total") == len(bads)  # counted by stage 2 from the log
+            and s
+        ),
         timeout_s=30,
-        what="worker to validate every message",
+        what="worker to validate every message and count its dead letters",
     )
 
     # -- Prometheus: contract counters per province, duplicates, dead letters by reason ----------
@@ -233,7 +243,7 @@ def test_events_flow_to_metrics_dead_letters_and_clickhouse(
         assert sample(samples, "psmon_records_digitized_total", province=prov, kind="dossier") == exp["dig_dossier"]
         assert sample(samples, "psmon_records_digitized_total", province=prov, kind="result") == exp["dig_result"]
     assert not any(("province", "17") in k[1] or ("province", "26") in k[1] for k in samples)  # old codes mapped
-    assert sample(samples, "psmon_events_duplicate_total") == 1
+    assert total_of(samples, "psmon_events_duplicate_total") == 1
     for _raw, reason in bads:
         assert sample(samples, "psmon_events_invalid_total", reason=reason) == 1, reason
 
@@ -283,7 +293,8 @@ def test_events_flow_to_metrics_dead_letters_and_clickhouse(
         lambda: (
             sample(scrape(sport), "psmon_sink_rows_total", table="events") >= len(goods)
             and sample(scrape(sport), "psmon_sink_rows_total", table="dead_letters") >= len(bads)
-            and sample(scrape(sport), "psmon_sink_rows_total", table="rate_snapshots") > 0
+            # three snapshots (every 2 s) at least, so some minute got several
+            and sample(scrape(sport), "psmon_sink_rows_total", table="rate_snapshots") >= 3 * 36 * len(EXPECTED)
         ),
         timeout_s=60,
         what="sink to write events, dead letters and rates",
@@ -312,6 +323,12 @@ def test_events_flow_to_metrics_dead_letters_and_clickhouse(
         "AND rate_window='1h' ORDER BY snapshot_at DESC LIMIT 1"
     ).result_rows
     assert snap == [(3, 4)]
+    # One row per province x metric x window x minute, however often the worker snapshots.
+    per_minute = ch.query(
+        f"SELECT max(c), min(toSecond(at)) + max(toSecond(at)) FROM (SELECT count() c, any(snapshot_at) at "
+        f"FROM {db}.rate_snapshots FINAL GROUP BY province_code, metric, rate_window, toStartOfMinute(snapshot_at))"
+    ).result_rows
+    assert per_minute == [(1, 0)]
     ch.close()
     assert pipeline["procs"]["worker"].poll() is None, "worker must survive bad input"
     assert os.path.exists(pipeline["tmp"] / "worker.log")

@@ -5,7 +5,15 @@
 
 chDB allows one process per data directory and its calls are synchronous. A second process fails
 to lock the directory; `connect` turns that into a `ClickHouseError` that says which process to
-stop. Async callers must run calls on `ClickHouseExecutor` (one thread) so long inserts never
+stop. Readers are the exception: `psmon up` serves the directory it holds on a loopback,
+read-only endpoint that speaks ClickHouse's HTTP interface (`psmon.local.query_server`) and
+records its address and a per-run token in `<dir>/psmon-query-endpoint.json` (mode 0600). On
+finding the directory held, `connect(dsn, read_only=True)` (`psmon query`, `report`,
+`dead-letters`, `alerts history`) reads that file and returns clickhouse-connect's HTTP client
+on the endpoint, so every reader keeps its one code path and gets the answers it would get from
+the directory. A file left behind by an `up` that died is ignored once the directory is free
+(the engine's lock went with the process), and an endpoint that does not answer is one line of
+error, never a hang. Async callers must run calls on `ClickHouseExecutor` (one thread) so long inserts never
 block the event loop and its Kafka heartbeats.
 
 `is_permanent_error` sorts write failures in two kinds, because they need opposite handling.
@@ -22,8 +30,11 @@ would not be.
 import asyncio
 import fcntl
 import functools
+import json
 import os
 import re
+import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,26 +45,44 @@ from clickhouse_connect.driver import exceptions as driver_errors
 from clickhouse_connect.driver.client import Client
 
 from psmon.errors import ClickHouseError
+from psmon.redact import redact_url
 
 __all__ = [
     "DATA_ERROR_CODES",
+    "ENDPOINT_FILE",
     "ClickHouseExecutor",
     "Client",
     "connect",
+    "connect_waiting",
     "ensure_embedded_free",
     "is_permanent_error",
+    "is_served",
 ]
 
 T = TypeVar("T")
 
+#: The file in a chDB directory where `psmon up` records its read-only query endpoint.
+ENDPOINT_FILE: Final = "psmon-query-endpoint.json"
+#: Seconds to wait for the endpoint's TCP connection: it is on loopback, so a slow one is a dead one.
+_ENDPOINT_CONNECT_TIMEOUT_S: Final = 3
+#: Clients that read through a `psmon up` endpoint (they cannot write or migrate).
+_served: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
-def connect(dsn: str) -> Client:
-    """Open a client for `dsn`; creates the chDB directory if needed."""
+
+def connect(dsn: str, *, read_only: bool = False) -> Client:
+    """Open a client for `dsn`; creates the chDB directory if needed.
+
+    `read_only=True` is for readers: if `psmon up` holds the chDB directory, the client reads
+    through its query endpoint instead of failing (see the module docstring)."""
     if dsn.startswith("chdb://"):
         path = dsn.removeprefix("chdb://")
         if not path.startswith("/"):
             raise ClickHouseError(f"embedded DSN needs an absolute path, e.g. chdb:///var/lib/psmon: {dsn!r}")
         Path(path).mkdir(parents=True, exist_ok=True)
+        if read_only:
+            served = _served_client(Path(path))
+            if served is not None:
+                return served
         # Before chDB tries: a refused lock makes it print its own error and raise a vague one.
         ensure_embedded_free(dsn)
     try:
@@ -82,8 +111,48 @@ def ensure_embedded_free(dsn: str) -> None:
             f"the embedded ClickHouse directory {directory} is held by another psmon process"
             f"{f' (pid {holder})' if holder else ''}: one process per embedded chDB directory. "
             "Stop that process (a sink, psmon up), or, for several sinks or queries while one runs, "
-            "use a ClickHouse server: --clickhouse http://HOST:8123 (PSMON_CLICKHOUSE_DSN)"
+            "use a ClickHouse server: --clickhouse http://HOST:8123 (PSMON_CLICKHOUSE_DSN). "
+            "(Read commands such as psmon query read through a running psmon up by themselves.)"
         )
+
+
+def is_served(client: Client) -> bool:
+    """True for a client that reads through the query endpoint of a running `psmon up`."""
+    return client in _served
+
+
+def _served_client(directory: Path) -> Client | None:
+    """A client on the query endpoint of the `psmon up` holding `directory`, or None when the
+    directory is free or its holder serves no endpoint (the caller then opens it or says who
+    holds it); `ClickHouseError` when the endpoint is recorded but does not answer."""
+    holder = _embedded_holder(directory)
+    if holder is None:
+        return None  # free: a file left by an `up` that died is stale, the directory opens
+    try:
+        endpoint = json.loads((directory / ENDPOINT_FILE).read_text())
+        pid, host, port, token = int(endpoint["pid"]), str(endpoint["host"]), int(endpoint["port"]), endpoint["token"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a sink (or an `up` before this feature) holds it: no endpoint to read through
+    if holder and pid != holder:
+        return None  # left by an earlier `up`; another process holds the directory now
+    try:
+        client = clickhouse_connect.get_client(
+            host=host,
+            port=port,
+            username="psmon",
+            password=str(token),
+            compress=False,
+            autogenerate_session_id=False,
+            connect_timeout=_ENDPOINT_CONNECT_TIMEOUT_S,
+            query_retries=0,
+        )
+    except Exception as exc:
+        raise ClickHouseError(
+            f"the embedded ClickHouse directory {directory} is held by psmon up (pid {pid}), but its "
+            f"query endpoint http://{host}:{port} does not answer: {' '.join(str(exc).split())}"
+        ) from exc
+    _served.add(client)
+    return client
 
 
 def _embedded_holder(directory: Path) -> int | None:
@@ -113,12 +182,33 @@ def _embedded_holder(directory: Path) -> int | None:
 
 
 def _safe(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    if "@" in dsn and "://" in dsn:
-        scheme, rest = dsn.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return dsn
+    """The DSN without its password (`user:password@` or `?password=`), for messages and logs."""
+    return redact_url(dsn)
+
+
+def connect_waiting(dsn: str, *, wait_s: float, retry_every_s: float = 1.0) -> Client:
+    """`connect`, retried for up to `wait_s` while the server cannot be reached (refused, reset,
+    no answer: a server container still starting, or the image's loopback-only init server).
+    Anything the server answers (a refused login, an unknown database) and every embedded DSN
+    fail at once: waiting would only hide the mistake. The final error says how long it waited."""
+    deadline = time.monotonic() + wait_s
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return connect(dsn)
+        except ClickHouseError as exc:
+            if dsn.startswith("chdb://") or not isinstance(exc.__cause__, driver_errors.OperationalError):
+                raise  # the server answered (a login, a database), or the embedded engine: no wait helps
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if attempts == 1:
+                    raise
+                raise ClickHouseError(
+                    f"ClickHouse at {_safe(dsn)} could not be reached in {wait_s:g} s ({attempts} attempts; "
+                    f"PSMON_CLICKHOUSE_WAIT_S): {exc}"
+                ) from exc
+        time.sleep(min(retry_every_s, remaining))  # the last attempt lands on the deadline
 
 
 class ClickHouseExecutor:

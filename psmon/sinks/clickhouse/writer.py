@@ -28,6 +28,8 @@ are then found already stored (events) or replace themselves by key (dead letter
 A dead letter is always storable: its numbers are clamped into their columns' ranges and its
 `received_at` into `RECEIVED_AT_RANGE_MS` (deterministically, so a redelivered dead letter lands
 in the same partition and stays one row), because it is the last resort of every other row.
+`unstorable_letters` turns refused events into those dead letters, for the sink and for
+`psmon replay` alike (ids from the event's content, so both name the same event the same way).
 """
 
 import hashlib
@@ -39,7 +41,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
-from psmon.schemas.dead_letter import DeadLetter
+from psmon.schemas.dead_letter import DeadLetter, unstorable_letter
 from psmon.schemas.normalized import ValidRecord
 from psmon.sinks.clickhouse.client import Client, is_permanent_error
 from psmon.sinks.clickhouse.rollups import reconcile_rollups
@@ -54,6 +56,7 @@ __all__ = [
     "Refused",
     "dead_letter_row",
     "event_row",
+    "unstorable_letters",
     "write_isolating",
 ]
 
@@ -124,6 +127,31 @@ def _bisect(
     mid = len(items) // 2
     _bisect(write, items[:mid], start, token, permanent, out)
     _bisect(write, items[mid:], start + mid, token, permanent, out)
+
+
+def unstorable_letters(refused: Sequence[Refused[ValidRecord]]) -> list[DeadLetter]:
+    """The `unstorable` dead letters of events ClickHouse refused, each logged as an error.
+
+    A record too odd to even describe is logged and left out: setting rows aside must never
+    stop the writes around them."""
+    letters: list[DeadLetter] = []
+    for r in refused:
+        record = r.item
+        source = f"{record.src_partition}:{record.src_offset}"
+        try:
+            letter = unstorable_letter(record, error=r.error)
+        except Exception as exc:
+            log.error("cannot build the dead letter of event at %s (%s); dropped", source, exc)
+            continue
+        log.error(
+            "event %s (%s) cannot be stored (%s): sent to dead letters as %s",
+            record.event.event_id,
+            source,
+            r.error,
+            letter.dead_letter_id,
+        )
+        letters.append(letter)
+    return letters
 
 
 EVENT_COLUMNS = (

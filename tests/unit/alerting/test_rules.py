@@ -6,7 +6,9 @@ Runs the real `promtool` and `amtool` (Debian packages; `make sysdeps` installs 
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +16,7 @@ import yaml
 from psmon.alerting.generate import Targets, write_config
 from psmon.alerting.rules import build_rules
 from psmon.alerting.ruletests import RULE_TEST_FILES, build_rule_tests, expand, go_float, render_rule_tests
-from psmon.alerting.thresholds import Thresholds, load_thresholds
+from psmon.alerting.thresholds import Thresholds, load_thresholds, parse_thresholds
 
 FAST = Path(__file__).parents[2] / "data" / "thresholds-fast.yaml"
 REPO = Path(__file__).parents[3]
@@ -126,16 +128,22 @@ def test_go_float_matches_go_formatting() -> None:
     ]
 
 
+#: Where docker-compose.yml mounts the alert receiver's token (the `alerts_token` secret) in the
+#: Alertmanager container; tests/unit/deploy checks the mount.
+COMPOSE_ALERTS_TOKEN_FILE = "/run/secrets/alerts_token"
+REGENERATE = f"psmon rules --out deploy --profile compose --webhook-token-file {COMPOSE_ALERTS_TOKEN_FILE}"
+
+
 def test_deploy_copies_are_up_to_date(tmp_path: Path) -> None:
     """deploy/ holds what `psmon rules --out deploy --profile compose` writes (Docker Compose mounts it)."""
     from psmon.alerting.generate import COMPOSE_TARGETS
 
-    write_config(tmp_path, load_thresholds(), COMPOSE_TARGETS)
+    write_config(tmp_path, load_thresholds(), replace(COMPOSE_TARGETS, webhook_token_file=COMPOSE_ALERTS_TOKEN_FILE))
     for rel in ("prometheus/prometheus.yml", "prometheus/psmon-rules.yml", "alertmanager/alertmanager.yml"):
         committed = REPO / "deploy" / rel
-        assert committed.exists(), f"{committed} missing: run `psmon rules --out deploy --profile compose`"
+        assert committed.exists(), f"{committed} missing: run `{REGENERATE}`"
         assert committed.read_text(encoding="utf-8") == (tmp_path / rel).read_text(encoding="utf-8"), (
-            f"{committed} is stale: run `psmon rules --out deploy --profile compose`"
+            f"{committed} is stale: run `{REGENERATE}`"
         )
     assert yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"][0][
         "dns_sd_configs"
@@ -158,3 +166,53 @@ def test_each_override_gets_its_own_rule_and_the_default_rule_skips_it() -> None
             r for r in rules if "province" not in r["labels"] and r["labels"]["metric"] == own[0]["labels"]["metric"]
         )
         assert f'province!~"{code}"' in default["expr"]
+
+
+def scaled() -> Thresholds:
+    """The fast thresholds for a site that runs 3 workers and 2 sinks."""
+    doc = yaml.safe_load(FAST.read_text(encoding="utf-8"))
+    doc["pipeline"]["worker_down"]["expected"] = 3
+    doc["pipeline"]["sink_down"]["expected"] = 2
+    return parse_thresholds(yaml.safe_dump(doc, allow_unicode=True), source="scaled")
+
+
+def _down_cases(th: Thresholds) -> dict[tuple[str, str], list[Any]]:
+    """(start of the group's name, alert) -> the labels expected at each of its checks."""
+    tests = build_rule_tests(th)["psmon-down.test.yml"]["tests"]
+    cases: dict[tuple[str, str], list[Any]] = {}
+    for g in tests:
+        for c in g["alert_rule_test"]:
+            key = (g["name"].split(":")[0], c["alertname"])
+            cases.setdefault(key, []).append([a["exp_labels"] for a in c["exp_alerts"]])
+    return cases
+
+
+def test_down_alerts_fire_when_discovered_replicas_vanish(tmp_path: Path) -> None:
+    """Compose discovers replicas by DNS: a dead one's target vanishes (its `up` goes stale) rather
+    than reporting 0. With 3 workers and 2 sinks expected, losing one replica more than allowed
+    fires the "fewer" form, losing all fires the "none up" form that inhibits the blind alerts."""
+    th = scaled()
+    write_config(tmp_path, th, Targets(workers=["dns+worker:9108"], sinks=["dns+sink:9108"]))
+    (tmp_path / "prometheus" / "psmon-down.test.yml").write_text(
+        render_rule_tests(th)["psmon-down.test.yml"], encoding="utf-8"
+    )
+    text = run(tool("promtool"), "test", "rules", "psmon-down.test.yml", cwd=tmp_path / "prometheus")
+    assert "SUCCESS" in text
+    cases = _down_cases(th)
+    workers = cases[("replicas vanish from DNS discovery", "PsmonWorkerDown")]
+    sinks = cases[("replicas vanish from DNS discovery", "PsmonSinkDown")]
+    # 4 -> 3 workers: nothing; 3 -> 2: "fewer" (2 of 3); -> 0: none up, labelled for the inhibition
+    assert workers == [[], [{"severity": "critical", "expected": "3"}], [{"severity": "critical", "workers_up": "0"}]]
+    assert sinks == [[], [{"severity": "critical", "expected": "2"}], [{"severity": "critical", "sinks_up": "0"}]]
+
+
+def test_the_only_sink_vanishing_fires_but_psmon_up_without_sinks_does_not() -> None:
+    cases = _down_cases(load_thresholds())
+    only_sink = cases[("replicas vanish from DNS discovery", "PsmonSinkDown")]
+    assert only_sink[1:] == [[{"severity": "critical", "sinks_up": "0"}]] * 2
+    assert cases[("no target at all", "PsmonSinkDown")] == [[]]
+    assert cases[("no target at all", "PsmonWorkerDown")] == [[{"severity": "critical", "workers_up": "0"}]]
+    rules = [
+        r for g in build_rules(load_thresholds())["groups"] for r in g["rules"] if r.get("alert") == "PsmonSinkDown"
+    ]
+    assert any("absent(" in r["expr"] for r in rules)  # a vanished target is seen, not only `up == 0`

@@ -140,3 +140,15 @@ def test_load_from_file_and_missing_file(tmp_path: Path) -> None:
 )
 def test_duration_s(text: str, seconds: float) -> None:
     assert duration_s(text) == seconds
+
+
+def test_down_alerts_expect_replicas() -> None:
+    th = load_thresholds()
+    assert th.pipeline.worker_down.expected == 1 and th.pipeline.sink_down.expected == 1
+    scaled = parse_thresholds(
+        MINIMAL + "pipeline:\n  worker_down: {expected: 3}\n  sink_down: {for: 5m, expected: 2}\n"
+    )
+    assert (scaled.pipeline.worker_down.expected, scaled.pipeline.sink_down.expected) == (3, 2)
+    assert scaled.pipeline.sink_down.for_ == "5m"
+    with pytest.raises(ThresholdsError, match=r"pipeline\.worker_down\.expected"):
+        parse_thresholds(MINIMAL + "pipeline:\n  worker_down: {expected: 0}\n")

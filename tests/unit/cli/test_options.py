@@ -41,7 +41,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The DSNs commands connect to; the connection itself is a stand-in."""
     dsns: list[str] = []
 
-    def connect(dsn: str) -> _Client:
+    def connect(dsn: str, **_: Any) -> _Client:  # read_only=True: readers may read through psmon up
         dsns.append(dsn)
         return _Client()
 
@@ -101,7 +101,7 @@ def test_a_bad_group_format_is_reported_like_a_bad_subcommand_format(opened: lis
 def test_dead_letters_and_alerts_groups_take_the_data_dir_too(
     tmp_path: Path, opened: list[str], monkeypatch: pytest.MonkeyPatch, group: list[str], command: list[str]
 ) -> None:
-    def stop(dsn: str) -> None:  # the command resolved its settings and tried to open the store
+    def stop(dsn: str, **_: Any) -> None:  # the command resolved its settings and tried to open the store
         opened.append(dsn)
         raise SystemExit(3)
 

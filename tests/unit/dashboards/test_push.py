@@ -1,14 +1,18 @@
 """`psmon dashboards push` against a local stand-in of the Grafana API: the calls it makes, their
-payloads, and that a second push updates the same objects instead of adding new ones."""
+payloads, that a second push updates the same objects instead of adding new ones, and that a
+password in the Grafana URL is never printed or logged."""
 
+import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
-from psmon.cli.main import app
+from psmon.cli.main import app, main
 from psmon.dashboards.build import build_all
 from psmon.dashboards.push import push
+from psmon.embedded.broker import free_port
 from psmon.errors import PsmonError
 from tests.unit.dashboards.grafana_standin import GrafanaStandIn
 
@@ -75,3 +79,50 @@ def test_a_bad_token_is_a_readable_error(grafana: GrafanaStandIn) -> None:
     with pytest.raises(PsmonError, match="refused the push"):
         push(grafana.url, "wrong")
     assert grafana.state.dashboards == {}
+
+
+PASSWORD = "hunter2-secret"
+
+
+def _run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """`psmon ARGS` through `main()`, the CLI's own error printer included; returns the exit code."""
+    monkeypatch.setattr(sys, "argv", ["psmon", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["refused", "unreachable"])
+def test_push_never_prints_the_password_of_the_url(
+    grafana: GrafanaStandIn,
+    reachable: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Grafana URL with basic-auth credentials: the push fails (the stand-in wants the token; or
+    nothing listens), and neither the error line nor any log record shows the password."""
+    port = grafana.url.rsplit(":", 1)[1] if reachable else str(free_port())
+    url = f"http://admin:{PASSWORD}@127.0.0.1:{port}"
+    caplog.set_level(logging.DEBUG)
+    assert _run_main(monkeypatch, "dashboards", "push", "--url", url, "--token", "wrong") == 1
+    out, err = capsys.readouterr()
+    assert ("refused the push" if reachable else "cannot reach Grafana") in err
+    assert f"http://admin:***@127.0.0.1:{port}" in err  # the URL is named, without its password
+    assert PASSWORD not in out + err + caplog.text
+
+
+def test_a_successful_push_does_not_print_the_password_either(
+    grafana: GrafanaStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = grafana.url.replace("http://", f"http://admin:{PASSWORD}@")
+    assert _run_main(monkeypatch, "dashboards", "push", "--url", url, "--token", TOKEN) == 0
+    out, err = capsys.readouterr()
+    assert "dashboard psmon-live: version 1" in out
+    assert PASSWORD not in out + err + caplog.text

@@ -1,5 +1,8 @@
 """File readers: every format yields the message bytes a portal would have sent."""
 
+import decimal
+import hashlib
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,8 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from psmon.history.sources import SourceError, read_messages, size_hint
-from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.history.sources import (
+    HOLD_LINE_BYTES,
+    SKIP_CHUNK_BYTES,
+    SourceError,
+    read_messages,
+    size_hint,
+    streamed_digest,
+)
+from psmon.schemas.dead_letter import letter_id
+from psmon.schemas.digest import payload_digest
+from psmon.schemas.validation import MAX_EVENT_BYTES, Invalid, ValidEvent, validate_event
 
 EVENT = {
     "event_id": "e-1",
@@ -71,3 +83,186 @@ def test_parquet_rows_with_timestamps_and_nulls(tmp_path: Path) -> None:
 def test_unknown_suffix_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"\.jsonl, \.csv or \.parquet"):
         list(read_messages(tmp_path / "events.xlsx"))
+
+
+# -- bad rows are that row's verdict, never the end of the file ----------------------------------
+def _csv_line(event: dict[str, object]) -> str:
+    return ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in event.values())
+
+
+def _write_long_line(f: Path, head: bytes, size: int, tail: bytes) -> str:
+    """Write `head`, a JSON line of `size` bytes (without its newline), then `tail`, without
+    building the line in memory; returns the line's fingerprint (`streamed_digest`)."""
+    h = hashlib.sha256()
+    chunk = b"x" * (1 << 20)
+    with f.open("wb") as fh:
+        fh.write(head)
+        start, end = b'{"pad":"', b'"}'
+        body = size - len(start) - len(end)
+        fh.write(start)
+        h.update(start)
+        while body > 0:
+            part = chunk[: min(body, len(chunk))]
+            fh.write(part)
+            h.update(part)
+            body -= len(part)
+        fh.write(end + b"\r\n")
+        h.update(end)
+        fh.write(tail)
+    return streamed_digest(h)
+
+
+def test_a_100_mb_line_is_one_too_large_row_and_memory_stays_bounded(tmp_path: Path) -> None:
+    f = tmp_path / "e.jsonl"
+    size = 100 * 1024 * 1024
+    good = orjson.dumps(EVENT)
+    sha = _write_long_line(f, good + b"\n", size, good + b"\n")
+    tracemalloc.start()
+    try:
+        rows = list(read_messages(f))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The held part and a skip chunk or two, never the line (100 MB would be 12x this).
+    assert peak_bytes < HOLD_LINE_BYTES + 4 * SKIP_CHUNK_BYTES, peak_bytes
+    assert [r for r, _ in rows] == [1, 2, 3]
+    assert rows[0][1] == good and rows[2][1] == good
+    verdict = rows[1][1]
+    assert isinstance(verdict, Invalid)
+    assert (verdict.reason, verdict.payload_bytes, verdict.payload_sha256) == ("too_large", size, sha)
+    assert verdict.redacted is None
+
+
+@pytest.mark.parametrize("extra", [0, 1, 2, 3, 5000, HOLD_LINE_BYTES - MAX_EVENT_BYTES])
+def test_lines_around_the_cap_get_the_verdict_kafka_gives_the_same_bytes(tmp_path: Path, extra: int) -> None:
+    line = b'{"pad":"' + b"y" * (MAX_EVENT_BYTES + extra - 10) + b'"}'
+    assert len(line) == MAX_EVENT_BYTES + extra
+    f = tmp_path / "e.jsonl"
+    f.write_bytes(line + b"\r\n" + orjson.dumps(EVENT) + b"\n")
+    (_, first), (_, second) = list(read_messages(f))
+    on_kafka = validate_event(line)
+    from_file = first if isinstance(first, Invalid) else validate_event(first)
+    assert isinstance(on_kafka, Invalid) and isinstance(from_file, Invalid)
+    assert (from_file.reason, from_file.payload_sha256, from_file.payload_bytes) == (
+        on_kafka.reason,
+        on_kafka.payload_sha256,
+        on_kafka.payload_bytes,
+    )
+    assert letter_id(from_file.payload_sha256) == letter_id(on_kafka.payload_sha256)
+    assert second == orjson.dumps(EVENT)
+
+
+def test_csv_field_over_the_size_limit_is_too_large_and_the_file_goes_on(tmp_path: Path) -> None:
+    """A 200 KiB field (the csv module's own limit is 128 KiB) on one line, then one spread over
+    many lines inside quotes: each is one `too_large` row; the rows around them are read."""
+    f = tmp_path / "e.csv"
+    good = _csv_line(EVENT)
+    long_quoted = '"' + "\n".join(["z" * 1023] * 200) + '"'
+    f.write_text(f"{','.join(EVENT)}\n{good}\n{'w' * 200_000}\n{good}\n{long_quoted}\n{good}\n", encoding="utf-8")
+    rows = list(read_messages(f))
+    assert [r for r, _ in rows] == [1, 2, 3, 4, 5]
+    for _, m in rows[0::2]:
+        assert isinstance(validate_event(m), ValidEvent)  # type: ignore[arg-type]
+    one_line, many_lines = rows[1][1], rows[3][1]
+    assert isinstance(one_line, Invalid) and isinstance(many_lines, Invalid)
+    assert (one_line.reason, one_line.payload_bytes) == ("too_large", 200_000)
+    assert one_line.payload_sha256 == payload_digest(b"w" * 200_000)
+    assert (many_lines.reason, many_lines.payload_bytes) == ("too_large", len(long_quoted))
+    assert many_lines.payload_sha256 == payload_digest(long_quoted.encode())
+
+
+def test_csv_records_too_long_to_hold_are_streamed_and_the_file_goes_on(tmp_path: Path) -> None:
+    """Over `HOLD_LINE_BYTES`: a quoted field of many lines, and one with a 3 MiB line inside."""
+    many = '"' + "\n".join(["m" * 99_999] * 20) + '"'
+    one = '"a\n' + "o" * (3 << 20) + '\nb"'
+    good = _csv_line(EVENT)
+    f = tmp_path / "e.csv"
+    f.write_text(f"{','.join(EVENT)}\n{many}\n{good}\n{one},x\n{good}\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        rows = list(read_messages(f))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < HOLD_LINE_BYTES + 4 * SKIP_CHUNK_BYTES, peak_bytes
+    assert [r for r, _ in rows] == [1, 2, 3, 4]
+    for (_, bad), text in ((rows[0], many), (rows[2], one + ",x")):
+        assert isinstance(bad, Invalid) and (bad.reason, bad.payload_bytes) == ("too_large", len(text))
+        assert bad.payload_sha256 == streamed_digest(hashlib.sha256(text.encode()))
+    assert rows[1][1] == rows[3][1] == orjson.dumps(EVENT)
+
+
+def test_csv_row_the_csv_module_cannot_parse_is_malformed_and_the_file_goes_on(tmp_path: Path) -> None:
+    f = tmp_path / "e.csv"
+    f.write_bytes(f"{','.join(EVENT)}\n".encode() + b"e-1,a\rb\n" + f"{_csv_line(EVENT)}\n".encode())
+    (_, bad), (row, good) = list(read_messages(f))
+    assert isinstance(bad, Invalid) and bad.reason == "malformed_json" and "CSV" in bad.detail
+    assert row == 2 and isinstance(good, bytes) and orjson.loads(good) == EVENT
+
+
+def test_csv_is_decoded_strictly_like_jsonl(tmp_path: Path) -> None:
+    """Invalid UTF-8 is the row's `malformed_json`, as the same bytes as JSON get, never U+FFFD."""
+    bad_cell = b"D-\xff\xfe"
+    f = tmp_path / "e.csv"
+    row = _csv_line({**EVENT, "dossier_id": "@"}).encode().replace(b"@", bad_cell)
+    f.write_bytes(f"{','.join(EVENT)}\n".encode() + row + b"\n" + f"{_csv_line(EVENT)}\n".encode())
+    (_, bad), (_, good) = list(read_messages(f))
+    as_json = validate_event(orjson.dumps({**EVENT, "dossier_id": "@"}).replace(b"@", bad_cell))
+    assert isinstance(bad, Invalid) and isinstance(as_json, Invalid)
+    assert bad.reason == as_json.reason == "malformed_json"
+    assert bad.payload_sha256 == payload_digest(row)
+    assert isinstance(validate_event(good), ValidEvent)  # type: ignore[arg-type]
+
+
+def test_csv_cells_beyond_the_header_are_unknown_fields(tmp_path: Path) -> None:
+    f = tmp_path / "e.csv"
+    f.write_text(f"{','.join(EVENT)}\n{_csv_line(EVENT)},surplus\n{_csv_line(EVENT)},\n", encoding="utf-8")
+    (_, extra), (_, trailing_comma) = list(read_messages(f))
+    verdict = validate_event(extra)  # type: ignore[arg-type]
+    assert isinstance(verdict, Invalid) and verdict.reason == "unknown_field"
+    assert "surplus" not in orjson.dumps(verdict.redacted).decode()  # its value is never kept
+    assert isinstance(validate_event(trailing_comma), ValidEvent)  # type: ignore[arg-type]  # an empty cell is no value
+
+
+def test_csv_quoted_fields_may_span_lines_and_stray_quotes_do_not(tmp_path: Path) -> None:
+    f = tmp_path / "e.csv"
+    f.write_text('a,b\n"x\ny","say ""hi"""\nq"r,s\n1,2\n', encoding="utf-8")
+    assert [orjson.loads(m) for _, m in read_messages(f)] == [  # type: ignore[arg-type]
+        {"a": "x\ny", "b": 'say "hi"'},
+        {"a": 'q"r', "b": "s"},
+        {"a": "1", "b": "2"},
+    ]
+
+
+def test_parquet_values_with_no_contract_type_are_that_rows_invalid_value(tmp_path: Path) -> None:
+    f = tmp_path / "e.parquet"
+    table = pa.table(
+        {
+            **{k: pa.array([v] * 4) for k, v in EVENT.items()},
+            "amount_vnd": pa.array(
+                [None, decimal.Decimal("1500.00"), None, decimal.Decimal("1")], pa.decimal128(10, 2)
+            ),
+            "note": pa.array([None, None, b"\x00\x01", None], pa.binary()),
+            "citizen_name": pa.array([None, None, None, "Nguyen Van A"]),
+        }
+    )
+    pq.write_table(table, f)
+    first, second, third, fourth = (m for _, m in read_messages(f))
+    assert isinstance(validate_event(first), ValidEvent)  # type: ignore[arg-type]
+    # A made-up column's name is only counted in the detail: it may itself be personal.
+    for bad, column in ((second, "amount_vnd (Decimal)"), (third, "1 other column (not shown)")):
+        assert isinstance(bad, Invalid) and bad.reason == "invalid_value" and column in bad.detail
+        assert bad.redacted is not None and bad.redacted["event_id"] == "e-1"
+    # Personal data in the rest of the row comes first, as in the contract's precedence.
+    assert isinstance(fourth, Invalid) and fourth.reason == "personal_data"
+    assert "Nguyen" not in orjson.dumps(fourth).decode()
+
+
+def test_parquet_timestamp_python_cannot_hold_is_that_rows_invalid_value(tmp_path: Path) -> None:
+    f = tmp_path / "e.parquet"
+    year_10000_ms = 253_402_300_800_000
+    at = pa.array([datetime(2025, 6, 30, 2, 0), year_10000_ms], pa.timestamp("ms"))
+    pq.write_table(pa.table({**{k: pa.array([v, v]) for k, v in EVENT.items()}, "occurred_at": at}), f)
+    (_, good), (_, bad) = list(read_messages(f))
+    assert isinstance(good, bytes) and orjson.loads(good)["occurred_at"] == "2025-06-30T02:00:00Z"
+    assert isinstance(bad, Invalid) and bad.reason == "invalid_value" and "occurred_at" in bad.detail

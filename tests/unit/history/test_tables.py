@@ -3,12 +3,14 @@
 
 import csv
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
 
-from psmon.history.tables import ResultTable, csv_cell, render
+from psmon.history.tables import ResultTable, csv_cell, local_time, render
+from psmon.timeutil import LOCAL_TZ
 
 TABLE = ResultTable(
     title="t",
@@ -93,3 +95,29 @@ def test_csv_quotes_a_carriage_return_inside_a_cell() -> None:
     stored = ResultTable(title="", columns=["detail", "n"], rows=[("x\r=1+1", 1)])
     assert render(stored, "csv") == 'detail,n\n"x\r=1+1",1'
     assert list(csv.reader(io.StringIO(render(stored, "csv"), newline=""))) == [["detail", "n"], ["x\r=1+1", "1"]]
+
+
+# -- empty answers and times ----------------------------------------------------------------
+EMPTY = ResultTable(title="dead letters", columns=["dead_letter_id", "received_at"], rows=[], empty="no dead letters")
+
+
+def test_an_empty_table_is_its_one_line_in_the_terminal() -> None:
+    assert render(EMPTY, "table") == "no dead letters"
+    assert render(ResultTable(title="t", columns=["a"], rows=[]), "table") == "no rows"
+
+
+def test_an_empty_table_keeps_its_shape_for_programs() -> None:
+    assert render(EMPTY, "csv") == "dead_letter_id,received_at"
+    assert orjson.loads(render(EMPTY, "json"))["rows"] == []
+
+
+def test_times_are_shown_in_vietnam_with_their_offset() -> None:
+    utc_naive = datetime(2026, 11, 24, 2, 0, 0, 123000)  # as ClickHouse returns a UTC column
+    saigon = datetime(2026, 11, 24, 9, 0, tzinfo=LOCAL_TZ)
+    table = ResultTable(title="t", columns=["id", "received_at"], rows=[("a", utc_naive), ("b", saigon)])
+    text = render(table, "table")
+    assert text.count("2026-11-24 09:00:00+07:00") == 2
+    assert local_time(utc_naive) == "2026-11-24 09:00:00+07:00"
+    rows = list(csv.reader(io.StringIO(render(table, "csv"))))[1:]
+    assert [datetime.fromisoformat(r[1]) for r in rows] == [utc_naive.replace(tzinfo=UTC), saigon]
+    assert rows[0][1] == "2026-11-24T02:00:00.123000+00:00"  # an instant with its zone, never a bare time

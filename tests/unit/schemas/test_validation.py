@@ -1,5 +1,6 @@
 """Contract v1 validation: every rejection reason, strict types, PII, province mapping, redaction."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -7,7 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from psmon.schemas.events import MAX_AMOUNT_VND
+from psmon.schemas.dead_letter import encode_dead_letter
+from psmon.schemas.digest import payload_digest, set_key
+from psmon.schemas.events import ENVELOPE_FIELDS, MAX_AMOUNT_VND
 from psmon.schemas.jsonschema import event_schemas
 from psmon.schemas.validation import (
     DEAD_LETTER_REASONS,
@@ -182,7 +185,7 @@ def test_district_level_is_valid_before_the_merger_only() -> None:
 
 def test_personal_data_wins_over_other_faults_and_is_never_stored() -> None:
     v = check(submitted(ho_ten="Trần Thị B", extra="x", fee_bearing="no"))
-    assert isinstance(v, Invalid) and v.reason == "personal_data"
+    assert isinstance(v, Invalid) and v.reason == "personal_data" and v.redacted is not None
     stored = orjson.dumps(v.redacted) + v.detail.encode()
     assert "Trần".encode() not in stored and b"extra" not in stored
     assert "fee_bearing" not in v.redacted  # did not validate
@@ -191,10 +194,10 @@ def test_personal_data_wins_over_other_faults_and_is_never_stored() -> None:
 
 def test_redaction_keeps_only_valid_contract_fields() -> None:
     v = check(submitted(province_code="99", priority="high"))
-    assert isinstance(v, Invalid) and v.reason == "unknown_field"
+    assert isinstance(v, Invalid) and v.reason == "unknown_field" and v.redacted is not None
     assert "priority" not in v.redacted
     v = check(submitted(province_code="99"))
-    assert isinstance(v, Invalid) and v.reason == "unknown_province"
+    assert isinstance(v, Invalid) and v.reason == "unknown_province" and v.redacted is not None
     assert "province_code" not in v.redacted and v.redacted["event_id"] == "portal-25:000001"
 
 
@@ -280,3 +283,145 @@ def test_occurred_at_is_capped_before_2100_whatever_the_record_time() -> None:
 def test_the_dead_letter_reasons_are_validations_plus_unstorable() -> None:
     assert (*REASONS, "unstorable") == DEAD_LETTER_REASONS
     assert "unstorable" not in REASONS  # validation never gives it: only the history writers do
+
+
+# -- personal data in values, strict code fields, no echo of what the portal made up -------------
+
+CCCD, CMND, PHONE, PHONE_84, EMAIL = "001099012345", "123456789", "0912345678", "+84912345678", "nguyen.a@gmail.com"
+#: the contract's free-form string fields (the rest are enums, two digits, five digits or a time)
+STRING_FIELDS = ("event_id", "procedure_code", "dossier_id", "agency_code", "source_system", "occurred_at")
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"agency_code": "Nguyen Van A 0912345678"}, "personal_data"),
+        ({"source_system": "CCCD 001099012345"}, "personal_data"),
+        ({"dossier_id": "001099012345"}, "personal_data"),
+        ({"procedure_code": "0912345678"}, "personal_data"),
+        ({"event_id": "123456789"}, "personal_data"),  # a bare 9-digit id is a CMND
+        ({"dossier_id": "H25.84912345678"}, "personal_data"),
+        ({"agency_code": "Nguyen Van A"}, "invalid_value"),  # free text: not a code
+        ({"source_system": "Cổng DVC Phú Thọ"}, "invalid_value"),
+        ({"agency_code": "000.00.12.H26"}, None),
+        ({"source_system": "dvc.phutho.gov.vn"}, None),
+    ],
+)
+def test_code_fields_take_codes_and_no_personal_value(over: dict[str, Any], expected: str | None) -> None:
+    v = check(submitted(**over))
+    if expected is None:
+        assert isinstance(v, ValidEvent), v
+        return
+    assert isinstance(v, Invalid) and v.reason == expected
+    for value in over.values():
+        assert value not in orjson.dumps(v.redacted).decode() + v.detail  # never kept
+
+
+@pytest.mark.parametrize(
+    "ident",
+    [
+        "550e8400-e29b-41d4-a716-001099012345",  # a UUID's last group may be 12 digits, even CCCD-shaped
+        "000.00.12.H26-250101-0001",  # the national portal's dossier numbers
+        "H25.99-260814-0001",
+        "H25.000000123",  # psmon's simulator, 9-digit sequence
+        "H25.123456789",
+        "HS-123456789",
+        "1.004227",
+        "2.000889.000.00.00.H56",
+        "dvc-25-2026-000123:sub",
+        "0912345",  # too short for a phone
+        "09123456789",  # too long for one
+        "001099012345678",  # too long for a CCCD
+        "000000012345",  # no province 000
+        "001499012345",  # century digit 4: no CCCD yet
+    ],
+)
+def test_legitimate_identifiers_are_not_personal_data(ident: str) -> None:
+    for field in ("event_id", "dossier_id"):
+        assert isinstance(check(submitted(**{field: ident})), ValidEvent), (field, ident)
+    if len(ident) <= 32 and ":" not in ident:  # the code fields' character set
+        assert isinstance(check(submitted(procedure_code=ident, agency_code=ident)), ValidEvent), ident
+
+
+def _planted(value: str, field: str, position: str) -> str:
+    base = submitted().get(field, "000.00.12.H26")
+    sep = " "  # a word of its own, whatever the field's character set (that is invalid_value, later)
+    return {
+        "prefix": f"{value}{sep}{base}",
+        "middle": f"{base}{sep}{value}{sep}{base}",
+        "suffix": f"{base}{sep}{value}",
+    }[position]
+
+
+@pytest.mark.parametrize("value", [CCCD, CMND, PHONE, PHONE_84, EMAIL])
+@pytest.mark.parametrize("position", ["whole", "prefix", "middle", "suffix"])
+@pytest.mark.parametrize("field", [*STRING_FIELDS, "level", "channel", "priority", "ghi_chu"])
+def test_personal_data_planted_in_any_string_field_is_rejected_and_never_stored(
+    value: str, position: str, field: str
+) -> None:
+    planted = value if position == "whole" else _planted(value, field, position)
+    v = check(submitted(**{field: planted}))
+    assert isinstance(v, Invalid) and v.reason == "personal_data", (field, planted, v)
+    letter = encode_dead_letter(v, src_partition=0, src_offset=1, src_ts_ms=1)
+    assert value.encode() not in letter and value.lstrip("+").encode() not in letter
+    assert planted.encode() not in letter
+    if field in ENVELOPE_FIELDS or field == "channel":
+        assert field in v.detail  # the operator learns where, not what
+    else:
+        assert field not in v.detail  # a name outside the contract is never repeated
+
+
+@pytest.mark.parametrize("with_separator", ["-", "_", ".", ":", "/"])
+def test_phone_and_cccd_inside_a_code_are_found_but_a_9_digit_group_is_a_sequence(with_separator: str) -> None:
+    for value in (CCCD, PHONE):
+        assert reason(submitted(dossier_id=f"H25{with_separator}{value}")) == "personal_data"
+        assert reason(submitted(dossier_id=f"{value}{with_separator}0001")) == "personal_data"
+    assert isinstance(check(submitted(dossier_id=f"H25{with_separator}{CMND}")), ValidEvent)
+
+
+def test_personal_values_nested_in_unknown_fields_or_escaped_are_found() -> None:
+    assert reason(submitted(extra={"a": [1, {"b": PHONE}]})) == "personal_data"
+    assert reason(submitted(extra={EMAIL: True})) == "personal_data"
+    escaped = orjson.dumps(submitted(dossier_id="PLACEHOLDER")).replace(b"PLACEHOLDER", b"\\u0030912345678")
+    assert reason(escaped) == "personal_data"
+    depth = 1000  # as deep as orjson parses, and as Python's default recursion limit
+    deep = orjson.dumps(submitted()).replace(b"}", b',"extra":' + b'{"x":' * depth + b'"' + PHONE.encode() + b'"')
+    assert reason(deep + b"}" * (depth + 1)) == "personal_data"
+
+
+def test_unknown_field_names_are_never_echoed_in_details() -> None:
+    name = "Nguyen Van A - 001099012345"
+    v = check(submitted(**{name: 1}))
+    assert isinstance(v, Invalid) and v.reason == "personal_data"
+    assert (
+        "Nguyen" not in v.detail
+        and CCCD not in v.detail
+        and v.detail == ("personal data: 1 field name denoting personal data (not shown)")
+    )
+    v = check(submitted(priority="x", ghi_chu="y"))
+    assert isinstance(v, Invalid) and v.reason == "unknown_field"
+    assert v.detail == "unknown fields: 2 other names (not shown)"
+    v = check(submitted(on_time=True, priority="x"))  # a contract field of another event type is named
+    assert isinstance(v, Invalid) and v.detail == "unknown fields: on_time, 1 other name (not shown)"
+    v = check(submitted(ho_ten="Trần Thị B", dossier_id=PHONE))
+    assert isinstance(v, Invalid) and v.detail == (
+        "personal data: 1 field name denoting personal data (not shown); phone number in dossier_id"
+    )
+
+
+def test_payload_fingerprints_are_keyed_not_plain_sha256() -> None:
+    raw = b'"' + CCCD.encode() + b'"'  # a 12-digit ID number alone: 10^12 candidates, quick to try
+    v = check(raw)
+    assert isinstance(v, Invalid) and v.reason == "not_an_object"
+    assert v.payload_sha256 != hashlib.sha256(raw).hexdigest()
+    assert v.payload_sha256 == payload_digest(raw) and len(v.payload_sha256) == 64
+    rejected = check(submitted(ho_ten="x"))
+    assert isinstance(rejected, Invalid)
+    assert rejected.payload_sha256 == payload_digest(orjson.dumps(submitted(ho_ten="x")))
+    try:
+        set_key(b"another installation's key")
+        other = check(raw)
+        assert isinstance(other, Invalid) and other.payload_sha256 != v.payload_sha256
+    finally:
+        set_key(b"")
+    assert check(raw).payload_sha256 == v.payload_sha256  # type: ignore[union-attr]
