@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["LogLevel", "Settings"]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -120,6 +121,9 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="interface for /metrics")
     data_dir: Path = Field(Path("./psmon-data"), description="state and logs of local runs")
     log_level: LogLevel = "info"
+    log_format: LogFormat = Field(
+        "text", description="text: one readable line per record; json: one JSON object per line (log shippers)"
+    )
     worker_name: str = Field("", description="label for this process in metrics; default host:pid")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: exit after this even if not drained")
 

@@ -15,12 +15,25 @@ from typing import Annotated
 import orjson
 import typer
 
-from psmon.cli.options import ClickHouseOpt, DataDirOpt, ThresholdsOpt, env_help, fail, settings
-from psmon.logs import configure_logging
+from psmon.cli.help import PsmonTyper, examples
+from psmon.cli.options import (
+    ClickHouseOpt,
+    DataDirOpt,
+    FormatOpt,
+    OutputOpt,
+    ThresholdsOpt,
+    check_output,
+    emit,
+    env_help,
+    fail,
+    settings,
+)
+from psmon.history.tables import ResultTable
+from psmon.logs import configure_logging, mode_logging_config
 
 __all__ = ["alerts_app", "rules"]
 
-alerts_app = typer.Typer(no_args_is_help=True, help="Alert notifications: the webhook receiver and the history.")
+alerts_app = PsmonTyper(no_args_is_help=True, help="Alert notifications: the webhook receiver and the history.")
 
 
 @alerts_app.callback()
@@ -147,7 +160,7 @@ def listen(
         fail(str(exc))
     ensure_embedded_free(s.resolved_clickhouse_dsn)  # else the service fails opening it, in a traceback
     sock = _listen_socket(s.alerts_host, s.alerts_port)  # a port in use: one line, before anything starts
-    configure_logging(s.log_level)
+    configure_logging(s.log_level, fmt=s.log_format)
     service = AlertReceiverService(
         dsn=s.resolved_clickhouse_dsn,
         database=s.clickhouse_database,
@@ -158,7 +171,13 @@ def listen(
         list_enabled=s.alerts_list_enabled,
         sock=sock,
     )
-    Worker(service, loglevel=s.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    Worker(
+        service,
+        loglevel=s.log_level,
+        logging_config=mode_logging_config(s.log_level, s.log_format),
+        quiet=True,
+        redirect_stdouts=False,
+    ).execute_from_commandline()
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:
@@ -180,13 +199,43 @@ def _listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-@alerts_app.command("history")
+#: The columns `alerts history` reads, and writes with --format csv, json or parquet.
+HISTORY_COLUMNS = (
+    "status",
+    "alertname",
+    "severity",
+    "province_code",
+    "province_name",
+    "metric",
+    "starts_at",
+    "ends_at",
+    "value",
+    "threshold",
+    "volume",
+    "summary_vi",
+    "summary_en",
+    "fingerprint",
+)
+
+
+@alerts_app.command(
+    "history",
+    epilog=examples(
+        "psmon alerts history",
+        "psmon alerts history --province 25 --status firing --limit 10",
+        "psmon alerts history -f csv -o alerts.csv",
+    ),
+)
 def history(
     ctx: typer.Context,
     province: Annotated[str | None, typer.Option(help="only this 34-province code")] = None,
     status: Annotated[str, typer.Option(help="all | firing | resolved")] = "all",
     limit: Annotated[int, typer.Option(help="most recent N")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", hidden=True, help="deprecated: one JSON object per line; use --format json")
+    ] = False,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -198,6 +247,9 @@ def history(
 
     if status not in ("all", "firing", "resolved"):
         raise typer.BadParameter("use all, firing or resolved", param_hint="--status")
+    check_output(fmt, output)
+    if as_json:  # kept for scripts written against it, in its old shape
+        typer.secho("psmon: warning: --json is deprecated; use --format json", err=True, fg="yellow")
     s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
     client = connect(s.resolved_clickhouse_dsn, read_only=True)  # through psmon up while it runs
     if not is_served(client):  # psmon up has migrated what it serves, and the endpoint only reads
@@ -210,23 +262,35 @@ def history(
         where.append("status = {status:String}")
         params["status"] = status
     sql = (
-        "SELECT status, alertname, severity, province_code, province_name, metric, starts_at, ends_at, value, "
-        f"threshold, volume, summary_vi, summary_en, fingerprint FROM {s.clickhouse_database}.alerts FINAL "
+        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM {s.clickhouse_database}.alerts FINAL "
         + (f"WHERE {' AND '.join(where)} " if where else "")
         + "ORDER BY starts_at DESC, status LIMIT {limit:UInt32}"
     )
     result = client.query(sql, parameters={**params, "limit": limit})
-    if not result.result_rows and not as_json:  # one line: an empty history is no failure
+    if as_json or fmt != "table":
+        if as_json:
+            for row in result.named_results():
+                typer.echo(orjson.dumps(row, default=str).decode())
+            return
+        rows = [tuple(r) for r in result.result_rows]
+        emit(
+            ResultTable("alert notifications", list(HISTORY_COLUMNS), rows, empty="no alert notifications"), fmt, output
+        )
+        return
+    if not result.result_rows:  # one line: an empty history is no failure
         filters = f" for province {province}" if province else ""
         filters += f" with status {status}" if status != "all" else ""
         typer.echo(f"no alert notifications stored{filters}")
+    lines = []
     for row in result.named_results():
-        if as_json:
-            typer.echo(orjson.dumps(row, default=str).decode())
-        else:
-            value = "-" if row["value"] is None else f"{row['value']:.4g}"
-            line = (
-                f"{local_time(row['starts_at'])} {row['status']:<8} {row['alertname']:<26} "
-                f"{row['province_code'] or '--'} {row['metric'] or '-':<20} value={value} {row['summary_en']}"
-            )
-            typer.echo(printable(line))  # rows stored before the receiver cleaned text: no terminal control
+        value = "-" if row["value"] is None else f"{row['value']:.4g}"
+        line = (
+            f"{local_time(row['starts_at'])} {row['status']:<8} {row['alertname']:<26} "
+            f"{row['province_code'] or '--'} {row['metric'] or '-':<20} value={value} {row['summary_en']}"
+        )
+        lines.append(printable(line))  # rows stored before the receiver cleaned text: no terminal control
+    if output is None:
+        for line in lines:
+            typer.echo(line)
+    else:
+        output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from psmon.cli.help import PsmonTyper
 from psmon.cli.options import ThresholdsOpt, fail, settings
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["dashboards_app"]
 
-dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code: build JSON, push to Grafana.")
+dashboards_app = PsmonTyper(no_args_is_help=True, help="Grafana dashboards as code: build JSON, push to Grafana.")
 
 PrometheusUrlOpt = Annotated[str, typer.Option(help="Prometheus URL as Grafana reaches it")]
 AlertmanagerUrlOpt = Annotated[str, typer.Option(help="Alertmanager URL as Grafana reaches it")]

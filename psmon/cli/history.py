@@ -11,33 +11,46 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 import typer
 
+from psmon.cli.help import PsmonTyper, examples
 from psmon.cli.options import (
     ClickHouseOpt,
     DataDirOpt,
     FormatOpt,
     KafkaOpt,
+    OutputOpt,
+    SummaryFormatOpt,
     check_input_file,
+    check_output,
+    emit,
     fail,
     inherited,
     settings,
+    summary_format,
 )
 from psmon.history.periods import GRAIN_NAMES, Grain, Period
-from psmon.history.tables import OUTPUT_FORMATS, OutputFormat, ResultTable, render
+from psmon.history.tables import ResultTable
 from psmon.settings import Settings
 
 __all__ = ["dead_letters_app", "query_app", "replay", "report"]
 
-query_app = typer.Typer(
+query_app = PsmonTyper(
     no_args_is_help=False,
+    epilog=examples(
+        "psmon query rates -m online_submission --by month --year 2025",
+        "psmon query rank -m on_time --period 2026-Q3 -f csv -o rank.csv",
+        "psmon query below --threshold 50% --period 2026 -f parquet -o below.parquet",
+        "psmon query index --month 2026-08",
+        'psmon query --sql "SELECT count() FROM psmon.events" -f json',
+    ),
     invoke_without_command=True,
     help="Named questions over the history (34-province terms unless --historical-codes).",
 )
-dead_letters_app = typer.Typer(no_args_is_help=True, help="List, explain and re-drive dead letters.")
+dead_letters_app = PsmonTyper(no_args_is_help=True, help="List, explain and re-drive dead letters.")
 
 MetricOpt = Annotated[str, typer.Option("--metric", "-m", help="e.g. online_submission (or online_submission_ratio)")]
 HistoricalOpt = Annotated[
@@ -54,8 +67,8 @@ def _clickhouse(ctx: typer.Context, clickhouse: str | None, data_dir: Path | Non
     `psmon up` holds the directory, the client reads through its query endpoint."""
     from psmon.sinks.clickhouse.client import connect
 
-    if "fmt" in ctx.params:  # a bad --format is said before anything is opened
-        _format(inherited(ctx, "fmt", ctx.params["fmt"]))
+    if "fmt" in ctx.params:  # a bad --format (or parquet to stdout) is said before anything is opened
+        check_output(inherited(ctx, "fmt", ctx.params["fmt"]), inherited(ctx, "output", ctx.params.get("output")))
     s = settings(ctx, clickhouse_dsn=clickhouse, data_dir=data_dir)
     dsn = s.resolved_clickhouse_dsn
     if s.embedded_clickhouse and not Path(dsn.removeprefix("chdb://")).is_dir():
@@ -77,12 +90,6 @@ def _history(ctx: typer.Context, clickhouse: str | None, data_dir: Path | None) 
         h = History(client, database=s.clickhouse_database)
         h.check_schema()
         yield h
-
-
-def _format(value: str) -> OutputFormat:
-    if value not in OUTPUT_FORMATS:
-        fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {value!r}")
-    return value
 
 
 def _grain(value: str) -> Grain:
@@ -110,8 +117,9 @@ def _threshold(text: str) -> float:
 
 
 def _emit(ctx: typer.Context, table: ResultTable, fmt: str) -> None:
-    """Print `table` in the `--format` given to the command, or else to its group."""
-    typer.echo(render(table, _format(inherited(ctx, "fmt", fmt))))
+    """Print `table` in the `--format` given to the command, or else to its group, to the
+    `--output` given to either (stdout if none)."""
+    emit(table, inherited(ctx, "fmt", fmt), inherited(ctx, "output", ctx.params.get("output")))
 
 
 # -- psmon query ------------------------------------------------------------------------------
@@ -122,6 +130,7 @@ def query(
         str | None, typer.Option("--sql", help="run this SQL (one read-only statement) instead of a named question")
     ] = None,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -155,6 +164,7 @@ def rates(
     province: ProvinceOpt = None,
     historical_codes: HistoricalOpt = False,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -173,6 +183,7 @@ def rank(
     period: Annotated[str, typer.Option(help="2026-Q3, 2026-08, 2026 or a day")],
     historical_codes: HistoricalOpt = False,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -194,6 +205,7 @@ def below(
     period: Annotated[str | None, typer.Option(help="2025, 2025-Q3, 2025-07")] = None,
     historical_codes: HistoricalOpt = False,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -215,6 +227,7 @@ def index766(
         typer.Option(help="override an item's rule: 4.2=full:0.8 or 3.3=linear (repeatable)"),
     ] = None,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -270,6 +283,7 @@ def replay(
     publish: Annotated[bool, typer.Option("--publish", help="shorthand for --to kafka")] = False,
     batch_rows: Annotated[int, typer.Option(help="rows per ClickHouse insert")] = 50_000,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
+    fmt: SummaryFormatOpt = "table",
     clickhouse: ClickHouseOpt = None,
     kafka: KafkaOpt = None,
     data_dir: DataDirOpt = None,
@@ -281,6 +295,7 @@ def replay(
     from psmon.history.replay import REPLAY_TARGETS, replay_into
     from psmon.history.sources import size_hint
 
+    summary_format(fmt)
     for path in files:
         check_input_file(path)
     target = "kafka" if publish and to == "clickhouse" else to
@@ -303,7 +318,26 @@ def replay(
         stats = replay_into(
             s, files, target=target, batch_rows=batch_rows, progress=lambda p, n: bar.advance(tasks[p], n)
         )
-    typer.echo(orjson.dumps(stats.summary()).decode())
+    summary = stats.summary()
+    if fmt == "json":
+        typer.echo(orjson.dumps(summary).decode())
+    else:
+        typer.echo(replay_text(summary))
+
+
+def replay_text(summary: dict[str, Any]) -> str:
+    """A replay summary as people read it: what was read, what was stored, what was refused."""
+    reasons = cast(dict[str, int], summary["invalid_by_reason"])
+    refused = ", ".join(f"{n:,} {reason}" for reason, n in reasons.items())
+    lines = [
+        f"{summary['rows']:,} rows read, {summary['valid']:,} valid, {summary['invalid']:,} invalid"
+        + (f" ({refused})" if refused else ""),
+        f"{summary['inserted']:,} inserted, {summary['already_stored']:,} already stored, "
+        f"{summary['unstorable']:,} unstorable, {summary['beyond_retention']:,} beyond retention, "
+        f"{summary['published']:,} published",
+        f"{summary['elapsed_s']:,} s, {summary['rate_eps']:,} rows/s",
+    ]
+    return "\n".join(lines)
 
 
 # -- psmon dead-letters -----------------------------------------------------------------------
@@ -314,6 +348,7 @@ ReasonOpt = Annotated[str | None, typer.Option(help="only this reason")]
 @dead_letters_app.callback()
 def dead_letters(
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     kafka: KafkaOpt = None,
     data_dir: DataDirOpt = None,
@@ -329,13 +364,21 @@ def _store(ctx: typer.Context, clickhouse: str | None, data_dir: Path | None) ->
         yield DeadLetterStore(client, database=s.clickhouse_database)
 
 
-@dead_letters_app.command("list")
+@dead_letters_app.command(
+    "list",
+    epilog=examples(
+        "psmon dead-letters list",
+        "psmon dead-letters list --reason invalid_value --since 2026-11-24T00:00:00 --limit 20",
+        "psmon dead-letters -f json list",
+    ),
+)
 def dl_list(
     ctx: typer.Context,
     reason: ReasonOpt = None,
     since: SinceOpt = None,
     limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -349,6 +392,7 @@ def dl_explain(
     ctx: typer.Context,
     since: SinceOpt = None,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -368,6 +412,7 @@ def dl_redrive(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only; publish nothing")] = False,
     fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     clickhouse: ClickHouseOpt = None,
     kafka: KafkaOpt = None,
     data_dir: DataDirOpt = None,

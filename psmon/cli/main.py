@@ -18,26 +18,29 @@ import typer
 
 # typer bundles its own click: a group's methods take a context of that click, not of `click`.
 from typer._click.core import Context
-from typer.core import TyperGroup
 
 from psmon import __version__
 from psmon.cli.alerts import alerts_app, rules
 from psmon.cli.dashboards import dashboards_app
+from psmon.cli.help import PsmonGroup, PsmonTyper, examples
 from psmon.cli.history import dead_letters_app, query_app, replay, report
 from psmon.cli.options import (
     ClickHouseOpt,
     DataDirOpt,
     KafkaOpt,
+    LogFormatOpt,
     MetricsPortOpt,
     PartitionsOpt,
+    SummaryFormatOpt,
     check_input_file,
     env_help,
     fail,
     parse_drop,
     settings,
+    summary_format,
 )
 from psmon.errors import MetricsPortError, PsmonError
-from psmon.logs import configure_logging
+from psmon.logs import configure_logging, mode_logging_config
 from psmon.redact import redact_text
 from psmon.settings import Settings
 
@@ -67,7 +70,7 @@ COMMAND_ORDER = (
 )
 
 
-class _InOrder(TyperGroup):
+class _InOrder(PsmonGroup):
     """Lists commands and groups in `COMMAND_ORDER` (typer lists all commands before all groups)."""
 
     def list_commands(self, ctx: Context) -> list[str]:
@@ -75,14 +78,14 @@ class _InOrder(TyperGroup):
         return sorted(names, key=lambda n: COMMAND_ORDER.index(n) if n in COMMAND_ORDER else len(COMMAND_ORDER))
 
 
-app = typer.Typer(
+app = PsmonTyper(
     cls=_InOrder,
-    add_completion=False,
+    add_completion=True,  # psmon --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="psmon: live monitor of Vietnam's online public services.",
 )
-schema_app = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
+schema_app = PsmonTyper(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
 
 
 def _print_version(value: bool) -> None:
@@ -96,6 +99,7 @@ def psmon(
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """psmon: live monitor of Vietnam's online public services."""
 
@@ -199,6 +203,7 @@ def sink(
     BoundedWorker(
         SinkService(s, metrics, faults=FaultPlan.from_settings(s)),
         loglevel=s.log_level,
+        logging_config=mode_logging_config(s.log_level, s.log_format),
         quiet=True,
         redirect_stdouts=False,
         shutdown_timeout_s=s.shutdown_timeout_s,
@@ -210,15 +215,23 @@ def simulate(
     kafka: KafkaOpt = None,
     rate: Annotated[float, typer.Option(help="events per second at office-hour peak")] = 50.0,
     speedup: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
-    start: Annotated[datetime | None, typer.Option(help="simulated start time (default now); pins the clock")] = None,
-    duration_s: Annotated[float | None, typer.Option("--duration-s", help="stop after this many seconds")] = None,
+    start: Annotated[
+        datetime | None, typer.Option(metavar="TIME", help="simulated start time (default now); pins the clock")
+    ] = None,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration-s", metavar="SECONDS", help="stop after this many seconds")
+    ] = None,
     count: Annotated[int | None, typer.Option(help="stop after this many events")] = None,
-    drop: Annotated[list[str] | None, typer.Option(help="PROVINCE:METRIC:VALUE, e.g. 25:online_submission:0.3")] = None,
-    bad_fraction: Annotated[float, typer.Option(help="fraction of events replaced by bad ones")] = 0.0,
-    old_code_fraction: Annotated[float, typer.Option(help="fraction sent with an old 63-province code")] = 0.05,
+    drop: Annotated[
+        list[str] | None, typer.Option(metavar="P:M:V", help="PROVINCE:METRIC:VALUE, e.g. 25:online_submission:0.3")
+    ] = None,
+    bad_fraction: Annotated[float, typer.Option(metavar="SHARE", help="fraction of events replaced by bad ones")] = 0.0,
+    old_code_fraction: Annotated[
+        float, typer.Option(metavar="SHARE", help="fraction sent with an old 63-province code")
+    ] = 0.05,
     seed: Annotated[int | None, typer.Option(help="random seed (default: random)")] = None,
     unpaced: Annotated[bool, typer.Option(help="generate as fast as possible (bulk)")] = False,
-    output: Annotated[Path | None, typer.Option(help="write JSONL here instead of Kafka")] = None,
+    output: Annotated[Path | None, typer.Option(metavar="FILE", help="write JSONL here instead of Kafka")] = None,
 ) -> None:
     """Generate realistic portal events for all 34 provinces."""
     from psmon.simulator.profiles import default_profiles, with_drop
@@ -285,19 +298,35 @@ def simulate(
     typer.echo(orjson.dumps(summary).decode())
 
 
-def validate(path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file of events")]) -> None:
+def validate(
+    path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file of events")],
+    fmt: SummaryFormatOpt = "table",
+) -> None:
     """Check a file of events against the contract without loading it (exit 1 if any is bad)."""
     from psmon.history.validate_file import validate_file
 
+    summary_format(fmt)
     check_input_file(path)
     result = validate_file(path)
-    for row, verdict in result.examples:
-        typer.echo(f"{path}:{row}: {verdict.reason}: {verdict.detail}")
     bad = result.invalid
-    typer.echo(
-        f"{result.total} events, {result.valid} valid, {bad} invalid"
-        + (f" {dict(result.invalid_by_reason)}" if bad else "")
-    )
+    by_reason = dict(sorted(result.invalid_by_reason.items()))
+    if fmt == "json":
+        body = {
+            "file": str(path),
+            "events": result.total,
+            "valid": result.valid,
+            "invalid": bad,
+            "invalid_by_reason": by_reason,
+            "examples": [{"row": row, "reason": v.reason, "detail": v.detail} for row, v in result.examples],
+        }
+        typer.echo(orjson.dumps(body).decode())
+    else:
+        for row, verdict in result.examples:
+            typer.echo(f"{path}:{row}: {verdict.reason}: {verdict.detail}")
+        reasons = ", ".join(f"{n:,} {reason}" for reason, n in by_reason.items())
+        typer.echo(
+            f"{result.total:,} events, {result.valid:,} valid, {bad:,} invalid" + (f" ({reasons})" if bad else "")
+        )
     if bad:
         raise typer.Exit(1)
 
@@ -335,10 +364,16 @@ def up(
     data_dir: DataDirOpt = None,
     rate: Annotated[float, typer.Option(help="simulator events/s at peak; 0 = no simulator")] = 200.0,
     speedup: Annotated[float, typer.Option(help="simulator clock speed-up")] = 1.0,
-    start: Annotated[datetime | None, typer.Option(help="simulator start time (default: now)")] = None,
-    drop: Annotated[list[str] | None, typer.Option(help="PROVINCE:METRIC:VALUE for the simulator")] = None,
-    bad_fraction: Annotated[float, typer.Option(help="fraction of bad events from the simulator")] = 0.005,
-    duration_s: Annotated[float | None, typer.Option("--duration-s", help="stop after this many seconds")] = None,
+    start: Annotated[datetime | None, typer.Option(metavar="TIME", help="simulator start time (default: now)")] = None,
+    drop: Annotated[
+        list[str] | None, typer.Option(metavar="P:M:V", help="PROVINCE:METRIC:VALUE for the simulator")
+    ] = None,
+    bad_fraction: Annotated[
+        float, typer.Option(metavar="SHARE", help="fraction of bad events from the simulator")
+    ] = 0.005,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration-s", metavar="SECONDS", help="stop after this many seconds")
+    ] = None,
     view: Annotated[bool, typer.Option(help="live terminal table (off without a terminal)")] = True,
 ) -> None:
     """Run everything in one process: local broker, worker, sink, simulator, metrics, live view."""
@@ -351,6 +386,7 @@ def up(
         metrics_port=metrics_port,
         data_dir=data_dir,
     )
+    configure_logging(s.log_level, fmt=s.log_format)  # run_up keeps the format for its log file
     run_up(
         s,
         embedded_broker=kafka is None and "PSMON_KAFKA_BOOTSTRAP" not in os.environ,
@@ -364,14 +400,26 @@ def up(
     )
 
 
-app.command()(up)
+UP_EXAMPLES = examples(
+    "psmon up",
+    "psmon up --rate 500 --speedup 60 --start 2026-11-24T07:00:00",
+    "psmon up --drop 25:online_submission:0.3 --duration-s 600 --no-view",
+)
+VALIDATE_EXAMPLES = examples("psmon validate events.jsonl", "psmon validate events.parquet --format json")
+REPLAY_EXAMPLES = examples(
+    "psmon replay 2025-*.jsonl --data-dir psmon-data",
+    "psmon replay events.parquet --to both --no-progress --format json",
+)
+REPORT_EXAMPLES = examples("psmon report --period 2026-Q3", "psmon report --period 2026-08 -m on_time --out aug")
+
+app.command(epilog=UP_EXAMPLES)(up)
 app.command()(worker)
 app.command()(sink)
 app.command()(simulate)
-app.command()(validate)
-app.command()(replay)
+app.command(epilog=VALIDATE_EXAMPLES)(validate)
+app.command(epilog=REPLAY_EXAMPLES)(replay)
 app.add_typer(query_app, name="query")
-app.command()(report)
+app.command(epilog=REPORT_EXAMPLES)(report)
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(alerts_app, name="alerts")
 app.command()(rules)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 # typer bundles its own click: contexts and parameter sources are of that click, not of `click`.
 from typer._click.core import Context, ParameterSource
 
-from psmon.history.tables import OUTPUT_FORMATS
+from psmon.history.tables import BINARY_FORMATS, OUTPUT_FORMATS, OutputFormat, ResultTable, render, to_parquet
 from psmon.redact import redact_text
 from psmon.schemas.digest import set_key as set_payload_hash_key
 from psmon.settings import Settings
@@ -31,16 +31,23 @@ __all__ = [
     "DataDirOpt",
     "FormatOpt",
     "KafkaOpt",
+    "LogFormatOpt",
     "MetricsPortOpt",
+    "OutputOpt",
     "PartitionsOpt",
+    "SummaryFormatOpt",
     "ThresholdsOpt",
     "check_input_file",
+    "check_output",
+    "emit",
     "env_help",
     "fail",
     "inherited",
     "known_env_vars",
+    "output_format",
     "parse_drop",
     "settings",
+    "summary_format",
 ]
 
 T = TypeVar("T")
@@ -55,28 +62,29 @@ def env_help(text: str, field: str) -> str:
 
 KafkaOpt = Annotated[
     str | None,
-    typer.Option("--kafka", help=env_help("Kafka bootstrap host:port", "kafka_bootstrap")),
+    typer.Option("--kafka", metavar="HOST:PORT", help=env_help("Kafka bootstrap host:port", "kafka_bootstrap")),
 ]
 ClickHouseOpt = Annotated[
     str | None,
-    typer.Option("--clickhouse", help=env_help("chdb:///abs/dir or http://host:8123", "clickhouse_dsn")),
+    typer.Option("--clickhouse", metavar="DSN", help=env_help("chdb:///abs/dir or http://host:8123", "clickhouse_dsn")),
 ]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help=env_help("local state and logs", "data_dir")),
+    typer.Option("--data-dir", metavar="DIR", help=env_help("local state and logs", "data_dir")),
 ]
 MetricsPortOpt = Annotated[
     int | None,
-    typer.Option("--metrics-port", help=env_help("/metrics port, 0 = off", "metrics_port")),
+    typer.Option("--metrics-port", metavar="PORT", help=env_help("/metrics port, 0 = off", "metrics_port")),
 ]
 PartitionsOpt = Annotated[
     int | None,
-    typer.Option("--partitions", help=env_help("partitions per topic", "topic_partitions")),
+    typer.Option("--partitions", metavar="N", help=env_help("partitions per topic", "topic_partitions")),
 ]
 ThresholdsOpt = Annotated[
     Path | None,
     typer.Option(
         "--thresholds",
+        metavar="FILE",
         help=env_help(
             "thresholds.yaml, targets and alert floors per metric "
             "(default: the one shipped with psmon, psmon/alerting/thresholds.yaml)",
@@ -84,7 +92,27 @@ ThresholdsOpt = Annotated[
         ),
     ),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"output: {' | '.join(OUTPUT_FORMATS)}")]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format", "-f", metavar="FORMAT", help=f"output: {' | '.join(OUTPUT_FORMATS)} (parquet needs --output)"
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", metavar="FILE", help="write the result to FILE instead of stdout"),
+]
+#: A command that prints a summary, not rows (`validate`, `replay`): people's words or one JSON object.
+SUMMARY_FORMATS: Final = ("table", "json")
+SummaryFormatOpt = Annotated[
+    str, typer.Option("--format", "-f", metavar="FORMAT", help="table (a summary for people) | json")
+]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", metavar="FORMAT", help=env_help("logs: text | json (one object per line)", "log_format")
+    ),
+]
 
 #: The `Settings` field each shared option sets, by the parameter name commands give it.
 _FIELD_OF_PARAM: Final[dict[str, str]] = {
@@ -94,6 +122,7 @@ _FIELD_OF_PARAM: Final[dict[str, str]] = {
     "metrics_port": "metrics_port",
     "partitions": "topic_partitions",
     "thresholds": "thresholds_file",
+    "log_format": "log_format",
 }
 
 
@@ -115,6 +144,48 @@ def fail(message: str) -> NoReturn:
     """End the command with one readable line on stderr and exit code 1."""
     typer.secho(f"psmon: {redact_text(message)}", err=True, fg="red")  # no password of a URL
     raise typer.Exit(1)
+
+
+def output_format(value: str) -> OutputFormat:
+    """`value` if rows can be printed in it, else a one-line failure."""
+    if value not in OUTPUT_FORMATS:
+        fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {value!r}")
+    return value
+
+
+def check_output(fmt: str, output: Path | None) -> OutputFormat:
+    """The `--format`, checked with its `--output` before any work: binary needs a file."""
+    f = output_format(fmt)
+    if f in BINARY_FORMATS and output is None:
+        fail(f"--format {f} is binary and is not written to the terminal or stdout: give --output FILE")
+    return f
+
+
+def emit(table: ResultTable, fmt: str, output: Path | None) -> None:
+    """Print `table` in `fmt`, or write it to `output`; Parquet (binary) only ever to a file."""
+    f = check_output(fmt, output)
+    if f in BINARY_FORMATS:
+        assert output is not None  # check_output
+        try:
+            to_parquet(table, output)
+        except OSError as exc:
+            fail(f"--output {output}: {exc.strerror or exc}")
+        return
+    text = render(table, f)
+    if output is None:
+        typer.echo(text)
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        fail(f"--output {output}: {exc.strerror or exc}")
+
+
+def summary_format(value: str) -> str:
+    """`value` if a summary can be printed in it, else a one-line failure."""
+    if value not in SUMMARY_FORMATS:
+        fail(f"--format must be one of {', '.join(SUMMARY_FORMATS)} here; got {value!r}")
+    return value
 
 
 def check_input_file(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A query result as a small table, and its three renderings: terminal table, CSV, JSON.
+"""A query result as a small table, and its renderings: terminal table, CSV, JSON, Parquet.
 
 Every named question returns a `ResultTable` (columns, rows, notes), so the CLI, the report and
 the tests read one shape. Ratios stay floats in CSV and JSON (0–1, as the metric naming convention says `_ratio`
@@ -23,6 +23,11 @@ Times are shown as people in Vietnam read them, like the live table: a datetime 
 Asia/Ho_Chi_Minh (UTC+7) with its offset (`2026-11-24 09:00:00+07:00`) in the terminal table;
 ClickHouse hands the UTC columns back without a zone, so one without a zone is UTC. CSV and JSON
 write the same instant in ISO 8601 with its offset (UTC), so programs never guess the zone either.
+
+Parquet (`to_parquet`) holds the same rows as CSV and JSON, typed, for pandas, DuckDB and Spark:
+times as `timestamp[us, tz=UTC]`, whole numbers as int64 (uint64 above its range), other
+numbers as float64, dates as date32, text as strings, a missing value as null; the title and
+notes go into the file's metadata. It is binary, so it is only ever written to a file.
 """
 
 import csv
@@ -32,6 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import orjson
@@ -41,10 +47,22 @@ from psmon.timeutil import LOCAL_TZ
 if TYPE_CHECKING:
     from rich.text import Text
 
-__all__ = ["OUTPUT_FORMATS", "OutputFormat", "ResultTable", "cell_text", "csv_cell", "local_time", "render"]
+__all__ = [
+    "BINARY_FORMATS",
+    "OUTPUT_FORMATS",
+    "OutputFormat",
+    "ResultTable",
+    "cell_text",
+    "csv_cell",
+    "local_time",
+    "render",
+    "to_parquet",
+]
 
-OutputFormat = Literal["table", "csv", "json"]
+OutputFormat = Literal["table", "csv", "json", "parquet"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
+#: Formats that are bytes, not text: written to a file, never to a terminal or stdout.
+BINARY_FORMATS: Final[frozenset[OutputFormat]] = frozenset({"parquet"})
 
 
 @dataclass
@@ -74,6 +92,8 @@ def _plain(v: Any) -> Any:
         return _aware(v).isoformat()
     if isinstance(v, date):
         return v.isoformat()
+    if isinstance(v, Decimal):  # a Decimal column of --sql: a JSON number, as in CSV and Parquet
+        return float(v)
     return v
 
 
@@ -145,6 +165,9 @@ def _csv(records: Iterable[list[Any]]) -> str:
 
 
 def render(table: ResultTable, fmt: OutputFormat) -> str:
+    """`table` as text in `fmt` (table, csv or json; Parquet is bytes: `to_parquet`)."""
+    if fmt in BINARY_FORMATS:
+        raise ValueError(f"{fmt} is binary: write it with to_parquet")
     if fmt == "json":
         body = {"title": table.title, "columns": table.columns, "rows": table.dicts(), "notes": table.notes}
         return orjson.dumps(body, default=_plain, option=orjson.OPT_INDENT_2).decode()
@@ -168,3 +191,40 @@ def render(table: ResultTable, fmt: OutputFormat) -> str:
     for note in table.notes:
         console.print(_literal(note))
     return console.export_text().rstrip("\n")
+
+
+def _arrow_column(values: list[Any]) -> Any:
+    """One column as a typed pyarrow array, its type from its values (see the module doc)."""
+    import pyarrow as pa
+
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.array(values, type=pa.string())
+    if all(isinstance(v, bool) for v in present):
+        return pa.array(values, type=pa.bool_())
+    if all(isinstance(v, datetime) for v in present):
+        return pa.array([None if v is None else _aware(v) for v in values], type=pa.timestamp("us", tz="UTC"))
+    if all(isinstance(v, date) and not isinstance(v, datetime) for v in present):
+        return pa.array(values, type=pa.date32())
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pa.array(values, type=pa.uint64() if max(present) > 2**63 - 1 else pa.int64())
+    if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in present):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    if all(isinstance(v, str) for v in present):
+        return pa.array(values, type=pa.string())
+    try:  # arrays, maps: what pyarrow makes of them
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(_plain(v)) for v in values], type=pa.string())
+
+
+def to_parquet(table: ResultTable, path: Path) -> None:
+    """Write `table` to the Parquet file `path`: the rows of CSV and JSON, typed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = [_arrow_column(list(col)) for col in zip(*table.rows, strict=True)] if table.rows else []
+    if not arrays:
+        arrays = [pa.array([], type=pa.string()) for _ in table.columns]
+    meta = {b"psmon.title": table.title.encode(), b"psmon.notes": orjson.dumps(table.notes)}
+    pq.write_table(pa.table(arrays, names=table.columns).replace_schema_metadata(meta), path)

@@ -91,7 +91,7 @@ def test_a_bad_group_format_is_reported_like_a_bad_subcommand_format(opened: lis
     for args in (["query", "-f", "xml", *RANK], ["query", *RANK, "-f", "xml"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 1
-        assert "--format must be one of table, csv, json; got 'xml'" in result.output
+        assert "--format must be one of table, csv, json, parquet; got 'xml'" in result.output
 
 
 @pytest.mark.parametrize(
@@ -141,4 +141,51 @@ def test_the_command_line_sits_above_what_it_runs() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('psmon.cli')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert orjson.loads(out.stdout.replace("'", '"')) == ["psmon.cli", "psmon.cli.alerts", "psmon.cli.options"]
+    assert orjson.loads(out.stdout.replace("'", '"')) == [
+        "psmon.cli",
+        "psmon.cli.alerts",
+        "psmon.cli.help",
+        "psmon.cli.options",
+    ]
+
+
+# -- --format parquet and --output ---------------------------------------------------------------
+def test_parquet_is_refused_on_stdout_before_anything_is_opened(tmp_path: Path, opened: list[str]) -> None:
+    _dsn_of(tmp_path)
+    for args in (["query", "-f", "parquet", *RANK], ["dead-letters", "list", "-f", "parquet"]):
+        result = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [
+            "psmon: --format parquet is binary and is not written to the terminal or stdout: give --output FILE"
+        ]
+    assert opened == []
+
+
+def test_parquet_and_csv_go_to_the_output_file(tmp_path: Path, opened: list[str]) -> None:
+    import pyarrow.parquet as pq
+
+    _dsn_of(tmp_path)
+    parquet, csv_file = tmp_path / "rank.parquet", tmp_path / "rank.csv"
+    result = runner.invoke(app, ["query", "-f", "parquet", "-o", str(parquet), *RANK, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert pq.read_table(parquet).to_pylist() == [{"database": "psmon"}]
+    # --output given to the group, --format to the question
+    result = runner.invoke(app, ["query", "-o", str(csv_file), *RANK, "-f", "csv", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert csv_file.read_text().splitlines() == ["database", "psmon"]
+
+
+def test_alerts_history_takes_the_shared_format_and_hides_the_old_json_flag() -> None:
+    text = runner.invoke(app, ["alerts", "history", "--help"], terminal_width=200).stdout
+    assert "--format" in text and "parquet" in text and "--output" in text
+    assert "--json" not in text
+
+
+def test_log_format_is_a_setting_of_every_command(tmp_path: Path, opened: list[str]) -> None:
+    _dsn_of(tmp_path)
+    result = runner.invoke(app, ["--log-format", "xml", "query", *RANK, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("psmon: invalid --log-format='xml': Input should be 'text' or 'json'")
+    ok = runner.invoke(app, ["--log-format", "json", "query", *RANK, "--data-dir", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output

@@ -3,13 +3,14 @@
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 
-from psmon.history.tables import ResultTable, csv_cell, local_time, render
+from psmon.history.tables import ResultTable, csv_cell, local_time, render, to_parquet
 from psmon.timeutil import LOCAL_TZ
 
 TABLE = ResultTable(
@@ -121,3 +122,54 @@ def test_times_are_shown_in_vietnam_with_their_offset() -> None:
     rows = list(csv.reader(io.StringIO(render(table, "csv"))))[1:]
     assert [datetime.fromisoformat(r[1]) for r in rows] == [utc_naive.replace(tzinfo=UTC), saigon]
     assert rows[0][1] == "2026-11-24T02:00:00.123000+00:00"  # an instant with its zone, never a bare time
+
+
+# -- Parquet: the rows of CSV and JSON, typed ---------------------------------------------------
+def test_parquet_round_trips_with_typed_columns(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    naive_utc = datetime(2026, 11, 24, 2, 0)  # ClickHouse hands UTC back without a zone
+    table = ResultTable(
+        title="rates",
+        columns=["at", "day", "province", "numerator", "ratio", "amount", "big", "ok", "none"],
+        rows=[
+            (naive_utc, date(2026, 11, 24), "Hà Nội", 3, 0.75, Decimal("1.5"), 2**64 - 1, True, None),
+            (datetime(2026, 11, 24, 9, 0, tzinfo=LOCAL_TZ), None, "Huế", None, None, 2, 0, False, None),
+        ],
+        notes=["a note"],
+    )
+    path = tmp_path / "out.parquet"
+    to_parquet(table, path)
+    read = pq.read_table(path)
+    assert read.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    assert read.schema.field("day").type == pa.date32()
+    assert read.schema.field("province").type == pa.string()
+    assert read.schema.field("numerator").type == pa.int64()
+    assert read.schema.field("ratio").type == pa.float64()
+    assert read.schema.field("amount").type == pa.float64()
+    assert read.schema.field("big").type == pa.uint64()
+    assert read.schema.field("ok").type == pa.bool_()
+    rows = read.to_pylist()
+    assert rows[0]["at"] == naive_utc.replace(tzinfo=UTC) and rows[1]["at"] == datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    assert [r["numerator"] for r in rows] == [3, None] and [r["ratio"] for r in rows] == [0.75, None]
+    assert [r["province"] for r in rows] == ["Hà Nội", "Huế"] and rows[0]["big"] == 2**64 - 1
+    # the same rows as JSON
+    as_json = orjson.loads(render(table, "json"))["rows"]
+    assert [r["province"] for r in as_json] == [r["province"] for r in rows]
+    assert read.schema.metadata[b"psmon.title"] == b"rates"
+    assert orjson.loads(read.schema.metadata[b"psmon.notes"]) == ["a note"]
+
+
+def test_parquet_of_an_empty_table_keeps_its_columns(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "empty.parquet"
+    to_parquet(ResultTable(title="t", columns=["a", "b"], rows=[]), path)
+    read = pq.read_table(path)
+    assert read.column_names == ["a", "b"] and read.num_rows == 0
+
+
+def test_parquet_is_never_rendered_as_text() -> None:
+    with pytest.raises(ValueError, match="binary"):
+        render(TABLE, "parquet")

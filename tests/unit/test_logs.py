@@ -1,0 +1,115 @@
+"""One log format for every psmon process: text or JSON, Vietnam time with its offset, and a
+record is always one line, whatever its message or traceback holds."""
+
+import io
+import logging
+import logging.config
+from collections.abc import Iterator
+from datetime import datetime
+
+import orjson
+import pytest
+
+from psmon.logs import PsmonFormatter, configure_logging, mode_logging_config
+from psmon.timeutil import LOCAL_TZ
+
+
+@pytest.fixture
+def root(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
+    """The root logger, given back as it was (handlers and level) after the test, as is the
+    format a command chose."""
+    monkeypatch.setattr("psmon.logs._chosen_format", "text")
+    logger = logging.getLogger()
+    handlers, level = list(logger.handlers), logger.level
+    yield logger
+    for h in logger.handlers:
+        if h not in handlers:
+            h.close()
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def _capture(root: logging.Logger) -> io.StringIO:
+    """Where psmon's handler writes, instead of stderr."""
+    out = io.StringIO()
+    ours = [h for h in root.handlers if isinstance(h.formatter, PsmonFormatter)]
+    assert len(ours) == 1
+    assert isinstance(ours[0], logging.StreamHandler)
+    ours[0].setStream(out)
+    return out
+
+
+def _log_a_failure(name: str) -> None:
+    log = logging.getLogger(name)
+    log.info("first line\nforged 2026-01-01 ERROR line\x1b[31m")
+    try:
+        raise ValueError("bad\nvalue")
+    except ValueError:
+        log.exception("it failed")
+
+
+def test_json_logs_are_one_object_per_line_with_the_exception(root: logging.Logger) -> None:
+    configure_logging("info", fmt="json")
+    out = _capture(root)
+    _log_a_failure("psmon.test")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    records = [orjson.loads(line) for line in lines]
+    assert records[0]["msg"] == "first line\nforged 2026-01-01 ERROR line\x1b[31m"
+    assert {k: records[1][k] for k in ("level", "logger", "msg")} == {
+        "level": "ERROR",
+        "logger": "psmon.test",
+        "msg": "it failed",
+    }
+    assert "ValueError: bad\nvalue" in records[1]["exc"]
+    ts = datetime.fromisoformat(records[0]["ts"])
+    assert ts.utcoffset() == LOCAL_TZ.utcoffset(None)
+
+
+def test_text_logs_escape_controls_and_keep_the_traceback_on_the_line(root: logging.Logger) -> None:
+    configure_logging("info")
+    out = _capture(root)
+    _log_a_failure("psmon.test")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    ts, level, rest = lines[0].split(" ", 2)
+    assert datetime.fromisoformat(ts).utcoffset() == LOCAL_TZ.utcoffset(None) and ts.endswith("+07:00")
+    assert (level, rest) == ("INFO", "psmon.test: first line\\nforged 2026-01-01 ERROR line\\x1b[31m")
+    assert "\x1b" not in out.getvalue()
+    assert lines[1].split(" ", 1)[1].startswith("ERROR psmon.test: it failed | Traceback")
+    assert "ValueError: bad\\nvalue" in lines[1]
+
+
+def test_configuring_twice_replaces_psmon_handler(root: logging.Logger) -> None:
+    configure_logging("info")
+    configure_logging("debug", fmt="json")
+    assert len([h for h in root.handlers if isinstance(h.formatter, PsmonFormatter)]) == 1
+    assert root.level == logging.DEBUG
+
+
+def test_mode_and_faust_loggers_go_through_the_same_formatter(root: logging.Logger) -> None:
+    """What a mode/Faust worker is given instead of its own coloured format routes theirs too."""
+    config = mode_logging_config("info", "json")
+    config["handlers"]["default"]["stream"] = io.StringIO()
+    logging.config.dictConfig(config)
+    handler = next(h for h in root.handlers if isinstance(h.formatter, PsmonFormatter))
+    assert isinstance(handler, logging.StreamHandler)
+    out = handler.stream
+    for name in ("mode.worker", "faust.worker", "aiohttp.access"):
+        logging.getLogger(name).warning("hello from %s", name)
+    records = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["logger"] for r in records] == ["mode.worker", "faust.worker", "aiohttp.access"]
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="text, json"):
+        PsmonFormatter("xml")
+
+
+def test_a_later_call_without_a_format_keeps_the_chosen_one(root: logging.Logger) -> None:
+    """`psmon up` chooses the format, then its runtime reconfigures for its log file."""
+    configure_logging("info", fmt="json")
+    configure_logging("info")
+    out = _capture(root)
+    logging.getLogger("psmon.test").info("x")
+    assert orjson.loads(out.getvalue())["msg"] == "x"
