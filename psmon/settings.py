@@ -12,10 +12,12 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LogLevel", "Settings"]
+__all__ = ["Lang", "LogFormat", "LogLevel", "Settings"]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
+#: Language of what people read (report, live table); see psmon.schemas.labels.
+Lang = Literal["vi", "en"]
 
 
 class Settings(BaseSettings):
@@ -119,6 +121,7 @@ class Settings(BaseSettings):
     # Process
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="interface for /metrics")
+    lang: Lang = Field("vi", description="language of the report and the live table: vi (Vietnamese) or en")
     data_dir: Path = Field(Path("./psmon-data"), description="state and logs of local runs")
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(

@@ -255,10 +255,15 @@ def report(
     period: Annotated[str, typer.Option(help="2025, 2025-Q3, 2025-07 or a day")],
     out: Annotated[Path, typer.Option(help="output directory for the HTML and PNG files")] = Path("psmon-report"),
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="metrics (default: all six)")] = None,
+    lang: Annotated[
+        str | None, typer.Option(help="language of headings, axes and legends: vi or en (default: PSMON_LANG, vi)")
+    ] = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """A self-contained HTML report (trend, ranking, province grid, 766 points) plus PNG charts."""
+    """A self-contained HTML report (trend, ranking, province grid, 766 points) plus PNG charts.
+
+    A period without events fails in one line ("no events in PERIOD", exit 1) and writes nothing."""
     from psmon.history.queries import metric_name
     from psmon.history.report import write_report
 
@@ -266,8 +271,9 @@ def report(
     p = Period.parse(period)
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: is a file; give a directory for the report")
+    language = settings(ctx, lang=lang).lang
     with _history(ctx, clickhouse, data_dir) as h:
-        files = write_report(h, period=p, out_dir=out, metrics=metrics)
+        files = write_report(h, period=p, out_dir=out, metrics=metrics, lang=language)
     typer.echo(str(files.html))
     for png in files.pngs:
         typer.echo(str(png))

@@ -1,17 +1,28 @@
 """The terminal view of `psmon up`: a table of the 34 provinces, refreshed every second.
 
-Reads the worker's in-process `LiveRates` (no scraping). A cell is highlighted when the ratio is
-under its province's `alert_below` floor with at least `min_volume` behind it (both from
-thresholds.yaml, the same numbers the alert rules use). When `psmon up` runs Alertmanager, the
-`alert` column marks provinces with an active alert, polled from Alertmanager's API
-(`/api/v2/alerts`) every few seconds. Without a terminal (tests, CI, `--no-view`) it logs one
-summary line per interval instead.
+Reads the worker's in-process `LiveRates` (no scraping). Without a terminal (tests, CI,
+`--no-view`) it logs one summary line per interval instead.
+
+Design decisions (so that the numbers do not mislead):
+- A ratio is shown only with at least the metric's `min_volume` (thresholds.yaml, the number the
+  alert rules use) in its denominator over the column's window; below it the cell is "–", as is
+  a window without any event. One of two online payments is not "50% paid online".
+- A cell is bold red under its province's `alert_below` floor and amber under its `target`
+  (both from thresholds.yaml, per province where overridden). When `psmon up` runs
+  Alertmanager, the alert column marks provinces with an active alert, polled from its API
+  (`/api/v2/alerts`) every few seconds. A legend under the table says all of this.
+- Numbers are never cut: a ratio column is never narrower than `100.0%` (a ratio is one word, so
+  it never wraps); headers wrap onto two lines instead, the province name is shortened with an
+  ellipsis, and under `WIDE_COLUMNS` terminal columns the two least needed columns (online 5 min,
+  online today) are left out.
+- Title, headers and legend are in the user's language (`PSMON_LANG`, `psmon.schemas.labels`);
+  the summary line logged without a terminal stays English, for grep and log tools.
 """
 
 import logging
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from mode import Service
 from prometheus_client import Counter
@@ -20,25 +31,32 @@ from rich.live import Live
 from rich.table import Table
 
 from psmon.alerting.thresholds import Thresholds
+from psmon.schemas.labels import Lang, metric_name, text, window_name
 from psmon.schemas.metrics import Metric, Window
 from psmon.schemas.provinces import registry
 from psmon.streams.live import LiveRates
 from psmon.timeutil import LOCAL_TZ
 
-__all__ = ["LiveView", "alerting_provinces", "render_table"]
+__all__ = ["ALERT_MARK", "WIDE_COLUMNS", "LiveView", "alerting_provinces", "render_table"]
 
 log = logging.getLogger(__name__)
 
-_COLUMNS: tuple[tuple[Metric, Window, str], ...] = (
-    ("online_submission", "5m", "online 5m"),
-    ("online_submission", "1h", "online 1h"),
-    ("online_submission", "24h", "online 24h"),
-    ("online_submission", "today", "online today"),
-    ("full_online", "24h", "full-online 24h"),
-    ("online_payment", "24h", "paid online 24h"),
-    ("result_digitization", "24h", "result digit. 24h"),
-    ("on_time", "24h", "on time 24h"),
+#: (metric, window, kept on a narrow terminal)
+_COLUMNS: Final[tuple[tuple[Metric, Window, bool], ...]] = (
+    ("online_submission", "5m", False),
+    ("online_submission", "1h", True),
+    ("online_submission", "24h", True),
+    ("online_submission", "today", False),
+    ("full_online", "24h", True),
+    ("online_payment", "24h", True),
+    ("result_digitization", "24h", True),
+    ("on_time", "24h", True),
 )
+#: Terminal width from which every column is shown.
+WIDE_COLUMNS: Final = 130
+#: The mark of a province with an active alert (also shown in the legend).
+ALERT_MARK: Final = "[bold white on red] ! [/]"
+_RATIO_WIDTH: Final = len("100.0%")
 
 
 def _total(counter: Counter) -> float:
@@ -47,34 +65,46 @@ def _total(counter: Counter) -> float:
 
 
 def render_table(
-    live: LiveRates, *, thresholds: Thresholds, alerting: frozenset[str] = frozenset(), title: str = ""
+    live: LiveRates,
+    *,
+    thresholds: Thresholds,
+    alerting: frozenset[str] = frozenset(),
+    title: str = "",
+    lang: Lang = "vi",
+    width: int | None = None,
 ) -> Table:
-    table = Table(title=title, expand=False, header_style="bold")
-    table.add_column("code")
-    table.add_column("province")
-    table.add_column("alert")
-    for _m, _w, label in _COLUMNS:
-        table.add_column(label, justify="right")
-    table.add_column("dossiers 24h", justify="right")
+    """The table for a terminal `width` columns wide (None: all columns)."""
+    columns = [(m, w) for m, w, keep in _COLUMNS if keep or width is None or width >= WIDE_COLUMNS]
+    legend = text("live.legend", lang, mark=ALERT_MARK)
+    table = Table(title=title, caption=legend, caption_justify="left", expand=False, header_style="bold")
+    narrow = width is not None and width < WIDE_COLUMNS
+    # Headers may wrap (at their spaces); a ratio is one word no shorter than `min_width`, so it
+    # is never folded or cut. The province name gives way first, with an ellipsis.
+    table.add_column(text("live.code", lang), min_width=2)
+    table.add_column(text("live.province", lang), overflow="ellipsis", no_wrap=True, max_width=14 if narrow else 22)
+    table.add_column(text("live.alert", lang), min_width=3)
+    for metric, window in columns:
+        header = f"{metric_name(metric, lang, short=True)}\n{window_name(window, lang)}"
+        table.add_column(header, justify="right", min_width=_RATIO_WIDTH)
+    table.add_column(text("live.dossiers", lang), justify="right", min_width=5)
     for province in registry().current:
-        cells: list[Any] = [
-            province.code,
-            province.name,
-            "[bold white on red] ALERT [/]" if province.code in alerting else "",
-        ]
+        code = province.code
+        cells: list[Any] = [code, province.name, ALERT_MARK if code in alerting else ""]
         below = False
-        ratios = {w: live.rates.ratios(province.code, w) for w in {w for _m, w, _l in _COLUMNS}}
-        for metric, window, _label in _COLUMNS:
+        ratios = {w: live.rates.ratios(code, w) for w in {w for _m, w in columns}}
+        for metric, window in columns:
             r = ratios[window][metric]
-            if r.value is None:
-                cells.append("–")
+            min_volume = thresholds.min_volume(metric, code) or 1
+            if r.value is None or r.denominator < min_volume:
+                cells.append("[dim]–[/]")
                 continue
-            floor, min_volume = thresholds.floor(metric, province.code), thresholds.min_volume(metric, province.code)
-            low = floor is not None and r.denominator >= (min_volume or 0) and r.value < floor
+            floor, target = thresholds.floor(metric, code), thresholds.target(metric, code)
+            low = floor is not None and r.value < floor
+            short = target is not None and r.value < target
             below |= low
-            text = f"{r.value:6.1%}"
-            cells.append(f"[bold red]{text}[/]" if low else text)
-        cells.append(str(live.rates.sums(province.code, "24h")["submitted"]))
+            value = f"{r.value:.1%}"
+            cells.append(f"[bold red]{value}[/]" if low else f"[yellow]{value}[/]" if short else value)
+        cells.append(str(live.rates.sums(code, "24h")["submitted"]))
         table.add_row(*cells, style="on grey15" if below else None)
     return table
 
@@ -99,6 +129,7 @@ class LiveView(Service):
         thresholds: Thresholds,
         alertmanager_url: str | None = None,
         interval_s: float = 1.0,
+        lang: Lang = "vi",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -107,6 +138,7 @@ class LiveView(Service):
         self.thresholds = thresholds
         self.alertmanager_url = alertmanager_url
         self.interval_s = interval_s
+        self.lang: Lang = lang
         self.alerting: frozenset[str] = frozenset()
         self._display: Live | None = None
 
@@ -135,14 +167,27 @@ class LiveView(Service):
         invalid = _total(self.live.metrics.invalid)
         duplicates = _total(self.live.metrics.duplicate)
         wm = self.live.rates.watermark_s
+        # the screen speaks the user's language; the log line stays English, for grep and log tools
+        lang: Lang = self.lang if self._display is not None else "en"
+        provinces = len(self.live.rates.provinces)
         title = (
-            f"psmon live — events validated {processed:,.0f} · dead letters {invalid:,.0f} · "
-            f"duplicates {duplicates:,.0f} · provinces {len(self.live.rates.provinces)}"
-            + (f" · event time {datetime.fromtimestamp(wm, LOCAL_TZ):%Y-%m-%d %H:%M:%S} (UTC+7)" if wm else "")
-            + (f" · alerting: {', '.join(sorted(self.alerting))}" if self.alerting else "")
+            text("live.title", lang, processed=processed, invalid=invalid, duplicates=duplicates, provinces=provinces)
+            + (
+                text("live.event_time", lang, time=f"{datetime.fromtimestamp(wm, LOCAL_TZ):%Y-%m-%d %H:%M:%S}")
+                if wm
+                else ""
+            )
+            + (text("live.alerting", lang, codes=", ".join(sorted(self.alerting))) if self.alerting else "")
         )
         if self._display is not None:
-            table = render_table(self.live, thresholds=self.thresholds, alerting=self.alerting, title=title)
+            table = render_table(
+                self.live,
+                thresholds=self.thresholds,
+                alerting=self.alerting,
+                title=title,
+                lang=self.lang,
+                width=self._display.console.width,
+            )
             self._display.update(table, refresh=True)
         else:
             log.info("%s", title)

@@ -144,7 +144,9 @@ def run_up(
             )
             services.append(SimulatorService(sim, bootstrap=settings.kafka_bootstrap, topic=settings.topic_events))
         am_url = alerting.alertmanager.url if alerting is not None and alerting.alertmanager else None
-        services.append(LiveView(live, interactive=interactive, thresholds=thresholds, alertmanager_url=am_url))
+        services.append(
+            LiveView(live, interactive=interactive, thresholds=thresholds, alertmanager_url=am_url, lang=settings.lang)
+        )
         if duration_s:
             services.append(Deadline(duration_s))
         run_worker(settings, live, services=services, faults=faults, logfile=str(logfile) if interactive else None)

@@ -116,7 +116,20 @@ class _Images(HTMLParser):
 
 
 def test_report_is_self_contained_with_its_charts(cli: dict[str, str], tmp_path: Path) -> None:
-    out = run(cli, "report", "--period", "2025-Q3", "--out", str(tmp_path), "-m", "online_submission", "-m", "on_time")
+    out = run(
+        cli,
+        "report",
+        "--period",
+        "2025-Q3",
+        "--out",
+        str(tmp_path),
+        "-m",
+        "online_submission",
+        "-m",
+        "on_time",
+        "--lang",
+        "en",
+    )
     paths = [Path(p) for p in out.split()]
     html_path, pngs = paths[0], paths[1:]
     assert html_path.suffix == ".html" and len(pngs) == 6
