@@ -1,21 +1,113 @@
-"""Kafka consumers of psmon's own groups, built from `Settings` in one place.
+"""Kafka clients' connection settings and psmon's group consumers, built from `Settings` in one place.
 
 Stage 2 (`streams/rates_service.py`) and stage 3 (`sinks/service.py`) each consume with aiokafka
 directly, in a group of their own, and commit offsets themselves (or never): the broker, the
 group and client id, auto-commit off, "earliest" for a new group, and the group-membership
 timings all come from the settings the same way; only the poll sizes and waits differ per caller.
 
+Authentication (`KafkaAuth`): psmon talks to Kafka through three client libraries (aiokafka for
+stages 2 and 3, Faust for stage 1, kafka-python for the admin client, the simulator and replay),
+and each spells SASL/TLS differently. `KafkaAuth` holds the one configuration (security
+protocol, SASL mechanism and credentials, CA file) and renders it for each, so a broker with
+SASL/SCRAM and ACLs (docs/deployment.md) is reached by every process the same way. The password
+is a `SecretStr` until the moment a client is built, so it never reaches a log line.
+
 It sits at the package root, beside `settings.py`, because it belongs to neither stage and both
 import it downward (streams may not import sinks; neither should own what the other needs).
 """
 
-from typing import Any
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer
+from faust.auth import SASLCredentials, SSLCredentials
+from faust.types.auth import CredentialsT
 
-from psmon.settings import Settings
+from psmon.settings import KafkaSaslMechanism, KafkaSecurityProtocol, Settings
 
-__all__ = ["group_consumer"]
+__all__ = ["PLAINTEXT", "KafkaAuth", "group_consumer"]
+
+
+@dataclass(frozen=True)
+class KafkaAuth:
+    """How every psmon Kafka client authenticates (see module docstring); default: plaintext."""
+
+    protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = ""
+    cafile: Path | None = None
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "KafkaAuth":
+        return cls(
+            protocol=s.kafka_security_protocol,
+            mechanism=s.kafka_sasl_mechanism,
+            username=s.kafka_sasl_username,
+            password=s.kafka_sasl_password.get_secret_value(),
+            cafile=s.kafka_ssl_cafile,
+        )
+
+    def __repr__(self) -> str:  # the password stays out of reprs and logs
+        return f"KafkaAuth(protocol={self.protocol!r}, mechanism={self.mechanism!r}, username={self.username!r})"
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+
+    def kafka_python(self) -> dict[str, Any]:
+        """Arguments of kafka-python's KafkaProducer/KafkaAdminClient."""
+        kw: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.sasl:
+            kw |= {
+                "sasl_mechanism": self.mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self.password,
+            }
+        if self.tls and self.cafile:
+            kw["ssl_cafile"] = str(self.cafile)
+        return kw
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Arguments of aiokafka's producers and consumers."""
+        kw: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.sasl:
+            kw |= {
+                "sasl_mechanism": self.mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self.password,
+            }
+        if self.tls:
+            kw["ssl_context"] = self.ssl_context()
+        return kw
+
+    def faust(self) -> CredentialsT | None:
+        """`broker_credentials` of the Faust app (None: plaintext)."""
+        if self.sasl:
+            return SASLCredentials(
+                username=self.username,
+                password=self.password,
+                mechanism=self.mechanism,
+                ssl_context=self.ssl_context(),
+            )
+        if self.tls:
+            return SSLCredentials(self.ssl_context())
+        return None
+
+
+#: no authentication, no TLS: the local broker, and the default of every client
+PLAINTEXT: Final = KafkaAuth()
 
 
 def group_consumer(settings: Settings, group: str, **overrides: Any) -> AIOKafkaConsumer:
@@ -31,5 +123,6 @@ def group_consumer(settings: Settings, group: str, **overrides: Any) -> AIOKafka
         auto_offset_reset="earliest",
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+        **KafkaAuth.from_settings(settings).aiokafka(),
         **overrides,
     )

@@ -12,9 +12,11 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Lang", "LogFormat", "LogLevel", "Settings"]
+__all__ = ["KafkaSaslMechanism", "KafkaSecurityProtocol", "Lang", "LogFormat", "LogLevel", "Settings"]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LogFormat = Literal["text", "json"]
 #: Language of what people read (report, live table); see psmon.schemas.labels.
 Lang = Literal["vi", "en"]
@@ -27,6 +29,13 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", description="how every psmon client talks to Kafka; SASL_* needs a user and password"
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field("SCRAM-SHA-512", description="SASL mechanism")
+    kafka_sasl_username: str = Field("", description="SASL user (SASL_PLAINTEXT / SASL_SSL)")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never printed)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL; empty = system CAs")
     topic_prefix: str = Field("psmon", description="prefix of every psmon topic")
     topic_partitions: int = Field(8, ge=1, le=1024, description="partitions per psmon topic")
     topic_replication_factor: int = Field(
@@ -146,6 +155,15 @@ class Settings(BaseSettings):
     def _strip_scheme(cls, v: str) -> str:
         # Accept the kafka:// form Faust uses as well as plain host:port lists.
         return v.removeprefix("kafka://")
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            protocol = self.kafka_security_protocol
+            raise ValueError(f"kafka_security_protocol {protocol} needs kafka_sasl_username and kafka_sasl_password")
+        return self
 
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> Self:

@@ -34,6 +34,7 @@ from psmon.cli.options import (
 )
 from psmon.history.periods import GRAIN_NAMES, Grain, Period
 from psmon.history.tables import ResultTable
+from psmon.kafka import KafkaAuth
 from psmon.settings import Settings
 
 __all__ = ["dead_letters_app", "query_app", "replay", "report"]
@@ -439,7 +440,7 @@ def dl_redrive(
         from psmon.streams.topics import ensure_topics
 
         ensure_topics(s)
-        publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events)
+        publisher = KafkaPublisher(s.kafka_bootstrap, s.topic_events, auth=KafkaAuth.from_settings(s))
     try:
         with _store(ctx, clickhouse, data_dir) as store:
             outcomes = store.redrive(

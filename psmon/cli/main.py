@@ -19,6 +19,7 @@ import typer
 # typer bundles its own click: a group's methods take a context of that click, not of `click`.
 from typer._click.core import Context
 
+# typer bundles its own click: a group's methods take a context of that click, not of `click`.
 from psmon import __version__
 from psmon.cli.alerts import alerts_app, rules
 from psmon.cli.dashboards import dashboards_app
@@ -40,6 +41,7 @@ from psmon.cli.options import (
     summary_format,
 )
 from psmon.errors import MetricsPortError, PsmonError
+from psmon.kafka import KafkaAuth
 from psmon.logs import configure_logging, mode_logging_config
 from psmon.redact import redact_text
 from psmon.settings import Settings
@@ -169,7 +171,9 @@ def worker(
     _serve_metrics(s, metrics)  # local checks first, then Kafka
     ensure_topics(s)
     live = LiveRates(metrics=metrics, dedup_max_ids=s.dedup_max_ids, worker=_worker_name(s))
-    run_worker(s, live, faults=FaultPlan.from_settings(s))
+    run_worker(
+        s, live, faults=FaultPlan.from_settings(s), logging_config=mode_logging_config(s.log_level, s.log_format)
+    )
 
 
 def sink(
@@ -273,7 +277,7 @@ def simulate(
     else:
         s = settings(ctx, kafka_bootstrap=kafka)
         ensure_topics(s)
-        out = KafkaSink(s.kafka_bootstrap, s.topic_events)
+        out = KafkaSink(s.kafka_bootstrap, s.topic_events, auth=KafkaAuth.from_settings(s))
 
     def progress(st: SimulationStats) -> None:
         typer.echo(

@@ -9,12 +9,13 @@ rows the broker did not take.
 from kafka import KafkaProducer
 
 from psmon.errors import BrokerError
+from psmon.kafka import PLAINTEXT, KafkaAuth
 
 __all__ = ["KafkaPublisher"]
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, *, auth: KafkaAuth = PLAINTEXT):
         self._topic = topic
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -22,6 +23,7 @@ class KafkaPublisher:
             linger_ms=50,
             batch_size=256 * 1024,
             client_id="psmon-replay",
+            **auth.kafka_python(),
         )
         self._errors: list[Exception] = []
         self.sent = 0

@@ -52,6 +52,7 @@ import orjson
 
 from psmon.history.publish import KafkaPublisher
 from psmon.history.sources import SourceError, read_messages
+from psmon.kafka import KafkaAuth
 from psmon.schemas.dead_letter import DeadLetter, letter_id
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import Invalid, validate_event
@@ -263,7 +264,9 @@ def replay_into(
             writer = ClickHouseWriter(client, database=settings.clickhouse_database)
         if target in ("kafka", "both"):
             ensure_topics(settings)
-            publisher = KafkaPublisher(settings.kafka_bootstrap, settings.topic_events)
+            publisher = KafkaPublisher(
+                settings.kafka_bootstrap, settings.topic_events, auth=KafkaAuth.from_settings(settings)
+            )
         return replay_files(
             paths,
             writer=writer,

@@ -27,6 +27,7 @@ from psmon.alerting.thresholds import load_thresholds
 from psmon.embedded.broker import LocalBroker
 from psmon.errors import ConfigError, MetricsPortError
 from psmon.faults import FaultPlan
+from psmon.kafka import KafkaAuth
 from psmon.local.liveview import LiveView
 from psmon.local.query_server import QueryEndpoint
 from psmon.local.services import Deadline, SimulatorService
@@ -142,7 +143,14 @@ def run_up(
                 start=sim_start,
                 bad_fraction=bad_fraction,
             )
-            services.append(SimulatorService(sim, bootstrap=settings.kafka_bootstrap, topic=settings.topic_events))
+            services.append(
+                SimulatorService(
+                    sim,
+                    bootstrap=settings.kafka_bootstrap,
+                    topic=settings.topic_events,
+                    auth=KafkaAuth.from_settings(settings),
+                )
+            )
         am_url = alerting.alertmanager.url if alerting is not None and alerting.alertmanager else None
         services.append(
             LiveView(live, interactive=interactive, thresholds=thresholds, alertmanager_url=am_url, lang=settings.lang)

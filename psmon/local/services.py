@@ -15,6 +15,7 @@ from typing import Any
 
 from mode import Service
 
+from psmon.kafka import PLAINTEXT, KafkaAuth
 from psmon.simulator.runner import KafkaSink, SimulationConfig, SimulationStats, run_simulation
 
 __all__ = ["Deadline", "SimulatorService"]
@@ -23,11 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class SimulatorService(Service):
-    def __init__(self, config: SimulationConfig, *, bootstrap: str, topic: str, **kwargs: Any):
+    def __init__(
+        self, config: SimulationConfig, *, bootstrap: str, topic: str, auth: KafkaAuth = PLAINTEXT, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.config = config
         self.bootstrap = bootstrap
         self.topic = topic
+        self.auth = auth
         self._stop_flag = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats: SimulationStats | None = None
@@ -37,7 +41,7 @@ class SimulatorService(Service):
         self._thread.start()
 
     def _run(self) -> None:
-        sink = KafkaSink(self.bootstrap, self.topic)
+        sink = KafkaSink(self.bootstrap, self.topic, auth=self.auth)
         try:
             self.stats = run_simulation(self.config, sink, stop=self._stop_flag)
         except Exception:

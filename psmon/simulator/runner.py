@@ -21,6 +21,7 @@ from typing import IO, Protocol
 
 from kafka import KafkaProducer
 
+from psmon.kafka import PLAINTEXT, KafkaAuth
 from psmon.simulator.generator import EVENTS_PER_DOSSIER, EventGenerator
 from psmon.simulator.profiles import ProvinceProfile
 from psmon.timeutil import utc_now
@@ -44,10 +45,14 @@ class EventSink(Protocol):
 
 
 class KafkaSink:
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, *, auth: KafkaAuth = PLAINTEXT):
         self._topic = topic
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, linger_ms=20, acks="all", client_id="psmon-simulator"
+            bootstrap_servers=bootstrap,
+            linger_ms=20,
+            acks="all",
+            client_id="psmon-simulator",
+            **auth.kafka_python(),
         )
         self._errors: list[Exception] = []
 

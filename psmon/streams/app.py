@@ -46,6 +46,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode import Service
 
 from psmon.faults import FaultPlan
+from psmon.kafka import KafkaAuth
 from psmon.schemas.dead_letter import encode_dead_letter
 from psmon.schemas.normalized import encode_valid
 from psmon.schemas.validation import ValidEvent, validate_event
@@ -83,6 +84,7 @@ def create_app(settings: Settings, live: LiveRates, *, faults: FaultPlan | None 
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=KafkaAuth.from_settings(settings).faust(),
         web_enabled=False,
         store="memory://",
         datadir=str(datadir),  # not `<app_id>-data` in the working directory
@@ -155,9 +157,12 @@ def run_worker(
     *,
     services: Iterable[Service] = (),
     logfile: str | None = None,
+    logging_config: dict[str, Any] | None = None,
     faults: FaultPlan | None = None,
 ) -> None:
-    """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally."""
+    """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally.
+    `logging_config` (a dictConfig, `psmon.logs.mode_logging_config`) gives Faust's and mode's
+    loggers psmon's format; without it they use Faust's own."""
     app = create_app(settings, live, faults=faults)
     worker = BoundedFaustWorker(
         app,
@@ -165,6 +170,7 @@ def run_worker(
         *services,
         loglevel=settings.log_level,
         logfile=logfile,
+        logging_config=logging_config,
         quiet=True,
         redirect_stdouts=False,
         shutdown_timeout_s=settings.shutdown_timeout_s,

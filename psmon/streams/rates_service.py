@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ProducerClosed
 from mode import Service
 
-from psmon.kafka import group_consumer
+from psmon.kafka import KafkaAuth, group_consumer
 from psmon.schemas.dead_letter import decode_dead_letter
 from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
@@ -69,7 +69,9 @@ class RatesService(Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=50)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=50, **KafkaAuth.from_settings(s).aiokafka()
+        )
         await self._producer.start()
         self._consumer = group_consumer(s, "rates", max_poll_records=5000, fetch_max_wait_ms=s.fetch_max_wait_ms)
         self._consumer.subscribe([s.topic_valid, s.topic_dead_letter], listener=_Rebalance(self))

@@ -19,6 +19,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from psmon.errors import BrokerError
+from psmon.kafka import PLAINTEXT, KafkaAuth
 from psmon.settings import Settings
 
 __all__ = ["ensure_topics", "new_topic", "wait_for_broker"]
@@ -26,7 +27,9 @@ __all__ = ["ensure_topics", "new_topic", "wait_for_broker"]
 log = logging.getLogger(__name__)
 
 
-def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0, refused_for_s: float = 2.0) -> KafkaAdminClient:
+def wait_for_broker(
+    bootstrap: str, *, auth: KafkaAuth = PLAINTEXT, timeout_s: float = 30.0, refused_for_s: float = 2.0
+) -> KafkaAdminClient:
     """An admin client once the broker answers, or BrokerError.
 
     A broker that does not answer (a start-up, a firewall) gets `timeout_s`; one that refuses
@@ -45,7 +48,10 @@ def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0, refused_for_s: f
                 refused_since = None
                 try:
                     return KafkaAdminClient(
-                        bootstrap_servers=bootstrap, client_id="psmon-admin", request_timeout_ms=5000
+                        bootstrap_servers=bootstrap,
+                        client_id="psmon-admin",
+                        request_timeout_ms=5000,
+                        **auth.kafka_python(),
                     )
                 except KafkaError as exc:
                     last = exc
@@ -137,7 +143,7 @@ def new_topic(settings: Settings, name: str) -> NewTopic:
 
 def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """Create missing psmon topics; returns the names created."""
-    admin = wait_for_broker(settings.kafka_bootstrap, timeout_s=timeout_s)
+    admin = wait_for_broker(settings.kafka_bootstrap, auth=KafkaAuth.from_settings(settings), timeout_s=timeout_s)
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in settings.all_topics if t not in existing]
