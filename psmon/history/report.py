@@ -41,7 +41,7 @@ from psmon.errors import PsmonError
 from psmon.history.periods import Grain, Period
 from psmon.history.queries import History, MetricRow
 from psmon.history.tables import ResultTable, cell_text, local_time
-from psmon.schemas.labels import Lang, metric_name, text
+from psmon.schemas.labels import Lang, column_name, metric_name, text
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 
@@ -258,8 +258,8 @@ def _escaped(v: object) -> str:
     return html.escape(local_time(v) if isinstance(v, datetime) else str(v))
 
 
-def _html_table(table: ResultTable) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+def _html_table(table: ResultTable, lang: Lang) -> str:
+    head = "".join(f"<th>{html.escape(column_name(c, lang))}</th>" for c in table.columns)
     body = "".join(
         "<tr>"
         + "".join(f"<td>{cell_text(c, v, other=_escaped)}</td>" for c, v in zip(table.columns, r, strict=True))
@@ -338,12 +338,12 @@ def write_report(
         table = history.rank(metric, period=period)
         sections.append(
             f"<section id='{metric}'><h2>{html.escape(name[:1].upper() + name[1:])}</h2>"
-            f"<p>{html.escape(definition)}</p>" + "".join(figures) + _html_table(table) + "</section>"
+            f"<p>{html.escape(definition)}</p>" + "".join(figures) + _html_table(table, lang) + "</section>"
         )
     index_html = ""
     if period.grain != "day":
         index_html = f"<section id='index766'><h2>{html.escape(text('report.index766', lang))}</h2>" + _html_table(
-            history.index766(period=period)
+            history.index766(period=period), lang
         )
         index_html += "</section>"
     min_volume = th.metrics[chosen[0]].min_volume if chosen else DEFAULT_MIN_VOLUME

@@ -21,12 +21,14 @@ from psmon.schemas.metrics import Metric, Window
 from psmon.settings import Lang
 
 __all__ = [
+    "COLUMN_NAMES",
     "LANGS",
     "METRIC_NAMES",
     "METRIC_SHORT",
     "PHRASES",
     "WINDOW_NAMES",
     "Lang",
+    "column_name",
     "metric_name",
     "text",
     "window_name",
@@ -128,6 +130,20 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+#: column of a history table -> (Vietnamese, English) heading; the code name stays the CSV/JSON key.
+COLUMN_NAMES: Final[dict[str, tuple[str, str]]] = {
+    "rank": ("hạng", "rank"),
+    "period": ("kỳ", "period"),
+    "province_code": ("mã tỉnh", "province code"),
+    "province": ("tỉnh/thành phố", "province"),
+    "numerator": ("tử số", "numerator"),
+    "denominator": ("mẫu số (n)", "denominator (n)"),
+    "ratio": ("tỷ lệ", "ratio"),
+    "total": ("tổng điểm", "total points"),
+    "max_points": ("điểm tối đa tính được", "computable maximum"),
+}
+
+
 def _pick(pair: tuple[str, str], lang: Lang) -> str:
     return pair[0] if lang == "vi" else pair[1]
 
@@ -144,3 +160,9 @@ def metric_name(metric: Metric, lang: Lang, *, short: bool = False) -> str:
 
 def window_name(window: Window, lang: Lang) -> str:
     return _pick(WINDOW_NAMES[window], lang)
+
+
+def column_name(column: str, lang: Lang) -> str:
+    """A table heading for people; a column without one (a 766 item such as `1.1`) is its own name."""
+    pair = COLUMN_NAMES.get(column)
+    return _pick(pair, lang) if pair else column

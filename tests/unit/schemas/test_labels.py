@@ -3,7 +3,16 @@
 import string
 
 from psmon.alerting.rules import METRIC_LABELS
-from psmon.schemas.labels import METRIC_NAMES, METRIC_SHORT, PHRASES, WINDOW_NAMES, metric_name, text, window_name
+from psmon.schemas.labels import (
+    METRIC_NAMES,
+    METRIC_SHORT,
+    PHRASES,
+    WINDOW_NAMES,
+    column_name,
+    metric_name,
+    text,
+    window_name,
+)
 from psmon.schemas.metrics import METRICS, WINDOWS
 from psmon.settings import Settings
 
@@ -37,3 +46,12 @@ def test_every_phrase_has_both_languages_with_the_same_fields() -> None:
 def test_vietnamese_is_the_default_language() -> None:
     assert Settings().lang == "vi"
     assert Settings(lang="en").lang == "en"
+
+
+def test_table_headings_are_words_not_code_names() -> None:
+    # every column a named question returns has a heading in both languages
+    for column in ("rank", "period", "province_code", "province", "numerator", "denominator", "ratio", "total"):
+        vi, en = column_name(column, "vi"), column_name(column, "en")
+        assert vi and en and vi != column, column
+    assert column_name("denominator", "vi") == "mẫu số (n)"
+    assert column_name("1.1", "vi") == "1.1"  # a 766 item is named by its number in both
