@@ -66,8 +66,7 @@ class KafkaAuth:
             return None
         return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
 
-    def kafka_python(self) -> dict[str, Any]:
-        """Arguments of kafka-python's KafkaProducer/KafkaAdminClient."""
+    def _common(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"security_protocol": self.protocol}
         if self.sasl:
             kw |= {
@@ -75,22 +74,15 @@ class KafkaAuth:
                 "sasl_plain_username": self.username,
                 "sasl_plain_password": self.password,
             }
-        if self.tls and self.cafile:
-            kw["ssl_cafile"] = str(self.cafile)
         return kw
 
+    def kafka_python(self) -> dict[str, Any]:
+        """Arguments of kafka-python's KafkaProducer/KafkaAdminClient (TLS: a CA file)."""
+        return self._common() | ({"ssl_cafile": str(self.cafile)} if self.tls and self.cafile else {})
+
     def aiokafka(self) -> dict[str, Any]:
-        """Arguments of aiokafka's producers and consumers."""
-        kw: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.sasl:
-            kw |= {
-                "sasl_mechanism": self.mechanism,
-                "sasl_plain_username": self.username,
-                "sasl_plain_password": self.password,
-            }
-        if self.tls:
-            kw["ssl_context"] = self.ssl_context()
-        return kw
+        """Arguments of aiokafka's producers and consumers (TLS: an SSL context)."""
+        return self._common() | ({"ssl_context": self.ssl_context()} if self.tls else {})
 
     def faust(self) -> CredentialsT | None:
         """`broker_credentials` of the Faust app (None: plaintext)."""

@@ -11,11 +11,25 @@ from testkit import Samples
 __all__ = [
     *testkit.__all__,
     "CLICKHOUSE_TOTALS_SQL",
+    "RESOLVED_EVENT",
     "TOTAL_KEYS",
     "clickhouse_totals",
     "metric_totals",
     "rollup_totals",
 ]
+
+#: one valid contract event (a resolution), for tests of files and summaries that need a good row
+RESOLVED_EVENT: dict[str, object] = {
+    "event_id": "v-1",
+    "event_type": "application.resolved",
+    "schema_version": 1,
+    "occurred_at": "2025-07-01T09:00:00+07:00",
+    "province_code": "79",
+    "level": "commune",
+    "procedure_code": "1.004227",
+    "dossier_id": "D-1",
+    "on_time": True,
+}
 
 TOTAL_KEYS = (
     "submitted",

@@ -8,20 +8,11 @@ from typer.testing import CliRunner
 
 from psmon.cli.history import replay_text
 from psmon.cli.main import app
+from tests.helpers import RESOLVED_EVENT
 
 runner = CliRunner()
 
-GOOD = {
-    "event_id": "s-1",
-    "event_type": "application.resolved",
-    "schema_version": 1,
-    "occurred_at": "2025-07-01T09:00:00+07:00",
-    "province_code": "79",
-    "level": "commune",
-    "procedure_code": "1.004227",
-    "dossier_id": "D-1",
-    "on_time": True,
-}
+GOOD = {**RESOLVED_EVENT, "event_id": "s-1"}
 
 
 def _file(tmp_path: Path) -> Path:

@@ -10,18 +10,9 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from psmon.cli.main import app
+from tests.helpers import RESOLVED_EVENT
 
-GOOD = {
-    "event_id": "v-1",
-    "event_type": "application.resolved",
-    "schema_version": 1,
-    "occurred_at": "2025-07-01T09:00:00+07:00",
-    "province_code": "79",
-    "level": "commune",
-    "procedure_code": "1.004227",
-    "dossier_id": "D-1",
-    "on_time": True,
-}
+GOOD = {**RESOLVED_EVENT, "event_id": "v-1"}
 
 
 def _row(event: dict[str, object]) -> str:
