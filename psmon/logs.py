@@ -19,6 +19,7 @@ aiokafka's included, through the root handler with this formatter.
 
 import logging
 import logging.config
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -70,6 +71,24 @@ class PsmonFormatter(logging.Formatter):
         return line + (" | " + _one_line(exc) if exc else "")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on whatever `sys.stderr` is when a record is written, not when it was made: a
+    command run in-process (a test's CliRunner, an embedding program) swaps stderr and closes its
+    stand-in afterwards, and a handler holding that stand-in would fail on every later record."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._chosen: Any = None  # a stream given later with `setStream` wins
+
+    @property
+    def stream(self) -> Any:
+        return self._chosen if self._chosen is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._chosen = value
+
+
 def mode_logging_config(level: str, fmt: str = "text") -> dict[str, Any]:
     """A `logging.config.dictConfig` for mode/Faust workers (`Worker(logging_config=...)`): the
     root handler on stderr with `PsmonFormatter`, and every existing logger propagating to it."""
@@ -95,7 +114,7 @@ def configure_logging(level: str, logfile: Path | None = None, fmt: str | None =
     if fmt is not None:
         PsmonFormatter(fmt)  # an unknown format fails here, before anything changes
         _chosen_format = fmt
-    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
+    handler: logging.Handler = logging.FileHandler(logfile) if logfile else _StderrHandler()
     handler.setFormatter(PsmonFormatter(_chosen_format))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h.formatter, PsmonFormatter)]:

@@ -4,6 +4,7 @@ record is always one line, whatever its message or traceback holds."""
 import io
 import logging
 import logging.config
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -113,3 +114,19 @@ def test_a_later_call_without_a_format_keeps_the_chosen_one(root: logging.Logger
     out = _capture(root)
     logging.getLogger("psmon.test").info("x")
     assert orjson.loads(out.getvalue())["msg"] == "x"
+
+
+def test_a_command_run_in_process_leaves_no_handler_on_a_closed_stream(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what a test's CliRunner does: swap stderr for the command, close the stand-in afterwards
+    stand_in, real = io.StringIO(), sys.stderr
+    monkeypatch.setattr(sys, "stderr", stand_in)
+    configure_logging("info")
+    logging.getLogger("psmon.test").info("during the command")
+    monkeypatch.setattr(sys, "stderr", real)
+    assert "during the command" in stand_in.getvalue()
+    stand_in.close()
+    logging.getLogger("psmon.test").info("after the command")
+    err = capsys.readouterr().err
+    assert "after the command" in err and "Logging error" not in err

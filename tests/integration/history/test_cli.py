@@ -30,8 +30,8 @@ from tests.integration.history.dataset import COUNTERS, Dataset, expected_metric
 def cli(module_dsn: str, module_client: Any, dataset: Dataset) -> dict[str, str]:
     """Environment of a database loaded by `psmon replay` (run twice: the second adds nothing)."""
     env = {"PSMON_CLICKHOUSE_DSN": module_dsn, "PSMON_CLICKHOUSE_DATABASE": "cli"}
-    first = run(env, "replay", str(dataset.path), "--no-progress")
-    second = run(env, "replay", str(dataset.path), "--no-progress")
+    first = run(env, "replay", str(dataset.path), "--no-progress", "-f", "json")
+    second = run(env, "replay", str(dataset.path), "--no-progress", "-f", "json")
     first_summary, second_summary = orjson.loads(first.splitlines()[-1]), orjson.loads(second.splitlines()[-1])
     assert first_summary["inserted"] == len(dataset.events)
     assert second_summary["inserted"] == 0 and second_summary["already_stored"] == second_summary["valid"]
@@ -199,6 +199,6 @@ def test_replay_publish_sends_every_row(tmp_path: Path, dataset: Dataset, kafka_
     small = tmp_path / "small.jsonl"
     small.write_bytes(b"".join(line + b"\n" for line in dataset.lines[:300]))
     env = {"PSMON_KAFKA_BOOTSTRAP": kafka_bootstrap, "PSMON_TOPIC_PREFIX": unique, "PSMON_TOPIC_PARTITIONS": "2"}
-    summary = orjson.loads(run(env, "replay", str(small), "--publish", "--no-progress").splitlines()[-1])
+    summary = orjson.loads(run(env, "replay", str(small), "--publish", "--no-progress", "-f", "json").splitlines()[-1])
     assert summary["published"] == 300 and summary["inserted"] == 0
     assert sorted(read_topic(kafka_bootstrap, f"{unique}.events", 300)) == sorted(dataset.lines[:300])
