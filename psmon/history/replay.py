@@ -53,7 +53,7 @@ import orjson
 from psmon.history.publish import KafkaPublisher
 from psmon.history.sources import SourceError, read_messages
 from psmon.kafka import KafkaAuth
-from psmon.schemas.dead_letter import DeadLetter, letter_id
+from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import Invalid, validate_event
 from psmon.settings import Settings
@@ -212,17 +212,7 @@ def replay_files(
                 if isinstance(verdict, Invalid):
                     stats.invalid_by_reason[verdict.reason] += 1
                     batch.letters.append(
-                        DeadLetter(
-                            dead_letter_id=letter_id(verdict.payload_sha256),
-                            reason=verdict.reason,
-                            detail=verdict.detail,
-                            redacted=verdict.redacted,
-                            payload_sha256=verdict.payload_sha256,
-                            payload_bytes=verdict.payload_bytes,
-                            src_partition=part,
-                            src_offset=row,
-                            src_ts_ms=src_ts_ms,
-                        )
+                        dead_letter_of(verdict, src_partition=part, src_offset=row, src_ts_ms=src_ts_ms)
                     )
                 else:
                     stats.valid += 1

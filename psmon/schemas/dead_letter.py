@@ -31,7 +31,7 @@ from psmon.schemas.digest import payload_digest
 from psmon.schemas.normalized import ValidRecord, encode_valid
 from psmon.schemas.validation import UNSTORABLE, Invalid, redact
 
-__all__ = ["DeadLetter", "decode_dead_letter", "encode_dead_letter", "letter_id", "unstorable_letter"]
+__all__ = ["DeadLetter", "dead_letter_of", "decode_dead_letter", "encode_dead_letter", "letter_id", "unstorable_letter"]
 
 _MAX_DETAIL: Final = 300
 
@@ -56,21 +56,25 @@ def letter_id(payload_sha256: str) -> str:
     return "dl-" + payload_digest(payload_sha256.encode())[:32]
 
 
-def encode_dead_letter(verdict: Invalid, *, src_partition: int, src_offset: int, src_ts_ms: int) -> bytes:
-    """The `psmon.dead-letter` record of a rejected message; its id is from content (`letter_id`)."""
-    return orjson.dumps(
-        {
-            "dead_letter_id": letter_id(verdict.payload_sha256),
-            "reason": verdict.reason,
-            "detail": verdict.detail,
-            "redacted": verdict.redacted,
-            "payload_sha256": verdict.payload_sha256,
-            "payload_bytes": verdict.payload_bytes,
-            "src_partition": src_partition,
-            "src_offset": src_offset,
-            "src_ts_ms": src_ts_ms,
-        }
+def dead_letter_of(verdict: Invalid, *, src_partition: int, src_offset: int, src_ts_ms: int) -> DeadLetter:
+    """The dead letter of a rejected message, from Kafka or a file row; its id is from content (`letter_id`)."""
+    return DeadLetter(
+        dead_letter_id=letter_id(verdict.payload_sha256),
+        reason=verdict.reason,
+        detail=verdict.detail,
+        redacted=verdict.redacted,
+        payload_sha256=verdict.payload_sha256,
+        payload_bytes=verdict.payload_bytes,
+        src_partition=src_partition,
+        src_offset=src_offset,
+        src_ts_ms=src_ts_ms,
     )
+
+
+def encode_dead_letter(verdict: Invalid, *, src_partition: int, src_offset: int, src_ts_ms: int) -> bytes:
+    """The `psmon.dead-letter` record of a rejected message (orjson writes the dataclass's fields in order)."""
+    letter = dead_letter_of(verdict, src_partition=src_partition, src_offset=src_offset, src_ts_ms=src_ts_ms)
+    return orjson.dumps(letter)
 
 
 def decode_dead_letter(raw: bytes) -> DeadLetter:
