@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from psmon.cli.help import PsmonTyper
+from psmon.cli.help import PsmonTyper, examples
 from psmon.cli.options import ThresholdsOpt, fail, settings
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ def _options(
     return BuildOptions(thresholds_path=path, datasources=ds)
 
 
-@dashboards_app.command("build")
+@dashboards_app.command(
+    "build", epilog=examples("psmon dashboards build", "psmon dashboards build --out grafana --thresholds t.yaml")
+)
 def build(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="output directory")] = Path("deploy/grafana"),

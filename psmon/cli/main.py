@@ -335,7 +335,7 @@ def validate(
         raise typer.Exit(1)
 
 
-@schema_app.command("export")
+@schema_app.command("export", epilog=examples("psmon schema export", "psmon schema export docs/schemas"))
 def schema_export(
     directory: Annotated[Path, typer.Argument(help="output directory")] = Path("schemas"),
 ) -> None:
@@ -416,23 +416,33 @@ REPLAY_EXAMPLES = examples(
 )
 REPORT_EXAMPLES = examples("psmon report --period 2026-Q3", "psmon report --period 2026-08 -m on_time --out aug")
 
-app.command(epilog=UP_EXAMPLES)(up)
-app.command()(worker)
-app.command()(sink)
-app.command()(simulate)
-app.command(epilog=VALIDATE_EXAMPLES)(validate)
-app.command(epilog=REPLAY_EXAMPLES)(replay)
-app.add_typer(query_app, name="query")
-app.command(epilog=REPORT_EXAMPLES)(report)
-app.add_typer(dead_letters_app, name="dead-letters")
-app.add_typer(alerts_app, name="alerts")
-app.command()(rules)
-app.add_typer(dashboards_app, name="dashboards")
-app.command()(migrate)
-app.command()(topics)
-app.add_typer(schema_app, name="schema")
-app.command()(broker)
-app.command()(version)
+WORKER_EXAMPLES = examples("psmon worker", "psmon --log-format json worker --metrics-port 9101")
+SINK_EXAMPLES = examples("psmon sink", "psmon sink --clickhouse http://writer@clickhouse:8123")
+SIMULATE_EXAMPLES = examples("psmon simulate --rate 200", "psmon simulate --rate 50 --speedup 60 --duration-s 120")
+RULES_EXAMPLES = examples("psmon rules --out deploy", "psmon rules --thresholds thresholds.yaml --out /etc/prometheus")
+MIGRATE_EXAMPLES = examples("psmon migrate", "psmon migrate --clickhouse http://writer@clickhouse:8123")
+TOPICS_EXAMPLES = examples("psmon topics", "psmon topics --kafka kafka:9092")
+BROKER_EXAMPLES = examples("psmon broker", "psmon broker --port 19092")
+
+# The help lists commands by what people do with them, in the order they meet them.
+RUN, DATA, ANALYSE, OPERATE = "Run", "Data", "Analyse", "Operate"
+app.command(epilog=UP_EXAMPLES, rich_help_panel=RUN)(up)
+app.command(epilog=WORKER_EXAMPLES, rich_help_panel=RUN)(worker)
+app.command(epilog=SINK_EXAMPLES, rich_help_panel=RUN)(sink)
+app.command(epilog=SIMULATE_EXAMPLES, rich_help_panel=RUN)(simulate)
+app.command(epilog=BROKER_EXAMPLES, rich_help_panel=RUN)(broker)
+app.command(epilog=REPLAY_EXAMPLES, rich_help_panel=DATA)(replay)
+app.command(epilog=VALIDATE_EXAMPLES, rich_help_panel=DATA)(validate)
+app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=DATA)
+app.add_typer(schema_app, name="schema", rich_help_panel=DATA)
+app.add_typer(query_app, name="query", rich_help_panel=ANALYSE)
+app.command(epilog=REPORT_EXAMPLES, rich_help_panel=ANALYSE)(report)
+app.command(epilog=RULES_EXAMPLES, rich_help_panel=OPERATE)(rules)
+app.add_typer(alerts_app, name="alerts", rich_help_panel=OPERATE)
+app.add_typer(dashboards_app, name="dashboards", rich_help_panel=OPERATE)
+app.command(epilog=MIGRATE_EXAMPLES, rich_help_panel=OPERATE)(migrate)
+app.command(epilog=TOPICS_EXAMPLES, rich_help_panel=OPERATE)(topics)
+app.command(rich_help_panel=OPERATE)(version)
 
 
 def main() -> None:

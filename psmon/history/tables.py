@@ -21,8 +21,9 @@ for a failure. CSV keeps its header and JSON its empty `rows`, which programs re
 
 Times are shown as people in Vietnam read them, like the live table: a datetime is written in
 Asia/Ho_Chi_Minh (UTC+7) with its offset (`2026-11-24 09:00:00+07:00`) in the terminal table;
-ClickHouse hands the UTC columns back without a zone, so one without a zone is UTC. CSV and JSON
-write the same instant in ISO 8601 with its offset (UTC), so programs never guess the zone either.
+ClickHouse hands the UTC columns back without a zone, so one without a zone is UTC. CSV and JSON,
+formats for programs, write the same instant in UTC, ISO 8601 marked `Z`, so programs never guess
+the zone either.
 
 Parquet (`to_parquet`) holds the same rows as CSV and JSON, typed, for pandas, DuckDB and Spark:
 times as `timestamp[us, tz=UTC]`, whole numbers as int64 (uint64 above its range), other
@@ -88,8 +89,8 @@ def _aware(v: datetime) -> datetime:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return _aware(v).isoformat()
+    if isinstance(v, datetime):  # for programs: UTC, marked `Z`, whatever zone it came in
+        return _aware(v).astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, Decimal):  # a Decimal column of --sql: a JSON number, as in CSV and Parquet
@@ -170,7 +171,8 @@ def render(table: ResultTable, fmt: OutputFormat) -> str:
         raise ValueError(f"{fmt} is binary: write it with to_parquet")
     if fmt == "json":
         body = {"title": table.title, "columns": table.columns, "rows": table.dicts(), "notes": table.notes}
-        return orjson.dumps(body, default=_plain, option=orjson.OPT_INDENT_2).decode()
+        # orjson writes a naive datetime without a zone: every datetime goes through _plain instead
+        return orjson.dumps(body, default=_plain, option=orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME).decode()
     if fmt == "csv":
         return _csv([[csv_cell(c) for c in table.columns], *([csv_cell(v) for v in r] for r in table.rows)])
     if not table.rows:

@@ -15,17 +15,6 @@ from psmon.cli.main import app
 
 runner = CliRunner()
 
-#: The commands an operator or analyst meets first: each shows examples.
-WITH_EXAMPLES = (
-    ["up"],
-    ["query"],
-    ["report"],
-    ["replay"],
-    ["validate"],
-    ["dead-letters", "list"],
-    ["alerts", "history"],
-)
-
 
 def _commands(cmd: Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [path]
@@ -36,6 +25,8 @@ def _commands(cmd: Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]
 
 
 ALL_COMMANDS = _commands(get_command(app))
+#: Every command whose help shows examples (found, not listed: a new one is checked too).
+WITH_EXAMPLES = [list(p) for p in ALL_COMMANDS if EXAMPLES_HEADING in runner.invoke(app, [*p, "--help"]).stdout]
 
 
 def test_shell_completion_can_be_installed() -> None:
@@ -83,6 +74,20 @@ def _parse(args: list[str]) -> Context:
         assert sub is not None, f"no command {name}"
         cmd, ctx = sub, sub.make_context(name or "", sub_args, parent=ctx)
     return ctx
+
+
+def test_every_command_of_the_help_has_an_example() -> None:
+    """Each entry of `psmon --help` (a command, or a group through one of its commands) shows one."""
+    top = {p[0] for p in ALL_COMMANDS if p} - {"version"}
+    assert top - {p[0] for p in WITH_EXAMPLES} == set()
+
+
+def test_commands_are_grouped_by_what_people_do() -> None:
+    text = runner.invoke(app, ["--help"], terminal_width=200).stdout
+    panels = re.findall(r"─ (Run|Data|Analyse|Operate) ─", text)
+    assert panels == ["Run", "Data", "Analyse", "Operate"]
+    run_panel = text.split("─ Run ─", 1)[1].split("─ Data ─", 1)[0]
+    assert all(f" {c} " in run_panel for c in ("up", "worker", "sink", "simulate"))
 
 
 @pytest.mark.parametrize("path", WITH_EXAMPLES, ids=" ".join)

@@ -121,7 +121,10 @@ def test_times_are_shown_in_vietnam_with_their_offset() -> None:
     assert local_time(utc_naive) == "2026-11-24 09:00:00+07:00"
     rows = list(csv.reader(io.StringIO(render(table, "csv"))))[1:]
     assert [datetime.fromisoformat(r[1]) for r in rows] == [utc_naive.replace(tzinfo=UTC), saigon]
-    assert rows[0][1] == "2026-11-24T02:00:00.123000+00:00"  # an instant with its zone, never a bare time
+    # for programs: UTC marked Z, never a bare time
+    assert [r[1] for r in rows] == ["2026-11-24T02:00:00.123000Z", "2026-11-24T02:00:00Z"]
+    body = orjson.loads(render(table, "json"))
+    assert [r["received_at"] for r in body["rows"]] == ["2026-11-24T02:00:00.123000Z", "2026-11-24T02:00:00Z"]
 
 
 # -- Parquet: the rows of CSV and JSON, typed ---------------------------------------------------
