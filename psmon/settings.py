@@ -6,20 +6,32 @@ library code receives a `Settings` (or plain keyword arguments) and never looks 
 Every duration and size carries its unit in its name.
 """
 
+import os
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSaslMechanism", "KafkaSecurityProtocol", "Lang", "LogFormat", "LogLevel", "Settings"]
+__all__ = ["KafkaSaslMechanism", "KafkaSecurityProtocol", "Lang", "LogFormat", "LogLevel", "Settings", "locale_lang"]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LogFormat = Literal["text", "json"]
+
 #: Language of what people read (report, live table); see psmon.schemas.labels.
 Lang = Literal["vi", "en"]
+
+
+def locale_lang() -> Lang:
+    """The language of the user's locale (the first of LC_ALL, LC_MESSAGES, LANG that is set):
+    English for an `en*` locale, else Vietnamese, the operations teams' language."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return "en" if value.lower().startswith("en") else "vi"
+    return "vi"
 
 
 class Settings(BaseSettings):
@@ -130,7 +142,10 @@ class Settings(BaseSettings):
     # Process
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="interface for /metrics")
-    lang: Lang = Field("vi", description="language of the report and the live table: vi (Vietnamese) or en")
+    lang: Lang = Field(
+        default_factory=locale_lang,
+        description="language of the report, live table and CLI summaries: vi or en; default: the locale's, else vi",
+    )
     data_dir: Path = Field(Path("./psmon-data"), description="state and logs of local runs")
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(

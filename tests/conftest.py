@@ -19,6 +19,9 @@ import pytest
 
 from psmon.embedded.broker import LocalBroker
 
+# What the tests read does not depend on the machine's locale (psmon's default follows it).
+os.environ.setdefault("PSMON_LANG", "vi")
+
 _TESTS = Path(__file__).parent
 #: the directories of tests under tests/, each also the marker of every test in it
 _KINDS = ("unit", "integration")

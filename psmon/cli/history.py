@@ -22,6 +22,7 @@ from psmon.cli.options import (
     DataDirOpt,
     FormatOpt,
     KafkaOpt,
+    LangOpt,
     OutputOpt,
     SummaryFormatOpt,
     check_input_file,
@@ -35,7 +36,8 @@ from psmon.cli.options import (
 from psmon.history.periods import GRAIN_NAMES, Grain, Period
 from psmon.history.tables import ResultTable
 from psmon.kafka import KafkaAuth
-from psmon.settings import Settings
+from psmon.schemas.labels import text
+from psmon.settings import Lang, Settings
 
 __all__ = ["dead_letters_app", "query_app", "replay", "report"]
 
@@ -291,6 +293,7 @@ def replay(
     batch_rows: Annotated[int, typer.Option(help="rows per ClickHouse insert")] = 50_000,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
     fmt: SummaryFormatOpt = "table",
+    lang: LangOpt = None,
     clickhouse: ClickHouseOpt = None,
     kafka: KafkaOpt = None,
     data_dir: DataDirOpt = None,
@@ -310,7 +313,7 @@ def replay(
         fail(f"--to must be clickhouse, kafka or both; got {to!r}")
     if batch_rows < 1:
         fail("--batch-rows must be >= 1")
-    s = settings(ctx, clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir)
+    s = settings(ctx, clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir, lang=lang)
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -329,22 +332,22 @@ def replay(
     if fmt == "json":
         typer.echo(orjson.dumps(summary).decode())
     else:
-        typer.echo(replay_text(summary))
+        typer.echo(replay_text(summary, s.lang))
 
 
-def replay_text(summary: dict[str, Any]) -> str:
-    """A replay summary as people read it: what was read, what was stored, what was refused."""
+def replay_text(summary: dict[str, Any], lang: Lang = "en") -> str:
+    """A replay summary as people read it: what was read, what was stored, what was refused.
+    Counts keep their digits grouped the same way in both languages; reasons stay code names."""
     reasons = cast(dict[str, int], summary["invalid_by_reason"])
     refused = ", ".join(f"{n:,} {reason}" for reason, n in reasons.items())
-    lines = [
-        f"{summary['rows']:,} rows read, {summary['valid']:,} valid, {summary['invalid']:,} invalid"
-        + (f" ({refused})" if refused else ""),
-        f"{summary['inserted']:,} inserted, {summary['already_stored']:,} already stored, "
-        f"{summary['unstorable']:,} unstorable, {summary['beyond_retention']:,} beyond retention, "
-        f"{summary['published']:,} published",
-        f"{summary['elapsed_s']:,} s, {summary['rate_eps']:,} rows/s",
-    ]
-    return "\n".join(lines)
+    n = {k: f"{v:,}" for k, v in summary.items() if isinstance(v, int | float)}
+    return "\n".join(
+        [
+            text("summary.replay.read", lang, **n) + (f" ({refused})" if refused else ""),
+            text("summary.replay.stored", lang, **n),
+            text("summary.replay.speed", lang, **n),
+        ]
+    )
 
 
 # -- psmon dead-letters -----------------------------------------------------------------------

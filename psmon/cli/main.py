@@ -29,6 +29,7 @@ from psmon.cli.options import (
     ClickHouseOpt,
     DataDirOpt,
     KafkaOpt,
+    LangOpt,
     LogFormatOpt,
     MetricsPortOpt,
     PartitionsOpt,
@@ -44,30 +45,32 @@ from psmon.errors import MetricsPortError, PsmonError
 from psmon.kafka import KafkaAuth
 from psmon.logs import configure_logging, mode_logging_config
 from psmon.redact import redact_text
+from psmon.schemas.labels import text
 from psmon.settings import Settings
 
 if TYPE_CHECKING:
     from psmon.metrics import PipelineMetrics
 
-#: `psmon --help` lists the commands as a new user meets them: try it all in one process, run
-#: the stages, load files and ask the history, get alerted, set up, and the tools.
+#: `psmon --help` lists the commands as a new user meets them, in panels by what people do with
+#: them (see the registrations below): run it (all in one process, or the stages), load and
+#: check files, ask the history, operate it.
 COMMAND_ORDER = (
     "up",
     "worker",
     "sink",
     "simulate",
+    "broker",
     "validate",
     "replay",
+    "dead-letters",
+    "schema",
     "query",
     "report",
-    "dead-letters",
     "alerts",
     "rules",
     "dashboards",
     "migrate",
     "topics",
-    "schema",
-    "broker",
     "version",
 )
 
@@ -303,8 +306,10 @@ def simulate(
 
 
 def validate(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file of events")],
     fmt: SummaryFormatOpt = "table",
+    lang: LangOpt = None,
 ) -> None:
     """Check a file of events against the contract without loading it (exit 1 if any is bad)."""
     from psmon.history.validate_file import validate_file
@@ -328,9 +333,9 @@ def validate(
         for row, verdict in result.examples:
             typer.echo(f"{path}:{row}: {verdict.reason}: {verdict.detail}")
         reasons = ", ".join(f"{n:,} {reason}" for reason, n in by_reason.items())
-        typer.echo(
-            f"{result.total:,} events, {result.valid:,} valid, {bad:,} invalid" + (f" ({reasons})" if bad else "")
-        )
+        counts = {"total": f"{result.total:,}", "valid": f"{result.valid:,}", "invalid": f"{bad:,}"}
+        line = text("summary.validate", settings(ctx, lang=lang).lang, **counts)
+        typer.echo(line + (f" ({reasons})" if bad else ""))
     if bad:
         raise typer.Exit(1)
 

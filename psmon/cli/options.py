@@ -104,6 +104,10 @@ OutputOpt = Annotated[
 ]
 #: A command that prints a summary, not rows (`validate`, `replay`): people's words or one JSON object.
 SUMMARY_FORMATS: Final = ("table", "json")
+LangOpt = Annotated[
+    str | None,
+    typer.Option("--lang", help="language for people: vi or en (default: PSMON_LANG, the locale, vi)"),
+]
 SummaryFormatOpt = Annotated[
     str, typer.Option("--format", "-f", metavar="FORMAT", help="table (a summary for people) | json")
 ]

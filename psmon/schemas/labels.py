@@ -66,6 +66,22 @@ WINDOW_NAMES: Final[dict[Window, tuple[str, str]]] = {
 
 #: key -> (Vietnamese, English); `{name}` fields are filled by `text`.
 PHRASES: Final[dict[str, tuple[str, str]]] = {
+    # CLI summaries of validate and replay
+    "summary.validate": (
+        "{total} sự kiện: {valid} hợp lệ, {invalid} không hợp lệ",
+        "{total} events, {valid} valid, {invalid} invalid",
+    ),
+    "summary.replay.read": (
+        "{rows} dòng đã đọc: {valid} hợp lệ, {invalid} không hợp lệ",
+        "{rows} rows read, {valid} valid, {invalid} invalid",
+    ),
+    "summary.replay.stored": (
+        "{inserted} đã ghi, {already_stored} đã có sẵn, {unstorable} không lưu được, "
+        "{beyond_retention} quá hạn lưu giữ, {published} đã gửi Kafka",
+        "{inserted} inserted, {already_stored} already stored, {unstorable} unstorable, "
+        "{beyond_retention} beyond retention, {published} published",
+    ),
+    "summary.replay.speed": ("{elapsed_s} giây, {rate_eps} dòng/giây", "{elapsed_s} s, {rate_eps} rows/s"),
     # report
     "report.title": ("Báo cáo psmon, {period}", "psmon report, {period}"),
     "report.intro": (

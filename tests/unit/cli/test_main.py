@@ -27,6 +27,6 @@ def test_h_is_help_on_every_level() -> None:
 def test_help_lists_every_command_in_order() -> None:
     result = runner.invoke(app, ["--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    commands = result.stdout.split("Commands")[1]
+    commands = result.stdout.split("─ Run ─")[1]  # the panels after the options
     listed = re.findall(r"^│ ([a-z-]+) ", commands, flags=re.MULTILINE)
     assert tuple(listed) == COMMAND_ORDER

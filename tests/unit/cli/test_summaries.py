@@ -23,11 +23,21 @@ def _file(tmp_path: Path) -> Path:
 
 
 def test_validate_prints_a_summary_for_people(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["validate", str(_file(tmp_path))])
+    result = runner.invoke(app, ["validate", str(_file(tmp_path)), "--lang", "en"])
     assert result.exit_code == 1
     last = result.stdout.splitlines()[-1]
     assert last == "3 events, 1 valid, 2 invalid (2 personal_data)"
     assert "{" not in result.stdout
+
+
+def test_summaries_speak_the_users_language(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    vi = runner.invoke(app, ["validate", str(path)], env={"PSMON_LANG": "vi"})
+    assert vi.stdout.splitlines()[-1] == "3 sự kiện: 1 hợp lệ, 2 không hợp lệ (2 personal_data)"
+    en = runner.invoke(app, ["validate", str(path)], env={"PSMON_LANG": "vi", "LANG": "en_US.UTF-8"})
+    assert en.stdout.splitlines()[-1].startswith("3 sự kiện")  # PSMON_LANG wins over the locale
+    flag = runner.invoke(app, ["validate", str(path), "--lang", "en"], env={"PSMON_LANG": "vi"})
+    assert flag.stdout.splitlines()[-1].startswith("3 events")  # and the flag over PSMON_LANG
 
 
 def test_validate_format_json_is_one_json_object(tmp_path: Path) -> None:
@@ -67,7 +77,12 @@ def test_replay_summary_for_people() -> None:
         "elapsed_s": 1.25,
         "rate_eps": 960.0,
     }
-    assert replay_text(summary).splitlines() == [
+    assert replay_text(summary, "vi").splitlines() == [
+        "1,200 dòng đã đọc: 1,190 hợp lệ, 10 không hợp lệ (4 invalid_value, 6 personal_data)",
+        "1,000 đã ghi, 190 đã có sẵn, 0 không lưu được, 0 quá hạn lưu giữ, 0 đã gửi Kafka",
+        "1.25 giây, 960.0 dòng/giây",
+    ]
+    assert replay_text(summary, "en").splitlines() == [
         "1,200 rows read, 1,190 valid, 10 invalid (4 invalid_value, 6 personal_data)",
         "1,000 inserted, 190 already stored, 0 unstorable, 0 beyond retention, 0 published",
         "1.25 s, 960.0 rows/s",
