@@ -117,6 +117,15 @@ def _bands(metric: Metric, rows: list[MetricRow], th: Thresholds) -> dict[str, s
     return out
 
 
+def _target_text(metric: Metric, target: float) -> str:
+    """The target the charts use, with its official source when thresholds.yaml keeps it."""
+    official, source = TARGETS[metric]
+    if official is not None and abs(official - target) < 1e-9:
+        return source
+    mine = f"{target * 100:.4g}% (thresholds.yaml)"
+    return mine if source == "—" else f"{mine}; {source}"
+
+
 def _value_text(r: MetricRow, small: bool) -> str:
     pct = f"{(r.ratio or 0.0) * 100:.1f}%"
     return f"{pct} (n={r.denominator})" if small else pct
@@ -203,7 +212,8 @@ def trend_figure(metric: Metric, period: Period, rows: list[MetricRow], lang: La
     for ax, code in zip(axes.flat, codes, strict=False):
         pts = [(r.period_start, (r.ratio or 0.0) * 100) for r in by_code.get(code, []) if r.ratio is not None]
         if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker=".", linewidth=1, markersize=3)
+            # markers big enough that a period with one point (a month of a quarter) still shows
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", linewidth=1, markersize=3.5, clip_on=False)
         ax.set_title(f"{code} {registry().name(code)}", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.set_ylim(0, 105)
@@ -332,9 +342,7 @@ def write_report(
             figures.append(_img(file_name, png, f"{text(f'chart.{kind}', lang)}: {name}, {period.label}"))
         num, den = METRICS[metric]
         target = th.metrics[metric].target
-        definition = text(
-            "report.definition", lang, name=name, num=num, den=den, target=f"{target * 100:.4g}% {TARGETS[metric][1]}"
-        )
+        definition = text("report.definition", lang, name=name, num=num, den=den, target=_target_text(metric, target))
         table = history.rank(metric, period=period)
         sections.append(
             f"<section id='{metric}'><h2>{html.escape(name[:1].upper() + name[1:])}</h2>"

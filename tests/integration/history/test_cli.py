@@ -8,17 +8,22 @@ paths (`replay --publish`, `dead-letters redrive`) are read back from a real bro
 import base64
 import csv
 import io
+import shutil
+import subprocess
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import matplotlib.image as mpimg
+import numpy as np
 import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from psmon.cli.main import app
+from psmon.history.report import COLORS
 from psmon.schemas.index766 import score
 from psmon.schemas.validation import Invalid, validate_event
 from tests.helpers import wait_until
@@ -202,3 +207,41 @@ def test_replay_publish_sends_every_row(tmp_path: Path, dataset: Dataset, kafka_
     summary = orjson.loads(run(env, "replay", str(small), "--publish", "--no-progress", "-f", "json").splitlines()[-1])
     assert summary["published"] == 300 and summary["inserted"] == 0
     assert sorted(read_topic(kafka_bootstrap, f"{unique}.events", 300)) == sorted(dataset.lines[:300])
+
+
+def _chromium() -> str:
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser"):
+        if found := shutil.which(name):
+            return found
+    raise AssertionError("headless Chromium is missing: `make sysdeps` installs chromium-headless-shell")
+
+
+def test_the_vietnamese_report_renders_in_a_browser(cli: dict[str, str], tmp_path: Path) -> None:
+    """Headless Chromium renders the report as people open it: a screenshot shows the headings'
+    Vietnamese text laid out and the charts drawn (the floor/target/ok colours of the bars)."""
+    out = run(cli, "report", "--period", "2025-Q3", "--out", str(tmp_path), "-m", "online_submission", "--lang", "vi")
+    html_path = Path(out.split()[0])
+    assert "Báo cáo psmon, 2025-Q3" in html_path.read_text(encoding="utf-8")
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,4000",
+            f"--screenshot={shot}",
+            html_path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = (mpimg.imread(shot)[:, :, :3] * 255).round().astype(int)  # RGB, 0-255
+    rgb = pixels.reshape(-1, 3)
+    not_white = (rgb < 245).any(axis=1).mean()
+    assert not_white > 0.05, f"the screenshot is almost blank ({not_white:.1%} drawn)"
+    colours = {tuple(int(h[i : i + 2], 16) for i in (1, 3, 5)) for h in COLORS.values()}
+    present = {c for c in colours if (np.abs(rgb - np.array(c)).max(axis=1) <= 2).sum() > 200}
+    assert len(present) >= 2, f"bar colours seen: {present}"  # the ranking is coloured, not one blue

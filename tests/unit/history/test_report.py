@@ -14,7 +14,7 @@ from matplotlib.text import Text
 from psmon.alerting.thresholds import load_thresholds
 from psmon.history.periods import Period
 from psmon.history.queries import MetricRow
-from psmon.history.report import COLORS, band, grid_figure, ranking_figure, trend_figure
+from psmon.history.report import COLORS, _target_text, band, grid_figure, ranking_figure, trend_figure
 from psmon.schemas.labels import text
 from psmon.schemas.provinces import registry
 
@@ -138,3 +138,18 @@ def test_trend_axis_says_vietnam_time() -> None:
     assert "UTC+7" in fig._supxlabel.get_text()  # type: ignore[attr-defined]
     intro = text("report.intro", "en", stamp="2026-11-24 09:00:00+07:00", min_volume=30)
     assert "Asia/Ho_Chi_Minh, UTC+7" in intro
+
+
+def test_a_period_with_one_point_still_shows_it() -> None:
+    """A quarter with data in one month is one point per province: a line alone would be invisible."""
+    fig = trend_figure("on_time", Q3, [row("01", 9, 10, date(2026, 7, 1), "2026-07")], "vi")
+    (line,) = fig.axes[0].get_lines()
+    # "." is drawn at a third of the marker size: a dot nobody sees in a 2 cm panel
+    assert line.get_marker() not in (None, "", "None", ",", ".") and line.get_markersize() >= 3
+    assert len(line.get_xdata()) == 1
+
+
+def test_the_target_is_said_once_with_its_source() -> None:
+    assert _target_text("online_submission", 0.8) == "80% (QĐ 126/QĐ-BCĐCP, 2025)"
+    assert _target_text("online_submission", 0.9) == "90% (thresholds.yaml); 80% (QĐ 126/QĐ-BCĐCP, 2025)"
+    assert _target_text("on_time", 0.95) == "95% (thresholds.yaml)"
