@@ -1,7 +1,7 @@
 # psmon: the two commands of the README, and their parts.
 #   make demo   set up and run the embedded demo (broker, worker, sink, simulator, chDB, metrics, live view)
 #   make test   set up and run the whole test suite (lint, types, unit and integration tests)
-#   make sysdeps  Prometheus, Alertmanager, promtool, amtool (Debian packages; `test` runs it)
+#   make sysdeps  Prometheus, Alertmanager, promtool, amtool, headless Chromium (Debian packages; `test` runs it)
 #   make bench  the performance benchmark (docs/performance.md); BENCH_ARGS="--smoke" for a quick one
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,17 +18,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian's Prometheus and Alertmanager (with promtool, amtool): the alerting, dashboard and deploy
-# tests run the real binaries. Installed when missing (sudo only when not root); a failed install
+# Debian's Prometheus and Alertmanager (with promtool, amtool) and headless Chromium: the alerting,
+# dashboard and deploy tests run the real binaries, and a report test renders the HTML report. Installed when missing (sudo only when not root); a failed install
 # fails the target, since those tests must not be skipped.
 sysdeps:
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null \
-	    && { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; }; then \
-	  echo "sysdeps: Prometheus and Alertmanager are installed"; \
+	    && { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; } \
+	    && { command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null; }; then \
+	  echo "sysdeps: Prometheus, Alertmanager and headless Chromium are installed"; \
 	else \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus prometheus-alertmanager; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    prometheus prometheus-alertmanager chromium-headless-shell; \
 	fi
 
 demo: setup
