@@ -39,7 +39,14 @@ import re
 import unicodedata
 from typing import Final, Literal
 
-__all__ = ["PersonalKind", "is_personal_field", "may_hold_personal_value", "personal_value_kind", "scan"]
+__all__ = [
+    "PersonalKind",
+    "has_personal_value",
+    "is_personal_field",
+    "may_hold_personal_value",
+    "personal_value_kind",
+    "scan",
+]
 
 PersonalKind = Literal["ID number", "phone number", "e-mail address"]
 
@@ -147,6 +154,22 @@ def personal_value_kind(text: str) -> PersonalKind | None:
     if "@" in text and _EMAIL_RE.search(text) is not None:
         return "e-mail address"
     return None
+
+
+def has_personal_value(text: str) -> bool:
+    """`personal_value_kind(text) is not None`, at a fraction of the cost on text with many short
+    digit runs (event times, codes), as every valid event has.
+
+    The digit patterns start with 9 digits in a row, so no match starts before the first such run:
+    the same C-speed marking as `may_hold_personal_value` finds it, and the regex starts there
+    (its lookbehinds still see the text before the start position). Text with no 9-digit run and
+    no `@` needs no regex at all."""
+    marked = text.encode("utf-8", "surrogatepass").translate(_DIGIT_RUNS)
+    at = marked.find(_NINE_DIGITS)
+    # A byte offset is a character offset only in ASCII text; otherwise start at 0.
+    if at >= 0 and _DIGITS_RE.search(text, at if len(marked) == len(text) else 0) is not None:
+        return True
+    return b"@" in marked and "@" in text and _EMAIL_RE.search(text) is not None
 
 
 def scan(texts: list[str]) -> bool:
