@@ -207,7 +207,7 @@ def test_oversized_and_unparseable_input_agree() -> None:
 
 def test_has_personal_value_is_personal_value_kind() -> None:
     rng = random.Random(SEED)
-    pieces = [*_PERSONAL, *_STRANGE, "H25.", "-", ".", "0", "9", "84", "+", "550e8400-e29b-41d4-a716-", "x"]
+    pieces = [*_PERSONAL, *_STRANGE, "H25.", "-", ".", "0", "9", "84", "+", "550e8400-e29b-41d4-a716-", "x", "a@b.c"]
     for _ in range(50_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
         text += "\n".join(_text(rng, "0123456789.-_:/ a@", 0, 14) for _ in range(rng.randint(0, 3)))
