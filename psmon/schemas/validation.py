@@ -31,6 +31,35 @@ the wall clock): a producer that sets it in microseconds, or from a clock centur
 `time_out_of_range` instead of an event stored in year 58,000. The record timestamp is not
 portal content, but a portal's producer sets it, so it is treated like the event time it bounds.
 
+Two paths give the same verdicts. `validate_event_reference` is the contract as written: the
+pydantic models in strict mode, then the rules above; every reason and detail comes from it.
+`validate_event` first tries the fast path (`_accept`, with checks `psmon.schemas.fastpath`
+compiles from the models' published JSON Schema), which only ever *accepts*: a message it does not
+accept goes to the reference path, so rejections, their precedence and details are the
+reference's by construction, and `tests/unit/schemas/test_fastpath.py` checks on tens of
+thousands of generated and mutated messages that what it accepts equals the reference's
+`ValidEvent`. Why: cProfile of the reference over the benchmark corpus (simulator JSONL, 1% bad;
+`python -m benchmarks --only cpu` measures both paths), shares of its time:
+
+    _personal_data (bytes scan, string list, regex over every value)  ~30%
+    pydantic model_validate (core validator ~13%, wrapper ~2%)        ~15%
+    _validate_object's own bytecode, incl. the frozen ValidEvent      ~25%
+      (a frozen dataclass's __init__ sets 18 fields via object.__setattr__: ~4 µs)
+    nulls list + sorted(), registry call, fromisoformat, timestamp    ~15%
+    orjson.loads                                                      ~4%
+
+so pydantic itself was a minor part: what costs is Python-level work per field and per value.
+The fast path does a fixed number of C-level calls per message: the field names as a tuple (the
+shape's key), the string values joined and matched by one compiled regex, strict type checks of
+the integers and booleans, the personal-data regex tried only where 9 digits in a row start
+(`pii.has_personal_value`, instead of at every digit of the event time), the province map's
+`dict.get`, `datetime.fromisoformat`, and `ValidEvent` (no longer frozen). Its profile on the same
+corpus: orjson.loads, the personal-data check and the joined-string regex are the largest items,
+then `ValidEvent.__init__`, `timestamp()` and the dict lookups. Rejected messages cost what they
+did (the fast path adds a few percent before handing over); about 40% of a rejection is `redact`
+(a pydantic TypeAdapter per field), which bounds a flood of bad input at about a tenth of the
+valid-event rate.
+
 `REASONS` are the reasons validation gives. `DEAD_LETTER_REASONS` adds `unstorable`: a row that
 passed validation (or bypassed it: a record from an older worker) and that ClickHouse still
 refused as a data error; the sink and `psmon replay` set it aside with that reason instead of
@@ -104,7 +133,7 @@ _MAX_OCCURRED_S: Final = MAX_OCCURRED_AT.timestamp()
 _MIN_RECORD_S: Final = MIN_RECORD_TS.timestamp()
 _MERGER_S: Final = MERGER_EFFECTIVE.timestamp()
 #: Province code as sent -> 34-province code (None: unknown), bound once for the hot path.
-_TO_CURRENT: Final = registry().to_current
+_TO_CURRENT: Final = registry().to_current_fast
 
 
 @dataclass(slots=True, unsafe_hash=True)
