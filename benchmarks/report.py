@@ -11,6 +11,7 @@ TARGETS = (
     ("sink ≥ 80% of raw insert", "sink_vs_raw_insert", ">=", 0.8),
     ("replay ≥ 100,000 events/s", "replay_events_per_s", ">=", 100_000.0),
     ("worker RSS flat when corpus grows 4x", "rss_growth_4x", "<=", 1.25),
+    ("validation ceiling ≥ 150,000 ev/s on one core", "validate_events_per_s", ">=", 150_000.0),
 )
 
 
@@ -45,6 +46,10 @@ def evaluate(results: dict[str, Any], *, smoke: bool) -> dict[str, Any]:
         "replay_events_per_s": _get(results, "replay", "events_per_s"),
         "rss_growth_4x": _ratio(worker_rss[0], quarter_rss[0]) if worker_rss and quarter_rss else None,
         "scaleout_speedup": _ratio(_get(results, "scaleout", "events_per_s"), _get(results, "worker", "events_per_s")),
+        "validate_events_per_s": _get(results, "cpu", "validate_events_per_s"),
+        "validate_fast_vs_reference": _ratio(
+            _get(results, "cpu", "validate_events_per_s"), _get(results, "cpu", "validate_reference_events_per_s")
+        ),
     }
     verdicts = {}
     for text, key, op, bound in TARGETS:
@@ -80,9 +85,19 @@ def render(results: dict[str, Any]) -> str:
         ),
         ("raw baseline: aiokafka + orjson", _fmt(g("raw_consume", "events_per_s"), " ev/s"), "1.00 (reference)"),
         (
+            "validation (reference pydantic path), one core",
+            _fmt(g("cpu", "validate_reference_events_per_s"), " ev/s"),
+            "1.00 (reference)",
+        ),
+        (
+            "validation (fast path), one core",
+            _fmt(g("cpu", "validate_events_per_s"), " ev/s"),
+            f"{_fmt(v['validate_fast_vs_reference'])}x reference",
+        ),
+        (
             "stage 1 CPU ceiling (validate+encode, no Kafka)",
             _fmt(g("cpu", "stage1_validate_encode_events_per_s"), " ev/s"),
-            "",
+            f"reference path: {_fmt(g('cpu', 'stage1_reference_validate_encode_events_per_s'))} ev/s",
         ),
         (
             "stage 2 CPU ceiling (decode+observe, no Kafka)",

@@ -39,7 +39,14 @@ import re
 import unicodedata
 from typing import Final, Literal
 
-__all__ = ["PersonalKind", "is_personal_field", "may_hold_personal_value", "personal_value_kind", "scan"]
+__all__ = [
+    "PersonalKind",
+    "has_personal_value",
+    "is_personal_field",
+    "may_hold_personal_value",
+    "personal_value_kind",
+    "scan",
+]
 
 PersonalKind = Literal["ID number", "phone number", "e-mail address"]
 
@@ -147,6 +154,31 @@ def personal_value_kind(text: str) -> PersonalKind | None:
     if "@" in text and _EMAIL_RE.search(text) is not None:
         return "e-mail address"
     return None
+
+
+def has_personal_value(text: str) -> bool:
+    """`personal_value_kind(text) is not None`, at a fraction of the cost on text with many short
+    digit runs (event times, codes), as every valid event has.
+
+    Every digit pattern starts with the first digit of a token followed by 8 more digits, so a
+    match can only start where a run of at least 9 digits starts. The same C-speed marking as
+    `may_hold_personal_value` finds those runs, and the regex is tried (`match`, whose lookbehinds
+    still see the text before the position) only there, instead of being entered at every digit
+    of the text, which costs about 0.1-0.3 µs a digit. Text with no such run and no `@` needs no
+    regex at all."""
+    if len(text) < _MIN_LEN:
+        return False
+    marked = text.encode("utf-8", "surrogatepass").translate(_DIGIT_RUNS)
+    if len(marked) != len(text):  # not ASCII: byte offsets are not character offsets
+        return personal_value_kind(text) is not None
+    at = marked.find(_NINE_DIGITS)
+    while at >= 0:
+        # `at` starts a run (the run's earlier digits would have been found first) or lies
+        # inside one found before (then the token-start lookbehind fails, as a search would).
+        if _DIGITS_RE.match(text, at) is not None:
+            return True
+        at = marked.find(_NINE_DIGITS, at + 9)
+    return b"@" in marked and "@" in text and _EMAIL_RE.search(text) is not None
 
 
 def scan(texts: list[str]) -> bool:

@@ -20,6 +20,9 @@ POSITIVE = [
     ("corpus", "produce_events_per_s"),
     ("raw_consume", "events_per_s"),
     ("cpu", "stage1_validate_encode_events_per_s"),
+    ("cpu", "stage1_reference_validate_encode_events_per_s"),
+    ("cpu", "validate_events_per_s"),
+    ("cpu", "validate_reference_events_per_s"),
     ("cpu", "stage2_decode_observe_events_per_s"),
     ("worker", "events_per_s"),
     ("worker", "stage1_validate_events_per_s"),
@@ -58,7 +61,14 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     assert len(results["scaleout"]["peak_rss_mib"]) == 2
     assert results["replay"]["written"] == results["replay"]["events"] > 0
     values = results["evaluation"]["values"]
-    for ratio in ("worker_vs_raw", "sink_vs_raw_insert", "pipeline_vs_raw", "rss_growth_4x", "scaleout_speedup"):
+    for ratio in (
+        "worker_vs_raw",
+        "sink_vs_raw_insert",
+        "pipeline_vs_raw",
+        "rss_growth_4x",
+        "scaleout_speedup",
+        "validate_fast_vs_reference",
+    ):
         assert values[ratio] is not None and values[ratio] > 0, ratio
     assert set(results["evaluation"]["targets"].values()) == {"n/a (smoke size)"}
     assert "raw baseline" in proc.stdout and "target:" in proc.stdout

@@ -1,0 +1,253 @@
+"""The fast path agrees with the model-based reference on every verdict (a seeded differential fuzzer).
+
+`validate_event` accepts valid events through the checks `psmon.schemas.fastpath` compiles from
+the published JSON Schema, and hands everything else to the pydantic path; so a disagreement can
+only be the fast path accepting what the models reject, or accepting with other field values.
+This generates valid events of every type and shape and mutates them (every reason, every field,
+type confusions, unicode, nested and planted personal data, huge numbers, bad timestamps and
+offsets, record timestamps), then asserts the same verdict from both: equal `ValidEvent`s, or
+the same reason, details, redacted payload and fingerprint.
+"""
+
+import random
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from psmon.schemas import fastpath
+from psmon.schemas.events import EVENT_MODELS, MAX_AMOUNT_VND
+from psmon.schemas.pii import _DIGITS_RE, has_personal_value, personal_value_kind
+from psmon.schemas.provinces import registry
+from psmon.schemas.validation import REASONS, Invalid, ValidEvent, validate_event, validate_event_reference
+
+SEED = 20261130
+N = 20_000
+NOW_S = datetime(2026, 11, 25, 7, 0, tzinfo=UTC).timestamp()
+
+_CODE = "ABCXYZabcxyz0123456789._-"
+_ID = _CODE + ":"
+_DOSSIER = _ID + "/"
+_PERSONAL = ["001099012345", "123456789", "0912345678", "+84912345678", "84912345678", "nguyen.a@gmail.com"]
+_STRANGE = ["", " ", "\n", "é", "Đ", "\u0000", "\\", "@", "\u200b", "😀", "\t", "\r"]
+_CONFUSED: list[Any] = [True, False, 0, 1, -1, 1.0, 0.5, "1", "true", None, [], {}, [1], {"a": 1}, 2**63, 2**64 + 1]
+
+
+def _text(rng: random.Random, alphabet: str, low: int, high: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(low, high)))
+
+
+def _time(rng: random.Random, around_s: float) -> str:
+    offset = timezone(timedelta(minutes=rng.choice([0, 420, -300, 330, 840, -720])))
+    when = datetime.fromtimestamp(around_s - rng.uniform(0, 30 * 86400), offset)
+    text = when.isoformat(timespec=rng.choice(["seconds", "milliseconds", "microseconds"]))
+    if text.endswith("+00:00") and rng.random() < 0.5:
+        text = text[:-6] + "Z"
+    return text
+
+
+def valid_event(rng: random.Random) -> dict[str, Any]:
+    """A valid event of a random type, optional fields at random, in a random field order."""
+    event_type = rng.choice(list(EVENT_MODELS))
+    codes = [*registry().codes, *registry().old_codes]
+    ev: dict[str, Any] = {
+        "event_id": _text(rng, _ID, 1, 64),
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": _time(rng, NOW_S),
+        "province_code": rng.choice(codes),
+        "level": rng.choice(["province", "commune", "ministry"]),
+        "procedure_code": _text(rng, _CODE, 1, 32),
+        "dossier_id": rng.choice(
+            [_text(rng, _DOSSIER, 1, 64), f"H{rng.randint(1, 96):02d}.{rng.randint(0, 10**9):09d}"]
+        ),
+    }
+    if rng.random() < 0.5:
+        ev["agency_code"] = _text(rng, _CODE, 1, 32)
+    if rng.random() < 0.5:
+        ev["commune_code"] = f"{rng.randint(0, 99999):05d}"
+    if rng.random() < 0.7:
+        ev["source_system"] = _text(rng, _CODE, 1, 32)
+    if event_type == "application.submitted":
+        ev["channel"] = rng.choice(["online", "counter", "postal"])
+        modes = ["full_online", "partial_online"] + ([] if ev["channel"] == "online" else ["offline"])
+        ev["service_mode"] = rng.choice(modes)
+        ev["fee_bearing"] = rng.choice([True, False])
+    elif event_type == "application.resolved":
+        ev["on_time"] = rng.choice([True, False])
+    elif event_type == "payment.completed":
+        ev["method"] = rng.choice(["online", "counter"])
+        ev["amount_vnd"] = rng.choice([0, 1, rng.randint(0, 10**7), MAX_AMOUNT_VND])
+    else:
+        ev["kind"] = rng.choice(["dossier", "result"])
+    items = list(ev.items())
+    rng.shuffle(items)
+    return dict(items)
+
+
+def _mutate(rng: random.Random, ev: dict[str, Any]) -> None:
+    names = list(ev)
+    field = rng.choice([*names, "on_time", "channel", "kind", "amount_vnd", "commune_code"])
+    op = rng.randrange(13)
+    if op == 0:
+        ev.pop(field, None)
+    elif op == 1:
+        ev[field] = rng.choice(_CONFUSED)
+    elif op == 2 and isinstance(ev.get(field), str):
+        s = ev[field]
+        at = rng.randint(0, len(s))
+        ev[field] = s[:at] + rng.choice(_STRANGE + _PERSONAL + [" " + rng.choice(_PERSONAL)]) + s[at:]
+    elif op == 3:
+        name = rng.choice(["priority", "ho_ten", "soCCCD", "note", "Email", "ghi_chu", "x" * 40, "a"])
+        ev[name] = rng.choice([*_CONFUSED, *_PERSONAL, {"a": [1, {"b": rng.choice(_PERSONAL)}]}, "ok"])
+    elif op == 4:
+        ev["occurred_at"] = rng.choice(
+            [
+                "2026-11-25T14:00:00",
+                "2026-11-25T14:00:00+24:00",
+                "2026-11-25T14:00:00+07:60",
+                "2026-11-25T14:00:00-00:00",
+                "2026-11-25T14:00:00+0700",
+                "2026-11-25T14:00:00.1234567Z",
+                "2026-02-30T14:00:00Z",
+                "2026-11-25T24:00:00Z",
+                "2026-11-25T14:00:00z",
+                "2026-11-25 14:00:00Z",
+                "2014-12-31T23:59:59+07:00",
+                "2015-01-01T00:00:00+07:00",
+                "2099-12-31T23:59:59Z",
+                "2100-01-01T00:00:00Z",
+                "9999-12-31T23:59:59+14:00",
+                "0000-01-01T00:00:00Z",
+                "0001-01-01T00:00:00+07:00",
+                "2026-11-25T07:05:00Z",
+                "2026-11-25T07:05:00.000001Z",
+                "2026-11-25T14:00:00+07:00\n",
+                "２０２６-11-25T14:00:00Z",
+                "2025-06-30T23:59:59+07:00",
+                "2025-07-01T00:00:00+07:00",
+            ]
+        )
+    elif op == 5:
+        ev["province_code"] = rng.choice(["99", "03", "1", "001", "", "٢٥", "25 ", *registry().old_codes[:5]])
+    elif op == 6:
+        ev["level"] = rng.choice(["district", "village", "Province"])
+    elif op == 7:
+        ev["channel"], ev["service_mode"] = "online", "offline"
+    elif op == 8:
+        ev["schema_version"] = rng.choice([2, 0, "1", 1.0, True, None, 10**30])
+    elif op == 9:
+        ev["event_type"] = rng.choice([*EVENT_MODELS, "application.withdrawn", 1, None, ["x"]])
+    elif op == 10:
+        ev["amount_vnd"] = rng.choice([-1, MAX_AMOUNT_VND, MAX_AMOUNT_VND + 1, 2**63, 2**64, 1e15, 5.0])
+    elif op == 11 and isinstance(ev.get(field), str):
+        ev[field] = ev[field] * rng.choice([2, 20, 200]) or "x"
+    else:
+        ev[field] = rng.choice([*_PERSONAL, *_STRANGE, "x"])
+
+
+def _encode(rng: random.Random, ev: dict[str, Any]) -> bytes:
+    try:
+        raw = orjson.dumps(ev)
+    except TypeError:  # an integer beyond 64 bits: the stdlib writes those
+        import json
+
+        raw = json.dumps(ev, separators=(",", ":")).encode()
+    roll = rng.random()
+    if roll < 0.02:
+        raw = raw[:-1] + b',"event_id":"dup"}'  # a repeated key: the last one counts
+    elif roll < 0.04:
+        raw = raw.replace(b'"0', b'"\\u0030', 1)  # an escape that spells a digit
+    elif roll < 0.05:
+        raw = rng.choice([b"[1]", b"null", b"{", raw + b" x", b"\xff" + raw])
+    return raw
+
+
+def _record_ts(rng: random.Random) -> float | None:
+    roll = rng.random()
+    if roll < 0.85:
+        return NOW_S + rng.uniform(-600, 600)
+    return rng.choice([None, NOW_S * 1000, 0.0, -0.001, float("nan"), NOW_S + 2 * 86400])
+
+
+def test_fast_path_and_reference_agree_on_every_verdict() -> None:
+    rng = random.Random(SEED)
+    verdicts: Counter[str] = Counter()
+    accepted = 0
+    for i in range(N):
+        ev = valid_event(rng)
+        if i % 3:
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):
+                _mutate(rng, ev)
+        raw = _encode(rng, ev)
+        record_ts_s = _record_ts(rng)
+        if record_ts_s is None and "occurred_at" in ev:
+            ev["occurred_at"] = "2026-01-01T00:00:00Z"  # the wall clock is read: stay far from its bound
+            raw = _encode(rng, ev)
+        fast = validate_event(raw, record_ts_s=record_ts_s, now_s=NOW_S)
+        ref = validate_event_reference(raw, record_ts_s=record_ts_s, now_s=NOW_S)
+        assert fast == ref, (raw, record_ts_s, fast, ref)
+        verdicts[ref.reason if isinstance(ref, Invalid) else "valid"] += 1
+        accepted += isinstance(fast, ValidEvent)
+    # The generator reaches every reason and plenty of valid events: the comparison means something.
+    assert set(verdicts) == {*REASONS, "valid"}, verdicts
+    assert accepted > N // 4, verdicts
+
+
+def test_oversized_and_unparseable_input_agree() -> None:
+    big = orjson.dumps({"event_id": "x" * 9000})
+    for raw in (big, b"", b"{not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{}"):
+        assert validate_event(raw, record_ts_s=NOW_S, now_s=NOW_S) == validate_event_reference(
+            raw, record_ts_s=NOW_S, now_s=NOW_S
+        )
+
+
+def test_has_personal_value_is_personal_value_kind() -> None:
+    rng = random.Random(SEED)
+    pieces = [*_PERSONAL, *_STRANGE, "H25.", "-", ".", "0", "9", "84", "+", "550e8400-e29b-41d4-a716-", "x", "a@b.c"]
+    for _ in range(50_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        text += "\n".join(_text(rng, "0123456789.-_:/ a@", 0, 14) for _ in range(rng.randint(0, 3)))
+        assert has_personal_value(text) == (personal_value_kind(text) is not None), text
+    # The regex started at the first 9-digit run still sees what precedes it (lookbehinds).
+    assert _DIGITS_RE.search("H25.000000123", 4) is None and not has_personal_value("H25.000000123")
+
+
+def test_the_shape_cache_is_bounded_and_every_order_still_validates() -> None:
+    rng = random.Random(SEED)
+    shapes = fastpath.shapes_by_type()["application.submitted"]
+    ev = {k: v for k, v in valid_event(rng).items()}
+    while ev["event_type"] != "application.submitted":
+        ev = valid_event(rng)
+    for _ in range(fastpath.MAX_SHAPES_PER_TYPE + 200):
+        items = list(ev.items())
+        rng.shuffle(items)
+        raw = orjson.dumps(dict(items))
+        assert isinstance(validate_event(raw, record_ts_s=NOW_S, now_s=NOW_S), ValidEvent)
+    assert len(shapes) <= fastpath.MAX_SHAPES_PER_TYPE
+
+
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ({"type": "string", "format": "date-time"}, "does not understand"),
+        ({"type": "number"}, "cannot check"),
+        ({"type": "string", "pattern": "[0-9]+"}, "anchored"),
+        ({"type": "string", "pattern": r"^\d+$"}, "differently"),
+        ({"type": "string", "pattern": "^[[a-z]]+$"}, "differently"),
+        ({"type": "string", "pattern": "^(?i)abc$"}, "differently"),
+        ({"type": "integer", "const": 1, "minimum": 0}, "const alone"),
+        ({"type": "string", "enum": ["a"], "maxLength": 3}, "enum"),
+    ],
+)
+def test_a_contract_the_fast_path_cannot_express_fails_loudly(prop: dict[str, Any], message: str) -> None:
+    schema = {
+        "properties": {"a": {"type": "string"}, "b": prop},
+        "required": ["a", "b"],
+        "additionalProperties": False,
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fastpath.Shapes(schema).compile(("a", "b"))
