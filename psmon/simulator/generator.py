@@ -12,7 +12,7 @@ flat tuple, the bad reason drawn for it) and the JSON is rendered when the event
 about 0.3 KB per pending event instead of 4.4 KB as rendered `SimEvent`s (orjson's output
 buffers are at least 1 KB each, and a dataclass carries its own dict). Every random draw still
 happens when the dossier starts, in the same order, so a seed gives byte-identical output
-(`tests/unit/simulator/test_generator.py` pins a digest).
+(`tests/unit/simulator/test_pending.py` pins a digest).
 
 Arrival intensity follows `workcalendar.activity_weight` (office hours, weekdays, holidays) and
 the provinces' volume weights. Some events carry the old 63-province code of their area, as
