@@ -89,14 +89,19 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._chosen = value
 
 
-def mode_logging_config(level: str, fmt: str = "text") -> dict[str, Any]:
+def mode_logging_config(level: str, fmt: str = "text", logfile: Path | None = None) -> dict[str, Any]:
     """A `logging.config.dictConfig` for mode/Faust workers (`Worker(logging_config=...)`): the
-    root handler on stderr with `PsmonFormatter`, and every existing logger propagating to it."""
+    root handler on stderr (or appending to `logfile`) with `PsmonFormatter`, and every existing
+    logger propagating to it. Mode ignores its own `logfile` when it is given a config, so the
+    file is named here."""
+    handler: dict[str, Any] = {"class": "logging.StreamHandler", "formatter": "psmon", "stream": "ext://sys.stderr"}
+    if logfile is not None:
+        handler = {"class": "logging.FileHandler", "formatter": "psmon", "filename": str(logfile)}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"psmon": {"()": PsmonFormatter, "fmt": fmt}},
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "psmon", "stream": "ext://sys.stderr"}},
+        "handlers": {"default": handler},
         "root": {"level": level.upper(), "handlers": ["default"]},
     }
 

@@ -34,7 +34,7 @@ from psmon.cli.options import (
     summary_format,
 )
 from psmon.history.periods import GRAIN_NAMES, Grain, Period
-from psmon.history.tables import ResultTable
+from psmon.history.tables import ResultTable, local_time
 from psmon.kafka import KafkaAuth
 from psmon.schemas.labels import text
 from psmon.settings import Lang, Settings
@@ -460,9 +460,17 @@ def dl_redrive(
             publisher.close()
     done = sum(o.now == "valid" for o in outcomes)
     verb = "valid (dry run, not published)" if dry_run else "re-driven to " + s.topic_events
+    # With nothing selected the answer is still the title's "0 of 0", naming the filters, so an
+    # empty re-drive reads as an answer (and a filter that missed), not as "no rows".
+    selected = [
+        f"reason {reason}" if reason else "",
+        "id " + ", ".join(dead_letter_id) if dead_letter_id else "",
+        f"received since {local_time(since)}" if since else "",
+    ]
     table = ResultTable(
         title=f"{done} of {len(outcomes)} dead letters {verb}",
         columns=["dead_letter_id", "reason", "now", "detail"],
         rows=[(o.dead_letter_id, o.reason, o.now, o.detail) for o in outcomes],
+        empty=f"0 of 0 dead letters {verb}: none with " + ", ".join(w for w in selected if w),
     )
     _emit(ctx, table, fmt)

@@ -253,7 +253,8 @@ def simulate(
     from psmon.streams.topics import ensure_topics
     from psmon.timeutil import LOCAL_TZ
 
-    configure_logging("info")
+    s = settings(ctx, kafka_bootstrap=kafka)
+    configure_logging(s.log_level, fmt=s.log_format)
     profiles = default_profiles()
     for province, metric, value in parse_drop(drop or []):
         try:
@@ -278,7 +279,6 @@ def simulate(
     if output is not None:
         out = FileSink(output)
     else:
-        s = settings(ctx, kafka_bootstrap=kafka)
         ensure_topics(s)
         out = KafkaSink(s.kafka_bootstrap, s.topic_events, auth=KafkaAuth.from_settings(s))
 

@@ -31,7 +31,7 @@ from psmon.kafka import KafkaAuth
 from psmon.local.liveview import LiveView
 from psmon.local.query_server import QueryEndpoint
 from psmon.local.services import Deadline, SimulatorService
-from psmon.logs import configure_logging
+from psmon.logs import configure_logging, mode_logging_config
 from psmon.metrics import PipelineMetrics, serve_metrics
 from psmon.redact import redact_url
 from psmon.settings import Settings
@@ -157,7 +157,17 @@ def run_up(
         )
         if duration_s:
             services.append(Deadline(duration_s))
-        run_worker(settings, live, services=services, faults=faults, logfile=str(logfile) if interactive else None)
+        # Faust's and mode's loggers in psmon's format too, on stderr or in the log file
+        run_worker(
+            settings,
+            live,
+            services=services,
+            faults=faults,
+            logfile=str(logfile) if interactive else None,
+            logging_config=mode_logging_config(
+                settings.log_level, settings.log_format, logfile=logfile if interactive else None
+            ),
+        )
     finally:
         if alerting is not None:
             alerting.stop()

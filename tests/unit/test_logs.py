@@ -7,6 +7,7 @@ import logging.config
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -130,3 +131,14 @@ def test_a_command_run_in_process_leaves_no_handler_on_a_closed_stream(
     logging.getLogger("psmon.test").info("after the command")
     err = capsys.readouterr().err
     assert "after the command" in err and "Logging error" not in err
+
+
+def test_mode_config_with_a_logfile_writes_psmon_records_there(root: logging.Logger, tmp_path: Path) -> None:
+    # `psmon up` with its live table sends the worker's records (Faust's and mode's too) to a file
+    logfile = tmp_path / "psmon.log"
+    logging.config.dictConfig(mode_logging_config("info", "json", logfile=logfile))
+    logging.getLogger("faust.worker").info("starting")
+    for h in root.handlers:
+        h.flush()
+    body = orjson.loads(logfile.read_text().strip())
+    assert (body["logger"], body["level"], body["msg"]) == ("faust.worker", "INFO", "starting")

@@ -1,0 +1,54 @@
+"""`psmon simulate` logs in the format the command line or PSMON_LOG_FORMAT chose, as the
+worker and the sink do (it used to configure plain text whatever was asked)."""
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from psmon.cli.main import app
+
+
+@pytest.fixture
+def root(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
+    """The root logger, given back as it was (handlers and level) after the test, as is the
+    format a command chose."""
+    monkeypatch.setattr("psmon.logs._chosen_format", "text")
+    logger = logging.getLogger()
+    handlers, level = list(logger.handlers), logger.level
+    yield logger
+    for h in logger.handlers:
+        if h not in handlers:
+            h.close()
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.mark.parametrize("chosen_by", ["--log-format", "PSMON_LOG_FORMAT"])
+def test_simulate_logs_in_the_chosen_format(
+    chosen_by: str,
+    root: logging.Logger,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["simulate", "--count", "20", "--unpaced", "--seed", "1", "--output", str(tmp_path / "events.jsonl")]
+    if chosen_by == "--log-format":
+        args = ["--log-format", "json", *args]
+    else:
+        monkeypatch.setenv("PSMON_LOG_FORMAT", "json")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    capsys.readouterr()
+    # a record written after the command, through the handler the command configured
+    logging.getLogger("psmon.simulator").warning("a record after simulate")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert orjson.loads(line) | {"ts": None} == {
+        "ts": None,
+        "level": "WARNING",
+        "logger": "psmon.simulator",
+        "msg": "a record after simulate",
+    }
