@@ -203,16 +203,22 @@ class RatesService(Service):
         """The restored checkpoint is not of this log (a re-created topic): re-read from 0."""
         assert self._consumer is not None
         found = self._unverified.get(tp)
+        if found is None:  # revoked or assigned anew meanwhile: that assignment positioned it
+            return
         log.warning(
             "%s[%d]: the checkpoint at offset %d is not of this log (%s): re-reading from the beginning",
             tp.topic,
             tp.partition,
-            found.next_offset if found else -1,
+            found.next_offset,
             why,
         )
         self._forget(tp)
-        await asyncio.get_running_loop().run_in_executor(None, self._store.discard, tp.topic, tp.partition)
-        await self._consumer.seek_to_beginning(tp)
+        self._positioning.add(tp)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._store.discard, tp.topic, tp.partition)
+            await self._consumer.seek_to_beginning(tp)
+        finally:
+            self._positioning.discard(tp)
 
     async def write_checkpoints(self) -> None:
         """Checkpoint every owned partition that moved since its last checkpoint.
@@ -225,7 +231,8 @@ class RatesService(Service):
             for tp in sorted(self._owned):
                 offset = self._next_offset.get(tp, 0)
                 last = self._last.get(tp)
-                if last is None or offset == self._checkpointed.get(tp) or tp in self._unverified:
+                stale = tp in self._unverified or tp in self._positioning
+                if last is None or offset == self._checkpointed.get(tp) or stale:
                     continue
                 state = (
                     self.live.partition_state(tp.partition)
@@ -254,6 +261,8 @@ class RatesService(Service):
             batch = await consumer.getmany(timeout_ms=200)
             if self.should_stop:
                 break
+            # No await while a batch is applied: a rebalance cannot slip in between its records.
+            foreign: dict[TopicPartition, str] = {}
             for tp, records in batch.items():
                 if tp in self._positioning:  # fetched before its seek: fetched again after it
                     continue
@@ -262,12 +271,10 @@ class RatesService(Service):
                     first = records[0]
                     seen = (first.offset, first.timestamp, record_digest(first.value))
                     if seen != (found.next_offset - 1, *found.last_record):
-                        await self._foreign_log(tp, f"first record fetched: offset, timestamp, digest {seen}")
+                        foreign[tp] = f"first record fetched: offset, timestamp, digest {seen}"
                         continue
                     del self._unverified[tp]
                     records = records[1:]  # already in the restored state
-                if tp not in self._owned:  # revoked while awaiting above
-                    continue
                 is_valid = tp.topic == valid
                 for r in records:
                     try:
@@ -283,12 +290,16 @@ class RatesService(Service):
                     last = records[-1]
                     self._next_offset[tp] = last.offset + 1
                     self._last[tp] = (last.timestamp, record_digest(last.value))
+            for tp, why in foreign.items():
+                await self._foreign_log(tp, why)
             await self._verify_restored(consumer)
             self._check_caught_up(consumer)
             await asyncio.sleep(0)  # let timers and the metrics view run between large batches
 
     async def _verify_restored(self, consumer: AIOKafkaConsumer) -> None:
         for tp, found in list(self._unverified.items()):
+            if tp not in self._unverified:  # re-assigned while awaiting
+                continue
             highwater = consumer.highwater(tp)
             if highwater is not None and highwater < found.next_offset:
                 await self._foreign_log(tp, f"high watermark {highwater}")
