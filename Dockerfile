@@ -11,7 +11,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # -- runtime ----------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm
-RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/psmon psmon
+# the checkpoint directory exists in the image, owned by psmon, so a named volume mounted there
+# starts writable by it (docker copies the image's ownership into a new volume)
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/psmon psmon \
+    && install -d -o psmon -g psmon /var/lib/psmon/checkpoints
 COPY --from=build /wheels /wheels
 # --no-index: only the wheels built above, so the image has exactly the pinned set
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/psmon-*.whl \

@@ -11,7 +11,9 @@ its own fresh topics:
 5. sink/raw    the sink's rows/s against plain clickhouse-connect inserts of the same rows;
 6. replay      JSONL file → validate → `ClickHouseWriter` (events/s);
 7. memory      peak RSS of the worker for the corpus and for a quarter of it; scale-out with
-               two worker processes.
+               two worker processes;
+8. recovery    a SIGKILLed worker's successor, from checkpoints and by a full re-read, on
+               `--recovery-records` records already on `psmon.valid` (its own fill, no corpus).
 
 Prints a table with absolute numbers and the ratios the targets are stated in, and writes all
 of it as JSON (`--out`). These machines are shared and noisy: compare ratios measured in the
@@ -34,6 +36,7 @@ from benchmarks.corpus import build_corpus_file, produce_corpus
 from benchmarks.cpu import cpu_ceilings
 from benchmarks.latency import run_latency
 from benchmarks.pipeline import run_pipeline
+from benchmarks.recovery import run_recovery
 from benchmarks.replay import replay_file
 from benchmarks.report import evaluate, render
 from benchmarks.sink import raw_insert, read_valid, run_sink
@@ -43,7 +46,20 @@ from psmon.embedded.broker import LocalBroker
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 
-STEPS = ("raw", "cpu", "worker", "stage2", "sink", "raw_insert", "replay", "pipeline", "latency", "rss", "scaleout")
+STEPS = (
+    "raw",
+    "cpu",
+    "worker",
+    "stage2",
+    "sink",
+    "raw_insert",
+    "replay",
+    "pipeline",
+    "latency",
+    "rss",
+    "scaleout",
+    "recovery",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=200.0,
         help="a second latency run at the national live peak (hundreds of events/s); 0 = skip",
     )
+    ap.add_argument(
+        "--recovery-records",
+        type=int,
+        default=1_000_000,
+        help="records retained on psmon.valid for the recovery measurement; default 1,000,000",
+    )
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/psmon-bench"), help="corpus cache, logs, chDB")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default WORK_DIR/results.json)")
     ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -68,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.latency_seconds = min(args.latency_seconds, 6.0)
         args.latency_rate = min(args.latency_rate, 500.0)
         args.latency_peak_rate = 0.0
+        args.recovery_records = min(args.recovery_records, 20_000)
     args.out = args.out or args.work_dir / "results.json"
     return args
 
@@ -88,15 +111,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "loadavg_start": os.getloadavg(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    corpus, gen_s = build_corpus_file(args.work_dir, n)
-    results: dict[str, Any] = {
-        "meta": meta,
-        "corpus": {"events": n, "file": str(corpus), "generate_s": round(gen_s, 1)},
-    }
+    results: dict[str, Any] = {"meta": meta}
+    corpus = args.work_dir / "no-corpus"
+    if steps - {"recovery"}:  # recovery fills its own topic
+        corpus, gen_s = build_corpus_file(args.work_dir, n)
+        results["corpus"] = {"events": n, "file": str(corpus), "generate_s": round(gen_s, 1)}
     with LocalBroker(log_path=args.work_dir / "broker.log") as broker:
         bench = Bench(broker.bootstrap, args.work_dir, corpus, n, args.partitions, args.smoke)
         try:
-            _steps(bench, steps, results, args)
+            if "recovery" in steps:
+                records = args.recovery_records
+                _step(
+                    results,
+                    "recovery",
+                    f"recovery after SIGKILL with {records:,} records on psmon.valid",
+                    lambda: run_recovery(bench, records),
+                )
+            if steps - {"recovery"}:
+                _steps(bench, steps, results, args)
         finally:
             bench.stop_all()
     meta["loadavg_end"] = os.getloadavg()

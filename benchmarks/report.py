@@ -12,6 +12,7 @@ TARGETS = (
     ("replay ≥ 100,000 events/s", "replay_events_per_s", ">=", 100_000.0),
     ("worker RSS flat when corpus grows 4x", "rss_growth_4x", "<=", 1.25),
     ("validation ceiling ≥ 150,000 ev/s on one core", "validate_events_per_s", ">=", 150_000.0),
+    ("recovery ≤ 10 s after SIGKILL (checkpoints)", "recovery_seconds", "<=", 10.0),
 )
 
 
@@ -45,6 +46,8 @@ def evaluate(results: dict[str, Any], *, smoke: bool) -> dict[str, Any]:
         "latency_p99_ms": _get(results, "latency", "p99_ms"),
         "replay_events_per_s": _get(results, "replay", "events_per_s"),
         "rss_growth_4x": _ratio(worker_rss[0], quarter_rss[0]) if worker_rss and quarter_rss else None,
+        "recovery_seconds": _get(results, "recovery", "checkpoint", "seconds"),
+        "recovery_speedup": _get(results, "recovery", "speedup"),
         "scaleout_speedup": _ratio(_get(results, "scaleout", "events_per_s"), _get(results, "worker", "events_per_s")),
         "validate_events_per_s": _get(results, "cpu", "validate_events_per_s"),
         "validate_fast_vs_reference": _ratio(
@@ -154,6 +157,13 @@ def render(results: dict[str, Any]) -> str:
             "scale-out: 2 worker processes",
             _fmt(g("scaleout", "events_per_s"), " ev/s"),
             f"{_fmt(v['scaleout_speedup'])}x one worker",
+        ),
+        (
+            "recovery after SIGKILL: checkpoint / full re-read",
+            f"{_fmt(g('recovery', 'checkpoint', 'seconds'))} / {_fmt(g('recovery', 'full_reread', 'seconds'))} s",
+            f"{_fmt(v['recovery_speedup'])}x faster; {_fmt(g('recovery', 'records'))} records retained, "
+            f"replayed {_fmt(g('recovery', 'checkpoint', 'rebuild_records'))} / "
+            f"{_fmt(g('recovery', 'full_reread', 'rebuild_records'))}",
         ),
     ]
     w0 = max(len(r[0]) for r in rows)

@@ -7,7 +7,9 @@ partition is new to it, so it counts everything as a rebuild and then goes live.
 """
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from psmon.metrics import PipelineMetrics
@@ -26,6 +28,8 @@ async def _run(bootstrap: str, prefix: str, partitions: int, valid: int, timeout
         topic_partitions=partitions,
         session_timeout_s=6,
         metrics_port=0,
+        # measured as a full re-read: a checkpoint directory of its own, empty
+        checkpoint_dir=Path(tempfile.mkdtemp(prefix=f"{prefix}-stage2-")),
     )
     metrics = PipelineMetrics()
     live = LiveRates(metrics=metrics, dedup_max_ids=settings.dedup_max_ids, worker="bench")

@@ -74,6 +74,12 @@ class PipelineMetrics:
             "Partitions of psmon.valid and psmon.dead-letter being re-read after assignment",
             registry=r,
         )
+        self.checkpoint_restored = Counter(
+            "psmon_checkpoint_restored",
+            "Partitions assigned to this worker whose state came from a checkpoint, not a full re-read",
+            ["topic"],
+            registry=r,
+        )
         # pipeline health
         self.processed = Counter("psmon_events_processed", "Messages processed per stage", ["stage"], registry=r)
         # invalid and duplicate are owned by stage 2 like the contract counters (streams/live.py);

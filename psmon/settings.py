@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     dedup_max_ids: int = Field(
         1_000_000, ge=1000, description="bound on remembered event_ids per worker, all partitions (covers 24 h)"
     )
+    checkpoint_dir: Path | None = Field(
+        None,
+        description="stage 2's per-partition checkpoints (recovery replays only what follows them); "
+        "share it between workers (a shared volume); empty = <data_dir>/checkpoints",
+    )
+    checkpoint_interval_s: float = Field(10.0, gt=0, description="period of stage 2's checkpoints")
 
     # Stage 3: sink
     sink_batch_max_rows: int = Field(5000, ge=1, description="rows per ClickHouse insert")
@@ -233,6 +239,10 @@ class Settings(BaseSettings):
         if self.clickhouse_dsn:
             return self.clickhouse_dsn
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir if self.checkpoint_dir is not None else self.data_dir / "checkpoints"
 
     @property
     def embedded_clickhouse(self) -> bool:

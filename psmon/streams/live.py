@@ -31,6 +31,13 @@ stage 1 re-sends what it had not committed; those copies are redeliveries, never
   as the sum over the live ones, re-set when one of them goes.
 `psmon_events_redelivered_total` stays a per-process count of the redeliveries met live.
 
+Checkpoints (`checkpoint.py`): `partition_state` / `letter_state` copy out one partition's
+state, `restore_partition` / `restore_letters` put it back into a partition that is catching up.
+A restored partition is still catching up (nothing exported) while the consumer replays the tail
+after the checkpoint's offset; when it reaches the end its totals appear at once, exactly as after
+a full re-read, and equal to what a full re-read would give (the checkpoint is the state of the
+records before its offset, the tail adds the rest, through the same de-duplication).
+
 Invariants:
 - a record is counted at most once per `event_id` (redeliveries absorbed, duplicates counted);
 - counters and buckets move together, so a window's value is what the counters say over it;
@@ -48,6 +55,7 @@ from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.metrics import WINDOWS, counter_increments
 from psmon.schemas.normalized import ValidRecord
+from psmon.streams.checkpoint import LetterState, ValidState
 from psmon.streams.dedup import RecentIds, Seen
 from psmon.streams.windows import AddResult, RollingRates
 from psmon.timeutil import utc_now
@@ -56,6 +64,8 @@ __all__ = ["LiveRates"]
 
 #: Streams of dead-letter partitions in the worker's RecentIds (valid partitions are plain ints).
 _DEAD_LETTERS: Final = "dead-letter"
+#: The owned counters of a province, by their PipelineMetrics attribute (their name in checkpoints).
+_OWNED_COUNTERS: Final = ("submitted", "fee_bearing", "resolved", "payments", "digitized", "duplicate")
 
 
 class LiveRates:
@@ -85,6 +95,8 @@ class LiveRates:
         # dead-letter partition -> reason -> letters (redeliveries absorbed), and those re-read
         self._letters: dict[int, dict[str, int]] = {}
         self._letters_catching_up: set[int] = set()
+        self._counter_by_name: dict[str, Counter] = {n: getattr(metrics, n) for n in _OWNED_COUNTERS}
+        self._name_of_counter: dict[int, str] = {id(c): n for n, c in self._counter_by_name.items()}
 
     # -- partition ownership ---------------------------------------------------------------
 
@@ -148,6 +160,56 @@ class LiveRates:
             if child is None:
                 child = self._children[key] = counter.labels(*labels)
             child.inc()
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def partition_state(self, partition: int) -> ValidState:
+        """Copies of everything this worker holds for `partition` of `psmon.valid`."""
+        provinces = sorted(p for p, part in self._partition_of.items() if part == partition)
+        names = self._name_of_counter
+        return ValidState(
+            provinces=provinces,
+            rings={p: self.rates.copy_province(p) for p in provinces},
+            totals=[
+                (names[id(counter)], labels, n)
+                for p in provinces
+                for (counter, labels), n in self._totals.get(p, {}).items()
+            ],
+            recent=self._recent.copy_stream(partition),
+            watermark_s=self.rates.watermark_s,
+        )
+
+    def restore_partition(self, partition: int, state: ValidState) -> list[str]:
+        """Put a checkpoint's state into `partition`, which must be catching up; returns its
+        provinces. On ValueError the caller drops the partition again (`catch_up`) and re-reads it."""
+        if partition not in self._catching_up:
+            raise ValueError(f"partition {partition} is live: restore only into a partition catching up")
+        unknown = {name for name, _, _ in state.totals} - self._counter_by_name.keys()
+        if unknown or not set(state.rings) <= set(state.provinces):
+            raise ValueError(f"checkpoint of partition {partition}: unknown counters {unknown} or provinces")
+        self.rates.restore_watermark(state.watermark_s)
+        for province in state.provinces:
+            self._partition_of[province] = partition
+        for province, rings in state.rings.items():
+            self.rates.restore_province(province, rings)
+        for name, labels, n in state.totals:
+            self._totals[labels[0]][(self._counter_by_name[name], labels)] = n
+        self._recent.restore(partition, state.recent.arrays())
+        return list(state.provinces)
+
+    def letter_state(self, partition: int) -> LetterState:
+        """Copies of everything this worker holds for `partition` of `psmon.dead-letter`."""
+        return LetterState(
+            reasons=dict(self._letters.get(partition, {})),
+            recent=self._recent.copy_stream((_DEAD_LETTERS, partition)),
+        )
+
+    def restore_letters(self, partition: int, state: LetterState) -> None:
+        """Put a checkpoint's state into dead-letter `partition`, which must be catching up."""
+        if partition not in self._letters_catching_up:
+            raise ValueError(f"dead-letter partition {partition} is live: restore only into one catching up")
+        self._recent.restore((_DEAD_LETTERS, partition), state.recent.arrays())
+        self._letters[partition] = dict(state.reasons)
 
     # -- dead letters ----------------------------------------------------------------------
 

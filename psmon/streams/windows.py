@@ -14,6 +14,10 @@ never grows with the number of events.
 on day buckets). An event older than 24 h still updates its day bucket if that day is in the
 watermark's year; an event older than every kept bucket updates nothing and is reported late.
 
+A province's rings can be copied out (`copy_province`) and put back (`restore_province`): stage 2
+checkpoints them with the offset of their partition of `psmon.valid` (`checkpoint.py`), so a
+worker taking the partition over starts from them instead of re-reading the whole log.
+
 This module is pure logic: no Kafka, no metrics. Thread-safety is not needed: one asyncio loop
 owns an instance.
 """
@@ -30,7 +34,7 @@ import numpy.typing as npt
 from psmon.schemas.metrics import COUNTER_INDEX, COUNTERS, METRICS, Metric, Window
 from psmon.timeutil import LOCAL_OFFSET_S, utc_now
 
-__all__ = ["AddResult", "RollingRates"]
+__all__ = ["AddResult", "ProvinceRings", "RollingRates"]
 
 _SLIDING_MINUTES: Final[dict[str, int]] = {"5m": 5, "1h": 60, "24h": 1440}
 
@@ -70,6 +74,16 @@ class _Ring:
         mask = ((self.tags >= lo) & (self.tags <= hi)).astype(np.int64)
         total: npt.NDArray[np.int64] = mask @ self.counts
         return total
+
+
+@dataclass(frozen=True, slots=True)
+class ProvinceRings:
+    """Copies of one province's rings (counts and tags), None where it has no ring yet."""
+
+    minute_counts: npt.NDArray[np.int64] | None
+    minute_tags: npt.NDArray[np.int64] | None
+    day_counts: npt.NDArray[np.int64] | None
+    day_tags: npt.NDArray[np.int64] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +132,39 @@ class RollingRates:
         """Forget a province (its partition moved to another worker)."""
         self._minutes.pop(province, None)
         self._days.pop(province, None)
+
+    def copy_province(self, province: str) -> ProvinceRings:
+        """Copies of `province`'s rings, for a checkpoint."""
+        m, d = self._minutes.get(province), self._days.get(province)
+        return ProvinceRings(
+            minute_counts=m.counts.copy() if m else None,
+            minute_tags=m.tags.copy() if m else None,
+            day_counts=d.counts.copy() if d else None,
+            day_tags=d.tags.copy() if d else None,
+        )
+
+    def restore_province(self, province: str, rings: ProvinceRings) -> None:
+        """Put back `province`'s rings from a checkpoint; a shape that is not this build's raises."""
+        restored: list[tuple[dict[str, _Ring], int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        for rings_of, slots, counts, tags in (
+            (self._minutes, _MINUTE_SLOTS, rings.minute_counts, rings.minute_tags),
+            (self._days, _DAY_SLOTS, rings.day_counts, rings.day_tags),
+        ):
+            if counts is None or tags is None:
+                continue
+            if counts.shape != (slots, len(COUNTERS)) or tags.shape != (slots,):
+                raise ValueError(f"ring of shape {counts.shape} / {tags.shape}, expected {(slots, len(COUNTERS))}")
+            restored.append((rings_of, slots, counts, tags))
+        self.drop(province)
+        for rings_of, slots, counts, tags in restored:
+            ring = rings_of[province] = _Ring(slots)
+            ring.counts[:] = counts
+            ring.tags[:] = tags
+
+    def restore_watermark(self, watermark_s: float | None) -> None:
+        """Take a checkpoint's watermark if later than this one (still capped at the wall clock)."""
+        if watermark_s is not None:
+            self.advance(watermark_s)
 
     # -- reads -----------------------------------------------------------------------------
     @property

@@ -1,0 +1,192 @@
+"""Recovery: time until a SIGKILLed worker's successor exports every province again.
+
+`psmon.valid` is filled with N already-validated records (stage 1's encoding of distinct events,
+produced straight to the topic, so the fill costs no validation), a first `psmon worker` counts
+them all and checkpoints every partition at its end, and is killed with SIGKILL. A tail of new
+records arrives while no worker runs (what the dead worker had not checkpointed yet). Then, in the
+same run, on the same broker and topic:
+- **checkpoint**: a worker sharing the dead one's data dir restores the checkpoints and replays
+  the tail;
+- **full re-read** (the baseline, psmon before checkpoints): a worker with an empty checkpoint
+  directory re-reads every partition from the beginning.
+
+Each is timed from its process start until its /metrics export every event of every province
+(history + tail; polled every 0.1 s), so the figure includes start-up and the consumer-group
+join, which waits for the killed member's session to expire (`session_timeout_s`, 6 s here).
+The state part alone is also given: from the first partition assigned to the last one live, from
+the worker's own log lines. `rebuild_records` is how many records each replayed before going
+live (`psmon_events_processed_total{stage="rebuild"}`).
+"""
+
+import asyncio
+import re
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from benchmarks.common import Bench, exported_events, processed
+from psmon.schemas.normalized import encode_valid
+from psmon.schemas.provinces import registry
+from psmon.schemas.validation import ValidEvent
+from psmon.settings import Settings
+from psmon.streams.checkpoint import CheckpointStore
+from psmon.streams.topics import ensure_topics
+from psmon.timeutil import utc_now
+from testkit import sample, scrape, stop_process
+
+__all__ = ["run_recovery"]
+
+_ID_WIDTH = 12
+_MINUTES = 120  # event times spread over the last two hours
+
+
+def _templates(now_s: float) -> list[tuple[bytes, bytes]]:
+    """(key, encoded record with a placeholder id) per province and minute."""
+    out = []
+    for minute in range(_MINUTES):
+        for j, province in enumerate(registry().codes):
+            ev = ValidEvent(
+                event_id="#" * _ID_WIDTH,
+                event_type="application.submitted",
+                occurred_at_s=now_s - 60 * (minute + 1),
+                province_code=province,
+                raw_province_code=province,
+                level="commune",
+                procedure_code="1.1",
+                dossier_id="d",
+                channel="online" if (minute + j) % 3 else "counter",
+                service_mode="full_online",
+                fee_bearing=False,
+            )
+            value = encode_valid(ev, src_partition=0, src_offset=0, src_ts_ms=int(ev.occurred_at_s * 1000))
+            out.append((province.encode(), value))
+    return out
+
+
+def _fill(bootstrap: str, topic: str, start: int, count: int, now_s: float) -> float:
+    """Produce `count` distinct valid records (ids start..start+count); returns records/s."""
+    templates = _templates(now_s)
+    placeholder = b"#" * _ID_WIDTH
+
+    async def run() -> float:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
+        await producer.start()
+        try:
+            t0 = time.monotonic()
+            pending = []
+            for i in range(start, start + count):
+                key, value = templates[i % len(templates)]
+                pending.append(await producer.send(topic, key=key, value=value.replace(placeholder, b"%012d" % i)))
+                if len(pending) >= 20_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            await asyncio.gather(*pending)
+            return count / max(time.monotonic() - t0, 1e-3)
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+_LOG_TS = re.compile(r"^(\S+) INFO psmon\.streams\.rates_service: (.*)$")
+
+
+def _state_seconds(log: Path, valid_topic: str) -> float | None:
+    """From the first partition of `psmon.valid` assigned to the last one live, per the log."""
+    assigned: datetime | None = None
+    live: datetime | None = None
+    for line in log.read_text(errors="replace").splitlines():
+        m = _LOG_TS.match(line)
+        if not m:
+            continue
+        ts, text = datetime.fromisoformat(m.group(1)), m.group(2)
+        if assigned is None and (
+            (text.startswith(f"{valid_topic}[") and "restored" in text) or "re-reading them" in text
+        ):
+            assigned = ts
+        if text.startswith("partition ") and "caught up" in text:
+            live = ts
+    return (live - assigned).total_seconds() if assigned and live else None
+
+
+def _until_exported(bench: Bench, name: str, prefix: str, total: int, timeout_s: float, **env: str) -> dict[str, Any]:
+    t0 = time.monotonic()
+    proc, port = bench.start("worker", prefix, name, PSMON_LOG_LEVEL="info", **env)
+    try:
+        while True:
+            s = scrape(port)
+            if exported_events(s) >= total:
+                seconds = time.monotonic() - t0
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker {name} exited with {proc.returncode}")
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"worker {name} exported {exported_events(s)} of {total}")
+            time.sleep(0.1)
+        return {
+            "proc": proc,
+            "port": port,
+            "seconds": seconds,
+            "rebuild_records": int(processed(s, "rebuild")),
+            "restored_partitions": int(sample(s, "psmon_checkpoint_restored_total", topic=f"{prefix}.valid")),
+        }
+    except BaseException:
+        stop_process(proc, sig=signal.SIGKILL)
+        raise
+
+
+def run_recovery(bench: Bench, records: int, *, tail: int = 10_000) -> dict[str, Any]:
+    prefix = bench.prefix("recovery")
+    settings = Settings(
+        kafka_bootstrap=bench.bootstrap, topic_prefix=prefix, app_id=prefix, topic_partitions=bench.partitions
+    )
+    ensure_topics(settings)
+    now_s = utc_now().timestamp()
+    produce_eps = _fill(bench.bootstrap, settings.topic_valid, 0, records, now_s)
+    timeout_s = bench.timeout_s(records)
+
+    first = _until_exported(bench, "first", prefix, records, timeout_s)
+    try:
+        store = CheckpointStore(bench.work_dir / prefix / "checkpoints", app_id=prefix)
+        deadline = time.monotonic() + 120
+        while True:  # every partition checkpointed at its end (its offset = what it holds)
+            found = [store.read(settings.topic_valid, p, bench.partitions) for p in range(bench.partitions)]
+            if sum(c.next_offset for c in found if c is not None) >= records:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the first worker did not checkpoint every partition")
+            time.sleep(0.5)
+        checkpoint_bytes = sum(f.stat().st_size for f in store.directory.glob(f"{prefix}.*.npz"))
+    finally:
+        stop_process(first["proc"], sig=signal.SIGKILL)
+    _fill(bench.bootstrap, settings.topic_valid, records, tail, now_s)
+    total = records + tail
+
+    restored = _until_exported(bench, "restored", prefix, total, timeout_s)
+    stop_process(restored["proc"], sig=signal.SIGKILL)
+    empty = bench.work_dir / prefix / "no-checkpoints"
+    reread = _until_exported(bench, "reread", prefix, total, timeout_s, PSMON_CHECKPOINT_DIR=str(empty))
+    stop_process(reread["proc"], sig=signal.SIGKILL)
+
+    def result(r: dict[str, Any], name: str) -> dict[str, Any]:
+        return {
+            "seconds": round(r["seconds"], 2),
+            "state_seconds": _state_seconds(bench.work_dir / prefix / f"{name}.log", settings.topic_valid),
+            "rebuild_records": r["rebuild_records"],
+            "restored_partitions": r["restored_partitions"],
+        }
+
+    return {
+        "records": records,
+        "tail": tail,
+        "fill_records_per_s": round(produce_eps, 1),
+        "first_full_read_seconds": round(first["seconds"], 2),
+        "checkpoint_bytes": checkpoint_bytes,
+        "checkpoint": result(restored, "restored"),
+        "full_reread": result(reread, "reread"),
+        "speedup": reread["seconds"] / restored["seconds"] if restored["seconds"] else None,
+    }
