@@ -24,6 +24,10 @@ WITH_EXAMPLES = (
     ["validate"],
     ["dead-letters", "list"],
     ["alerts", "history"],
+    ["catalog"],
+    ["catalog", "load"],
+    ["catalog", "show"],
+    ["catalog", "diff"],
 )
 
 
