@@ -8,7 +8,7 @@ Every duration and size carries its unit in its name.
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never printed)")
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL; empty = system CAs")
     topic_prefix: str = Field("psmon", description="prefix of every psmon topic")
+    topic_catalog: str = Field(
+        "psmon.catalog",
+        description="compacted topic of the procedure catalog (keyed province/procedure); "
+        "unset = <topic_prefix>.catalog",
+    )
     topic_partitions: int = Field(8, ge=1, le=1024, description="partitions per psmon topic")
     topic_replication_factor: int = Field(
         1, ge=1, description="replicas of each psmon topic (3 on a production cluster; 1 on a single broker)"
@@ -177,6 +182,15 @@ class Settings(BaseSettings):
         # Accept the kafka:// form Faust uses as well as plain host:port lists.
         return v.removeprefix("kafka://")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _catalog_topic_follows_prefix(cls, data: Any) -> Any:
+        # The catalog topic is a setting of its own (PSMON_TOPIC_CATALOG), but unset it follows the
+        # prefix like the other topics, so a test's or a deployment's prefix isolates it too.
+        if isinstance(data, dict) and not data.get("topic_catalog"):
+            return {**data, "topic_catalog": f"{data.get('topic_prefix') or 'psmon'}.catalog"}
+        return data
+
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Self:
         if self.kafka_security_protocol.startswith("SASL_") and not (
@@ -232,7 +246,7 @@ class Settings(BaseSettings):
 
     @property
     def all_topics(self) -> tuple[str, ...]:
-        return (self.topic_events, self.topic_valid, self.topic_dead_letter, self.topic_rates)
+        return (self.topic_events, self.topic_valid, self.topic_dead_letter, self.topic_rates, self.topic_catalog)
 
     @property
     def resolved_clickhouse_dsn(self) -> str:

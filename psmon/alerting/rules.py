@@ -18,6 +18,10 @@ Alerting rules (after the recording rules, same group):
   window is at least `min_volume`, for `for:`; one rule per metric for every province without an
   override, and one per overridden province. Cross-event ratios can exceed 1 in short windows;
   only a value under the floor alerts, so such values never do.
+- The same `PsmonRatioBelowFloor` for the catalog shares (`catalog:` of the thresholds, metric
+  `procedures_*`, window `month`): the worker's month-to-date gauge `psmon_ratio` itself under
+  the floor, with at least `min_volume` procedures in its denominator, from day `from_day` of the
+  local month on (a share that grows through the month is low on the 1st by nature).
 - `PsmonNoEvents` (per province) and `PsmonNoEventsNationwide`: no dossier submitted during a
   window that lay entirely within office hours (`min_over_time(psmon:office_hours[w]) == 1`), so
   the first minutes after opening or lunch never alert.
@@ -40,8 +44,9 @@ from typing import Any, Final
 
 import yaml
 
-from psmon.alerting.thresholds import MetricThreshold, Thresholds
+from psmon.alerting.thresholds import CatalogThreshold, MetricThreshold, Thresholds
 from psmon.metrics import SINK_JOB, WORKER_JOB
+from psmon.schemas.catalog_metrics import CATALOG_METRIC_LABELS, CATALOG_WINDOW, CatalogMetric
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_OFFSET_S
@@ -258,6 +263,89 @@ def _ratio_alerts(th: Thresholds) -> list[dict[str, Any]]:
     return rules
 
 
+def _catalog_alert(
+    metric: CatalogMetric,
+    t: CatalogThreshold,
+    *,
+    floor: float,
+    min_volume: int,
+    target: float,
+    province_filter: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """`PsmonRatioBelowFloor` for a catalog share: the worker's month-to-date gauge itself (one
+    owner per province; `max by` drops the instance labels), from day `from_day` of the month."""
+    vi, en, unit_vi, unit_en = CATALOG_METRIC_LABELS[metric]
+    sel = f'metric="{metric}",window="{CATALOG_WINDOW}",{province_filter}'
+    volume_query = (
+        f'{{{{ with printf `max(psmon_ratio_denominator{{metric="{metric}",window="{CATALOG_WINDOW}",'
+        f'province="%s"}})` $labels.province | query }}}}{{{{ . | first | value | printf "%.0f" }}}}{{{{ end }}}}'
+    )
+    where = "{{ $labels.province_name }} ({{ $labels.province }})"
+    value = "{{ $value | humanizePercentage }}"
+    summary_vi = (
+        f"{where}: {vi} {value} dưới ngưỡng cảnh báo {percent(floor)} (mục tiêu {percent(target)}), "
+        f"trên {volume_query} {unit_vi}, từ đầu tháng"
+    )
+    summary_en = (
+        f"{where}: {en} {value} is below the alert floor {percent(floor)} (target {percent(target)}), "
+        f"over {volume_query} {unit_en}, month to date"
+    )
+    expr = (
+        f"(\n  max by (province) (psmon_ratio{{{sel}}}) < {floor}\n  and on(province)\n"
+        f"  max by (province) (psmon_ratio_denominator{{{sel}}}) >= {min_volume}\n)\n{_WITH_NAME}"
+    )
+    if t.from_day > 1:
+        expr += f"\nand on() (day_of_month({_LOCAL}) >= {t.from_day})"
+    return {
+        "alert": "PsmonRatioBelowFloor",
+        "expr": expr,
+        "for": t.for_,
+        "labels": {"severity": t.severity, "metric": metric, "window": CATALOG_WINDOW, **labels},
+        "annotations": {
+            "summary": f"{summary_vi} / {summary_en}",
+            "summary_vi": summary_vi,
+            "summary_en": summary_en,
+            "value": "{{ $value }}",
+            "threshold": f"{floor}",
+            "target": f"{target}",
+            "volume": volume_query,
+            "min_volume": str(min_volume),
+        },
+    }
+
+
+def _catalog_alerts(th: Thresholds) -> list[dict[str, Any]]:
+    rules = []
+    for metric, t in th.catalog.items():
+        special = sorted(t.provinces)
+        others = f'province!~"{"|".join(special)}"' if special else 'province!=""'
+        rules.append(
+            _catalog_alert(
+                metric,
+                t,
+                floor=t.alert_below,
+                min_volume=t.min_volume,
+                target=t.target,
+                province_filter=others,
+                labels={},
+            )
+        )
+        for code in special:
+            rules.append(
+                _catalog_alert(
+                    metric,
+                    t,
+                    floor=th.floor(metric, code) or 0.0,
+                    min_volume=th.min_volume(metric, code) or 1,
+                    target=th.target(metric, code) or t.target,
+                    province_filter=f'province="{code}"',
+                    labels={"province": code},
+                )
+            )
+    return rules
+
+
 #: alert name -> (job, what it is in Vietnamese and English, what its loss means in each language)
 _DOWN: Final = {
     "PsmonWorkerDown": (
@@ -434,7 +522,7 @@ def build_rules(th: Thresholds) -> dict[str, Any]:
         {"record": "psmon:office_hours", "expr": office_hours_expr(th)},
         *_ratio_rules(th.ratio_windows),
     ]
-    alerts = _ratio_alerts(th) + _pipeline_alerts(th)
+    alerts = _ratio_alerts(th) + _catalog_alerts(th) + _pipeline_alerts(th)
     return {
         # One group: Prometheus evaluates the rules of a group in order at one instant, so every
         # alert reads the recorded series of that same evaluation. Separate groups run

@@ -12,7 +12,10 @@ and every alert is tested with the numbers it will run with:
 - worker and sink down: a target down, replicas vanishing from DNS discovery one by one (enough
   left, fewer than `expected`, none), no target at all, no sink job (`psmon up`), ClickHouse
   write errors,
-  dead-letter spike (at, over and under the volume limit).
+  dead-letter spike (at, over and under the volume limit);
+- the catalog shares (when the thresholds have `catalog:`): each gauge at its floor, just under
+  it, under it with one procedure fewer than `min_volume`, each overridden province, evaluated
+  before the month's `from_day`, just before `for:` has elapsed after it, and a day later.
 
 Expected alerts are not copied from the rules: a small model here recomputes the windows from the
 input counters (`increase` over exactly covered ranges is the difference of two samples) and
@@ -39,6 +42,7 @@ from psmon.alerting.rules import (
 )
 from psmon.alerting.thresholds import Thresholds, duration_s
 from psmon.metrics import SINK_JOB, WORKER_JOB
+from psmon.schemas.catalog_metrics import CatalogMetric
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_OFFSET_S
@@ -51,6 +55,7 @@ RULE_TEST_FILES: Final = {
     "psmon-pipeline.test.yml": "ClickHouse errors, dead-letter spike",
     "psmon-down.test.yml": "worker/sink down, replicas vanishing from DNS discovery",
     "psmon-calendar.test.yml": "no-events and lag alerts against office hours and holidays",
+    "psmon-catalog.test.yml": "catalog shares (month to date) against floors, min_volume and from_day",
 }
 
 _SUB = "psmon_dossiers_submitted_total"
@@ -355,6 +360,94 @@ def _ratio_group(th: Thresholds, *, interval_s: int, eval_s: int) -> dict[str, A
                 ),
             }
             for at in (t1, t2)
+        ],
+    }
+
+
+def _local_day_of_month(t_s: int) -> int:
+    return datetime.fromtimestamp(t_s + LOCAL_OFFSET_S, UTC).day
+
+
+def _catalog_step(th: Thresholds) -> int:
+    """The coarsest step (an hour down to the scrape interval) dividing every catalog `for:` and
+    the 7 h between promtool's start and local midnight: the catalog tests span weeks."""
+    ds = [duration_s(t.for_) for t in th.catalog.values()] + [LOCAL_OFFSET_S]
+    scrape_s = int(duration_s(th.prometheus.scrape_interval))
+    return next((st for st in (3600, 900, 300, 60) if st >= scrape_s and all(d % st == 0 for d in ds)), scrape_s)
+
+
+def _catalog_group(th: Thresholds, *, interval_s: int) -> dict[str, Any]:
+    """The catalog shares' gauges at, under and over their floors and `min_volume`, before and
+    from `from_day` (promtool's clock starts on the 1st of a month, 07:00 local)."""
+    overridden_any = {c for t in th.catalog.values() for c in t.provinces}
+    free = [c for c in registry().codes if c not in overridden_any][:3]
+    if len(free) < 3:
+        raise ValueError("too many per-province overrides of catalog: to leave 3 test provinces")
+    at, under, low = free
+    names = {p.code: p.name for p in registry().current}
+    rules = [r for r in _alert_rules(th) if r["alert"] == "PsmonRatioBelowFloor"]
+    # gauge (metric, province) -> (ratio, denominator), constant over the test
+    gauges: dict[tuple[CatalogMetric, str], tuple[float, int]] = {}
+    times: set[int] = {5 * 3600}  # noon local on the 1st
+    for metric, t in th.catalog.items():
+        floor, mv = t.alert_below, t.min_volume
+        gauges[(metric, at)] = (floor, mv)  # at the floor: never fires
+        if floor > 0:
+            gauges[(metric, under)] = (round(floor - 0.001, 6), mv)  # just under, enough procedures: fires
+            gauges[(metric, low)] = (round(floor - 0.001, 6), mv - 1)  # too few procedures: never fires
+        for code in sorted(t.provinces):
+            o_floor, o_mv = th.floor(metric, code) or 0.0, th.min_volume(metric, code) or 1
+            if o_floor > 0:
+                gauges[(metric, code)] = (round(o_floor - 0.001, 6), o_mv)
+        opens = (t.from_day - 1) * 86400 - LOCAL_OFFSET_S if t.from_day > 1 else 0  # local midnight
+        f = int(duration_s(t.for_))
+        times |= {x for x in (opens + f - interval_s, opens + f, opens + f + 86400) if x > 0}
+    last = max(times)
+    n = last // interval_s + 2
+    values: dict[str, str] = {}
+    for (metric, province), (ratio, den) in sorted(gauges.items()):
+        labels = {"province": province, "metric": metric, "window": "month", "instance": "w1", "job": WORKER_JOB}
+        values[Series("psmon_ratio", labels).promql()] = f"{_num(ratio)}+0x{n - 1}"
+        values[Series("psmon_ratio_denominator", labels).promql()] = f"{_num(den)}+0x{n - 1}"
+
+    def expected(t_s: int) -> list[dict[str, Any]]:
+        out = []
+        for (metric, province), (ratio, den) in sorted(gauges.items()):
+            t = th.catalog[metric]
+            floor, mv = th.floor(metric, province), th.min_volume(metric, province)
+            assert floor is not None
+            assert mv is not None
+
+            def cond(
+                u: int, t: Any = t, ratio: float = ratio, den: int = den, floor: float = floor, mv: int = mv
+            ) -> bool:
+                return _local_day_of_month(u) >= t.from_day and ratio < floor and den >= mv
+
+            if not _firing(cond, t_s, duration_s(t.for_), interval_s):
+                continue
+            labels = {
+                "province": province,
+                "province_name": names[province],
+                "metric": metric,
+                "window": "month",
+                "severity": t.severity,
+            }
+            own = [r for r in rules if r["labels"]["metric"] == metric and r["labels"].get("province") == province]
+            rule = (
+                own[0]
+                if own
+                else next(r for r in rules if r["labels"]["metric"] == metric and "province" not in r["labels"])
+            )
+            out.append({"exp_labels": labels, "exp_annotations": _annotations(rule, labels, ratio, den)})
+        return sorted(out, key=lambda a: (a["exp_labels"]["province"], a["exp_labels"]["metric"]))
+
+    return {
+        "name": "catalog shares: at, under and over the floor and min_volume, before and from from_day",
+        "interval": f"{interval_s}s",
+        "input_series": [{"series": k, "values": v} for k, v in values.items()],
+        "alert_rule_test": [
+            {"eval_time": f"{t_s}s", "alertname": "PsmonRatioBelowFloor", "exp_alerts": expected(t_s)}
+            for t_s in sorted(times)
         ],
     }
 
@@ -707,7 +800,7 @@ def build_rule_tests(th: Thresholds) -> dict[str, dict[str, Any]]:
     cal_d += [x.hour * 3600 + x.minute * 60 for span in oh.spans for x in span]
     coarse = [st for st in (600, 300) if all(d % st == 0 for d in cal_d)]
     cal_step = coarse[0] if coarse else _test_interval(cal_d, scrape_s)
-    return {
+    tests: dict[str, dict[str, Any]] = {
         "psmon-rules.test.yml": {
             "rule_files": [RULES_FILE],
             "evaluation_interval": f"{step}s",
@@ -731,6 +824,14 @@ def build_rule_tests(th: Thresholds) -> dict[str, dict[str, Any]]:
             "tests": _calendar_groups(th, interval_s=cal_step, eval_s=cal_step),
         },
     }
+    if th.catalog:
+        cat_step = _catalog_step(th)
+        tests["psmon-catalog.test.yml"] = {
+            "rule_files": [RULES_FILE],
+            "evaluation_interval": f"{cat_step}s",
+            "tests": [_catalog_group(th, interval_s=cat_step)],
+        }
+    return tests
 
 
 def render_rule_tests(th: Thresholds) -> dict[str, str]:

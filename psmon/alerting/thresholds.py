@@ -5,6 +5,8 @@ One file says, per live metric, the official `target` (shown on dashboards and r
 merely short of the goal do not page anyone), per-province overrides of both, the `min_volume`
 of the metric's own denominator in the alert window below which a ratio is noise and never
 alerts, the `for:` duration, a severity and a `source:` that says where the numbers come from.
+The procedure-catalog shares (`catalog:`, month-to-date gauges) have the same fields but no
+window, and a `from_day` before which a share that grows through the month never alerts.
 It also holds the office hours and public holidays that gate the "no events" alert, the
 pipeline-health limits, and the Prometheus/Alertmanager timings (short ones in tests).
 
@@ -32,6 +34,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from psmon.errors import ConfigError
+from psmon.schemas.catalog_metrics import CatalogMetric
 from psmon.schemas.metrics import Metric
 from psmon.schemas.provinces import registry
 from psmon.workcalendar import HOLIDAYS, OFFICE_PERIODS, OFFICE_WEEKDAYS
@@ -39,6 +42,7 @@ from psmon.workcalendar import HOLIDAYS, OFFICE_PERIODS, OFFICE_WEEKDAYS
 __all__ = [
     "DEFAULT_THRESHOLDS_FILE",
     "METRIC_NAMES",
+    "CatalogThreshold",
     "Duration",
     "MetricThreshold",
     "Severity",
@@ -118,6 +122,40 @@ class MetricThreshold(_Model):
     window: Duration = Field("1h", description="range of the alert's ratio (sliding)")
     min_volume: int = Field(30, ge=1, description="least denominator in the window to alert")
     for_: DurationOrZero = Field("15m", alias="for", description="how long it must stay below")
+    severity: Severity = "warning"
+    source: str = Field(min_length=1, description="where the numbers come from")
+    provinces: dict[str, ProvinceOverride] = Field(default_factory=dict)
+
+    @field_validator("provinces", mode="before")
+    @classmethod
+    def _codes(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {_province_code(k): o for k, o in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _floor_under_target(self) -> Self:
+        if self.alert_below > self.target:
+            raise ValueError(f"alert_below ({self.alert_below}) must not exceed target ({self.target})")
+        for code, o in self.provinces.items():
+            floor = o.alert_below if o.alert_below is not None else self.alert_below
+            target = o.target if o.target is not None else self.target
+            if floor > target:
+                raise ValueError(f"province {code}: alert_below ({floor}) must not exceed target ({target})")
+        return self
+
+
+class CatalogThreshold(_Model):
+    """A catalog share (`schemas.catalog_metrics`): a month-to-date gauge of stage 2, not a ratio
+    of counters over a sliding window, so it has no `window`; `min_volume` counts procedures (the
+    share's denominator), and `from_day` keeps a share that grows through the month (procedures
+    with a dossier, with a payment) from alerting in its first days."""
+
+    target: Ratio = Field(description="official goal, for dashboards and reports")
+    alert_below: Ratio = Field(description="floor: a share under it (with enough procedures) alerts")
+    min_volume: int = Field(20, ge=1, description="least procedures in the share's denominator to alert")
+    from_day: int = Field(1, ge=1, le=28, description="first local day of the month the alert may fire on")
+    for_: DurationOrZero = Field("1h", alias="for", description="how long it must stay below")
     severity: Severity = "warning"
     source: str = Field(min_length=1, description="where the numbers come from")
     provinces: dict[str, ProvinceOverride] = Field(default_factory=dict)
@@ -260,6 +298,8 @@ class AlertmanagerTimings(_Model):
 class Thresholds(_Model):
     version: Literal[1] = 1
     metrics: dict[Metric, MetricThreshold]
+    #: the catalog shares (month to date); none when the file has no `catalog:` section
+    catalog: dict[CatalogMetric, CatalogThreshold] = Field(default_factory=dict)
     no_events: NoEvents = NoEvents()
     office_hours: OfficeHours = OfficeHours()
     pipeline: Pipeline = Pipeline()
@@ -286,23 +326,27 @@ class Thresholds(_Model):
         return self
 
     # -- lookups used by the generators and the live view ---------------------------------------
-    def floor(self, metric: Metric, province: str) -> float | None:
+    def _spec(self, metric: str) -> MetricThreshold | CatalogThreshold | None:
+        spec: MetricThreshold | CatalogThreshold | None = self.metrics.get(metric)  # type: ignore[call-overload]
+        return spec if spec is not None else self.catalog.get(metric)  # type: ignore[call-overload]
+
+    def floor(self, metric: Metric | CatalogMetric, province: str) -> float | None:
         """The `alert_below` floor for a province, or None when the metric does not alert."""
-        t = self.metrics.get(metric)
+        t = self._spec(metric)
         if t is None:
             return None
         o = t.provinces.get(province)
         return o.alert_below if o is not None and o.alert_below is not None else t.alert_below
 
-    def min_volume(self, metric: Metric, province: str) -> int | None:
-        t = self.metrics.get(metric)
+    def min_volume(self, metric: Metric | CatalogMetric, province: str) -> int | None:
+        t = self._spec(metric)
         if t is None:
             return None
         o = t.provinces.get(province)
         return o.min_volume if o is not None and o.min_volume is not None else t.min_volume
 
-    def target(self, metric: Metric, province: str) -> float | None:
-        t = self.metrics.get(metric)
+    def target(self, metric: Metric | CatalogMetric, province: str) -> float | None:
+        t = self._spec(metric)
         if t is None:
             return None
         o = t.provinces.get(province)

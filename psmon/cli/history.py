@@ -39,7 +39,7 @@ from psmon.kafka import KafkaAuth
 from psmon.schemas.labels import text
 from psmon.settings import Lang, Settings
 
-__all__ = ["dead_letters_app", "query_app", "replay", "report"]
+__all__ = ["ProvinceOpt", "clickhouse_reader", "dead_letters_app", "query_app", "replay", "report"]
 
 query_app = PsmonTyper(
     no_args_is_help=False,
@@ -48,6 +48,7 @@ query_app = PsmonTyper(
         "psmon query rank -m on_time --period 2026-Q3 -f csv -o rank.csv",
         "psmon query below --threshold 50% --period 2026 -f parquet -o below.parquet",
         "psmon query index --month 2026-08",
+        "psmon query idle-procedures --period 2026-05 --province 25",
         'psmon query --sql "SELECT count() FROM psmon.events" -f json',
     ),
     invoke_without_command=True,
@@ -83,6 +84,10 @@ def _clickhouse(ctx: typer.Context, clickhouse: str | None, data_dir: Path | Non
         yield client, s
     finally:
         client.close()
+
+
+#: The read-only client of `psmon query`, for the other read commands (`psmon catalog show|diff`).
+clickhouse_reader = _clickhouse
 
 
 @contextmanager
@@ -137,7 +142,7 @@ def query(
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Named questions (rates, rank, below, index) or raw SQL (--sql)."""
+    """Named questions (rates, rank, below, index, idle-procedures) or raw SQL (--sql)."""
     if ctx.invoked_subcommand is not None:
         if sql:
             fail("--sql runs on its own; drop the question name")
@@ -227,7 +232,7 @@ def index766(
     period: Annotated[str | None, typer.Option(help="or a quarter/year: 2026-Q3, 2026")] = None,
     rule: Annotated[
         list[str] | None,
-        typer.Option(help="override an item's rule: 4.2=full:0.8 or 3.3=linear (repeatable)"),
+        typer.Option(help="override an item's rule: 4.2=full:0.8, 3.3=linear or 3.5a=linear (repeatable)"),
     ] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
@@ -235,14 +240,14 @@ def index766(
     data_dir: DataDirOpt = None,
 ) -> None:
     """The Decision 766 points psmon can compute, per province, ranked; lists what it cannot."""
-    from psmon.schemas.index766 import ITEMS, parse_rule
+    from psmon.schemas.index766 import ALL_ITEMS, parse_rule
 
     if bool(month) == bool(period):
         fail("give --month YYYY-MM or --period")
     p = Period.parse(month or period or "")
     if p.grain == "day":
         fail("the index is published per month, quarter or year")
-    items = ITEMS
+    items = ALL_ITEMS
     for r in rule or []:
         try:
             items = parse_rule(r, items)
@@ -250,6 +255,28 @@ def index766(
             fail(f"--rule {r}: {exc}")
     with _history(ctx, clickhouse, data_dir) as h:
         _emit(ctx, h.index766(period=p, items=items), fmt)
+
+
+@query_app.command("idle-procedures")
+def idle_procedures(
+    ctx: typer.Context,
+    period: Annotated[str, typer.Option(help="2026-05, 2026-Q2, 2026 or a day")],
+    province: ProvinceOpt = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Online procedures of the catalog that received no online dossier in the period, per province."""
+    from psmon.history.queries import QueryError
+
+    p = Period.parse(period)
+    with _history(ctx, clickhouse, data_dir) as h:
+        try:
+            table = h.idle_procedures(period=p, provinces=province)
+        except QueryError as exc:
+            fail(str(exc))
+    _emit(ctx, table, fmt)
 
 
 # -- psmon report -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typer._click.core import Context
 # typer bundles its own click: a group's methods take a context of that click, not of `click`.
 from psmon import __version__
 from psmon.cli.alerts import alerts_app, rules
+from psmon.cli.catalog import catalog_app
 from psmon.cli.dashboards import dashboards_app
 from psmon.cli.help import PsmonGroup, PsmonTyper, examples
 from psmon.cli.history import dead_letters_app, query_app, replay, report
@@ -64,6 +65,7 @@ COMMAND_ORDER = (
     "replay",
     "dead-letters",
     "schema",
+    "catalog",
     "query",
     "report",
     "alerts",
@@ -90,7 +92,9 @@ app = PsmonTyper(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="psmon: live monitor of Vietnam's online public services.",
 )
-schema_app = PsmonTyper(no_args_is_help=True, help="The event contract (JSON Schemas for portal teams).")
+schema_app = PsmonTyper(
+    no_args_is_help=True, help="The event contract and the procedure catalog (JSON Schemas for portal teams)."
+)
 
 
 def _print_version(value: bool) -> None:
@@ -239,6 +243,12 @@ def simulate(
     seed: Annotated[int | None, typer.Option(help="random seed (default: random)")] = None,
     unpaced: Annotated[bool, typer.Option(help="generate as fast as possible (bulk)")] = False,
     output: Annotated[Path | None, typer.Option(metavar="FILE", help="write JSONL here instead of Kafka")] = None,
+    catalog_out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="also write the procedure catalog the events use (CSV for psmon catalog load)"
+        ),
+    ] = None,
 ) -> None:
     """Generate realistic portal events for all 34 provinces."""
     from psmon.simulator.profiles import default_profiles, with_drop
@@ -255,6 +265,11 @@ def simulate(
 
     s = settings(ctx, kafka_bootstrap=kafka)
     configure_logging(s.log_level, fmt=s.log_format)
+    if catalog_out is not None:
+        from psmon.simulator.catalog import simulated_catalog, write_catalog_csv
+
+        rows = write_catalog_csv(catalog_out, simulated_catalog())
+        typer.echo(f"wrote {rows:,} catalog rows to {catalog_out}", err=True)
     profiles = default_profiles()
     for province, metric, value in parse_drop(drop or []):
         try:
@@ -344,7 +359,7 @@ def validate(
 def schema_export(
     directory: Annotated[Path, typer.Argument(help="output directory")] = Path("schemas"),
 ) -> None:
-    """Write one JSON Schema per event type."""
+    """Write one JSON Schema per event type, and the procedure catalog's."""
     from psmon.schemas.jsonschema import write_schemas
 
     for p in write_schemas(directory):

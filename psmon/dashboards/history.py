@@ -1,5 +1,6 @@
-"""History: monthly and quarterly rates, rankings and the computable part of the 766 index,
-from ClickHouse through the official Grafana ClickHouse plugin. SQL lives in `history_sql.py`.
+"""History: monthly and quarterly rates, rankings and the computable part of the 766 index (the
+event items, and the procedure-catalog items when a catalog is loaded), from ClickHouse through
+the official Grafana ClickHouse plugin. SQL lives in `history_sql.py`.
 
 The province picker lists the 34 provinces by name (the code is the value); with "All" or a
 selection, every query filters with `history_sql.PROVINCE_FILTER`, which a crafted value cannot
@@ -12,7 +13,8 @@ from grafana_foundation_sdk.models import dashboard as dm
 from psmon.dashboards.datasources import CLICKHOUSE
 from psmon.dashboards.history_sql import HistoryQueries
 from psmon.dashboards.panels import ClickHouseQuery, grid, override_props, ts
-from psmon.dashboards.thresholds import MetricThreshold
+from psmon.dashboards.thresholds import CATALOG_METRICS, MetricThreshold
+from psmon.schemas.index766 import CATALOG_ITEMS
 
 __all__ = ["UID", "history"]
 
@@ -135,4 +137,31 @@ def history(thresholds: dict[str, MetricThreshold], *, database: str = "psmon") 
             "Calendar quarters in local time (UTC+7).",
         )
     )
-    return d
+    catalog = (
+        table.Panel()
+        .id(7)
+        .title("766 index, catalog items (3.1, 3.2, 3.5a, 3.5b; 10 points)")
+        .datasource(CLICKHOUSE)
+        .grid_pos(grid(0, 45, 24, 12))
+        .with_target(ClickHouseQuery(sql.catalog_items()))
+        .show_header(True)
+        .description(
+            "Scored against the procedure catalog (`psmon catalog load`) in force over the time range: 3.1 "
+            "procedures offered online (2, full at 80%), 3.2 online procedures with an online dossier (4, "
+            "linear; national target 80%), 3.5a fee-bearing online procedures integrated with online payment "
+            "(2, full at 80%), 3.5b integrated procedures with an online payment (2, full at 80%). 3.5a and "
+            "3.5b are psmon's reading of the index (assumptions). Empty without a catalog."
+        )
+        .decimals(2)
+    )
+    for item, metric in zip(CATALOG_ITEMS, CATALOG_METRICS, strict=True):
+        t = thresholds.get(metric)
+        catalog = catalog.override_by_name(
+            f"{item.column}_ratio",
+            [
+                *(override_props(t) if t is not None else []),
+                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+                dm.DynamicConfigValue(id_val="decimals", value=1),
+            ],
+        )
+    return d.with_panel(catalog)

@@ -25,7 +25,7 @@ The province picker lists the 34 provinces of `psmon.schemas.provinces` as a lit
 the text), so it costs no scan of `events` and offers only real provinces.
 """
 
-from psmon.schemas.index766 import ITEMS, index_select_sql
+from psmon.schemas.index766 import CATALOG_ITEMS, ITEMS, index_select_sql
 from psmon.schemas.metrics import COUNTERS
 from psmon.schemas.provinces import registry
 
@@ -83,6 +83,7 @@ class HistoryQueries:
     def __init__(self, database: str = "psmon"):
         self.events = f"{database}.events FINAL"
         self.rollup_day = f"{database}.rollup_day"
+        self.catalog = f"{database}.procedure_catalog FINAL"
 
     def province_variable(self) -> str:
         """The picker's options: value = code, text = name (first and second column)."""
@@ -145,4 +146,39 @@ FROM (
         items = ", ".join(i.column for i in ITEMS)
         return f"""SELECT rank, {_province_name()} AS province, total AS points, {items}
 FROM ({index_select_sql(source)})
+ORDER BY rank, province_code"""
+
+    def catalog_items(self) -> str:
+        """Items 3.1, 3.2, 3.5a and 3.5b over the selected range, scored by the same 766 definition:
+        per procedure the newest catalog version in force on some local day of the range (as
+        `psmon query index` and the live gauges do), and the online dossiers and payments of the
+        range from the raw events (the rollups count such procedures but cannot say which)."""
+        first = f"toDate($__fromTime, '{TZ}')"
+        end = f"toDate($__toTime, '{TZ}') + 1"
+        in_force = (
+            "SELECT province_code, procedure_code, argMax(online_level, valid_from) != 'none' AS offered_online, "
+            "argMax(fee_bearing, valid_from) AS fee, argMax(payment_integrated, valid_from) AS integrated "
+            f"FROM {self.catalog} WHERE valid_from < {end} AND (valid_to IS NULL OR {first} < valid_to) "
+            f"AND {PROVINCE_FILTER} GROUP BY province_code, procedure_code"
+        )
+
+        def used(condition: str) -> str:
+            return f"(SELECT DISTINCT province_code, procedure_code FROM {self.events} WHERE {condition} AND {_FILTER})"
+
+        dossiers = used("event_type = 'application.submitted' AND channel = 'online'")
+        payments = used("event_type = 'payment.completed' AND method = 'online'")
+        source = (
+            f"(SELECT 'range' AS period, {first} AS period_start, province_code, count() AS catalog_procedures, "
+            "countIf(offered_online) AS catalog_online, "
+            f"countIf(offered_online AND (province_code, procedure_code) IN {dossiers}) "
+            "AS catalog_online_with_dossier, "
+            "countIf(offered_online AND fee) AS catalog_fee_online, "
+            "countIf(offered_online AND fee AND integrated) AS catalog_fee_online_integrated, "
+            "countIf(integrated) AS catalog_integrated, "
+            f"countIf(integrated AND (province_code, procedure_code) IN {payments}) AS catalog_integrated_paid_online "
+            f"FROM ({in_force}) GROUP BY province_code)"
+        )
+        items = ", ".join(f"{i.column}_ratio, {i.column}" for i in CATALOG_ITEMS)
+        return f"""SELECT rank, {_province_name()} AS province, total AS points, {items}
+FROM ({index_select_sql(source, CATALOG_ITEMS)})
 ORDER BY rank, province_code"""

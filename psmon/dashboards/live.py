@@ -1,5 +1,6 @@
 """Live operations: the 34-province table of live rates with threshold colours, throughput and
-firing alerts. Rates are the workers' `psmon_ratio` gauges for the chosen `$window`."""
+firing alerts. Rates are the workers' `psmon_ratio` gauges for the chosen `$window`; the
+procedure-catalog shares have their own table, month to date."""
 
 from grafana_foundation_sdk.builders import alertgroups, stat, table
 from grafana_foundation_sdk.builders import dashboard as db
@@ -19,7 +20,7 @@ from psmon.dashboards.panels import (
     steps,
     ts,
 )
-from psmon.dashboards.thresholds import METRICS, MetricThreshold
+from psmon.dashboards.thresholds import CATALOG_METRICS, METRICS, TITLES, MetricThreshold
 from psmon.dashboards.variables import window_variable
 
 __all__ = ["UID", "live_operations"]
@@ -160,4 +161,48 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
     for code, props in province_display_names():  # legend: names, not codes
         by_province = by_province.override_by_name(code, props)
     d = d.with_panel(by_province)
-    return d
+    return d.with_panel(catalog_table(thresholds, pid=14, pos=grid(0, 35, 24, 14)))
+
+
+def catalog_table(thresholds: dict[str, MetricThreshold], *, pid: int, pos: dm.GridPos) -> table.Panel:
+    """The procedure-catalog shares per province, month to date (whatever `$window` says)."""
+    panel = (
+        table.Panel()
+        .id(pid)
+        .title("Procedure catalog, month to date (766 items 3.1, 3.2, 3.5a, 3.5b)")
+        .datasource(PROMETHEUS)
+        .grid_pos(pos)
+        .description(
+            "Per province, this local month so far: procedures offered online (3.1), online procedures that "
+            "received an online dossier (3.2; national target 80%), fee-bearing online procedures integrated "
+            "with online payment (3.5a), integrated procedures with an online payment (3.5b). From the catalog "
+            "loaded with `psmon catalog load` and this month's events; 3.5a and 3.5b are psmon's reading of "
+            "the index. Empty without a catalog."
+        )
+        .with_target(prom(q.CATALOG_BY_PROVINCE, instant=True, table=True))
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"columnField": "metric", "rowField": "province", "valueField": "Value", "emptyValue": "null"},
+            )
+        )
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "renameByName": {"province\\metric": "Province"},
+                    "indexByName": {"province\\metric": 0, **{m: i + 1 for i, m in enumerate(CATALOG_METRICS)}},
+                },
+            )
+        )
+        .unit("percentunit")
+        .decimals(1)
+        .show_header(True)
+        .override_by_name("Province", [dm.DynamicConfigValue(id_val="mappings", value=province_mappings())])
+    )
+    for metric in CATALOG_METRICS:
+        t = thresholds.get(metric)
+        props = override_props(t) if t is not None else []
+        title = t.title if t is not None else TITLES[metric]
+        panel = panel.override_by_name(metric, [*props, dm.DynamicConfigValue(id_val="displayName", value=title)])
+    return panel

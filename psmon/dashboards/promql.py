@@ -10,12 +10,19 @@ substitute them and run every expression against a real Prometheus.
 """
 
 from psmon.metrics import SINK_JOB, WORKER_JOB
+from psmon.schemas.catalog_metrics import CATALOG_METRICS, CATALOG_WINDOW
 
 RATE = "$__rate_interval"
+#: The catalog shares (`schemas.catalog_metrics`) share `psmon_ratio` with the six dossier ratios
+#: but only exist for window="month": the six-ratio panels leave them out, their own panels read
+#: the month whatever `$window` says.
+_CATALOG_RE = "|".join(CATALOG_METRICS)
+SIX = f'metric!~"{_CATALOG_RE}"'
+CATALOG = f'metric=~"{_CATALOG_RE}", window="{CATALOG_WINDOW}"'
 
 
 def ratio_by_province() -> str:
-    return 'max by (province, metric) (psmon_ratio{window="$window"})'
+    return f'max by (province, metric) (psmon_ratio{{{SIX}, window="$window"}})'
 
 
 def ratio_national_from_counters(num: str, den: str, range_: str = "1h") -> str:
@@ -40,9 +47,9 @@ DOSSIERS_PER_MIN_BY_PROVINCE = f"sum by (province) (rate(psmon_dossiers_submitte
 
 # -- province drill-down -----------------------------------------------------------------------
 P = 'province="$province"'
-PROVINCE_RATIOS = f'max by (metric) (psmon_ratio{{{P}, window="$window"}})'
+PROVINCE_RATIOS = f'max by (metric) (psmon_ratio{{{P}, {SIX}, window="$window"}})'
 PROVINCE_ONLINE_BY_WINDOW = f'max by (window) (psmon_ratio{{{P}, metric="online_submission"}})'
-PROVINCE_VOLUME = f'max by (metric) (psmon_ratio_denominator{{{P}, window="$window"}})'
+PROVINCE_VOLUME = f'max by (metric) (psmon_ratio_denominator{{{P}, {SIX}, window="$window"}})'
 PROVINCE_BY_CHANNEL = f"sum by (channel) (rate(psmon_dossiers_submitted_total{{{P}}}[{RATE}])) * 60"
 PROVINCE_BY_MODE = f"sum by (service_mode) (rate(psmon_dossiers_submitted_total{{{P}}}[{RATE}])) * 60"
 PROVINCE_PAYMENTS = f"sum by (method) (rate(psmon_payments_total{{{P}}}[{RATE}])) * 60"
@@ -54,6 +61,16 @@ PROVINCE_LATE_24H = (
     f'sum(increase(psmon_dossiers_resolved_total{{{P}, on_time="false"}}[24h]))'
     f" or 0 * sum(increase(psmon_dossiers_resolved_total{{{P}}}[24h]))"
 )
+
+# -- procedure catalog (month to date) ---------------------------------------------------------
+CATALOG_BY_PROVINCE = f"max by (province, metric) (psmon_ratio{{{CATALOG}}})"
+PROVINCE_CATALOG = f"max by (metric) (psmon_ratio{{{P}, {CATALOG}}})"
+PROVINCE_CATALOG_VOLUME = f"max by (metric) (psmon_ratio_denominator{{{P}, {CATALOG}}})"
+
+
+def province_catalog(metric: str) -> str:
+    return f'max(psmon_ratio{{{P}, metric="{metric}", window="{CATALOG_WINDOW}"}})'
+
 
 # -- pipeline health ---------------------------------------------------------------------------
 THROUGHPUT_BY_STAGE = f"sum by (stage) (rate(psmon_events_processed_total[{RATE}]))"

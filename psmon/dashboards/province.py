@@ -1,5 +1,6 @@
 """Province drill-down: one province (`$province`), its rates over time per window, its volumes
-by channel, service mode and payment method, and lateness of resolutions.
+by channel, service mode and payment method, lateness of resolutions, and the shares of its
+procedure catalog month to date (766 items 3.1, 3.2, 3.5a, 3.5b).
 
 The province picker is a fixed list of the 34 provinces (name shown, code used), not a query of
 Prometheus labels: it shows names, and it offers only real provinces (custom values are refused,
@@ -20,7 +21,7 @@ from psmon.dashboards.panels import (
     reduce_last,
     ts,
 )
-from psmon.dashboards.thresholds import METRICS, MetricThreshold
+from psmon.dashboards.thresholds import CATALOG_METRICS, METRICS, TITLES, MetricThreshold
 from psmon.dashboards.variables import window_variable
 from psmon.schemas.provinces import registry
 
@@ -114,6 +115,31 @@ def province_drilldown(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
     )
     d = d.with_panel(
         series(18, "Volume behind each rate ($window denominators)", q.PROVINCE_VOLUME, "{{metric}}", 12, 28, "none")
+    )
+    # The procedure catalog's shares, month to date (the month whatever `$window` says).
+    for i, metric in enumerate(CATALOG_METRICS):
+        ct = thresholds.get(metric)
+        panel = (
+            stat.Panel()
+            .id(20 + i)
+            .title(f"{TITLES[metric]}, month to date")
+            .datasource(PROMETHEUS)
+            .grid_pos(grid(6 * i, 36, 6, 4))
+            .with_target(prom(q.province_catalog(metric), instant=True))
+            .unit("percentunit")
+            .decimals(1)
+            .reduce_options(reduce_last())
+        )
+        if ct is not None:
+            panel = panel.thresholds(ratio_thresholds(ct)).description(
+                f"Target {ct.target:.0%}, alert floor {ct.alert_below:.0%}: {ct.source}"
+            )
+        d = d.with_panel(panel)
+    d = d.with_panel(
+        series(24, "Procedure catalog shares, month to date", q.PROVINCE_CATALOG, "{{metric}}", 0, 40, "percentunit")
+    )
+    d = d.with_panel(
+        series(25, "Procedures behind each share", q.PROVINCE_CATALOG_VOLUME, "{{metric}}", 12, 40, "none")
     )
     d = d.link(
         db.DashboardLink("Live operations").type(dm.DashboardLinkType.DASHBOARDS).tags(["psmon"]).as_dropdown(True)

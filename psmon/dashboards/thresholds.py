@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Final
 
 from psmon.alerting.thresholds import load_thresholds as load_alerting_thresholds
+from psmon.schemas.catalog_metrics import CATALOG_METRIC_ITEMS, CATALOG_METRICS
 from psmon.schemas.metrics import METRICS as WINDOW_METRICS
 
-__all__ = ["METRICS", "TITLES", "MetricThreshold", "load_thresholds"]
+__all__ = ["CATALOG_METRICS", "METRICS", "TITLES", "MetricThreshold", "load_thresholds"]
 
 #: The six live metrics of the contract (docs/contract.md), in display order (names as in `psmon_ratio{metric=...}`).
 METRICS: tuple[str, ...] = tuple(WINDOW_METRICS)
@@ -28,6 +29,11 @@ TITLES: Final[dict[str, str]] = {
     "dossier_digitization": "Dossier digitization",
     "result_digitization": "Result digitization",
     "on_time": "On time",
+    # the catalog shares, month to date (titles name their 766 item)
+    "procedures_online": f"Offered online ({CATALOG_METRIC_ITEMS['procedures_online']})",
+    "procedures_with_dossiers": f"Online with dossiers ({CATALOG_METRIC_ITEMS['procedures_with_dossiers']})",
+    "procedures_payment_integrated": f"Payment integrated ({CATALOG_METRIC_ITEMS['procedures_payment_integrated']})",
+    "procedures_paid_online": f"Paid online ({CATALOG_METRIC_ITEMS['procedures_paid_online']})",
 }
 
 
@@ -41,10 +47,14 @@ class MetricThreshold:
 
 
 def load_thresholds(path: Path | None = None) -> dict[str, MetricThreshold]:
-    """Panel thresholds of `path` (default: the packaged thresholds.yaml); errors as the loader's."""
+    """Panel thresholds of `path` (default: the packaged thresholds.yaml); errors as the loader's.
+    The catalog shares are there when the file has them (`catalog:`)."""
     th = load_alerting_thresholds(path)
-    return {
+    out = {
         m: MetricThreshold(m, TITLES[m], spec.target, spec.alert_below, spec.source)
         for m in METRICS
         if (spec := th.metrics.get(m)) is not None  # type: ignore[call-overload]
     }
+    for c, cspec in th.catalog.items():
+        out[c] = MetricThreshold(c, TITLES[c], cspec.target, cspec.alert_below, cspec.source)
+    return out

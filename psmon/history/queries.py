@@ -3,7 +3,10 @@
 - `rates`: one metric per province per period (day/month/quarter/year) within a range.
 - `rank`: provinces ordered by one metric over one period (missing ratios last).
 - `below`: the (period, province) pairs whose ratio is under a threshold.
-- `index766`: the computable Decision 766 points per province, ranked, with the missing items.
+- `index766`: the computable Decision 766 points per province, ranked, with the missing items
+  (the four catalog items when a procedure catalog covers the period: `psmon.history.catalog`).
+- `idle_procedures`: the online procedures of the catalog that received no online dossier in a
+  period, per province.
 - `raw_sql`: any read-only SQL, for what the named questions do not cover.
 
 In 34-province terms (the default) the answers read `metrics_<grain>`, so the CLI shows exactly
@@ -36,11 +39,18 @@ from typing import Any, Final
 from psmon.errors import PsmonError
 from psmon.history.periods import Grain, Period
 from psmon.history.tables import ResultTable
-from psmon.schemas.index766 import ITEMS, MISSING_ITEMS, IndexItem, index_select_sql
+from psmon.schemas.index766 import (
+    ALL_ITEMS,
+    CATALOG_ITEMS,
+    MISSING_ITEMS,
+    IndexItem,
+    catalog_missing_items,
+    index_select_sql,
+)
 from psmon.schemas.metrics import METRICS, Metric
 from psmon.schemas.provinces import registry
 from psmon.sinks.clickhouse.client import Client
-from psmon.sinks.clickhouse.rollups import GRAINS
+from psmon.sinks.clickhouse.rollups import GRAINS, LOCAL_TZ_NAME
 from psmon.timeutil import MERGER_EFFECTIVE
 
 __all__ = [
@@ -366,15 +376,52 @@ class History:
             empty=f"no {metric} below {threshold:.2%} in {period.label}",
         )
 
-    def index766(self, *, period: Period, items: tuple[IndexItem, ...] = ITEMS) -> ResultTable:
-        """Computable 766 points per province for one period, ranked by their total."""
-        sql = index_select_sql(f"{self._db}.counters_{period.grain}", items)
+    def catalog_coverage(self, period: Period) -> int | None:
+        """Catalog entries in force on some day of `period` (all provinces); None without the
+        catalog table (a database before schema version 5)."""
+        exists = self._client.query(f"EXISTS TABLE {self._db}.procedure_catalog", settings=READ_ONLY).result_rows
+        if not (exists and int(exists[0][0])):
+            return None
+        rows = self._client.query(
+            f"SELECT count() FROM {self._db}.procedure_catalog FINAL WHERE {_IN_FORCE_DURING}",
+            parameters={"start": period.start, "end": period.end},
+            settings=READ_ONLY,
+        ).result_rows
+        return int(rows[0][0])
+
+    def index766(self, *, period: Period, items: tuple[IndexItem, ...] = ALL_ITEMS) -> ResultTable:
+        """Computable 766 points per province for one period, ranked by their total. The catalog
+        items (3.1, 3.2, 3.5a, 3.5b) are scored when a procedure catalog covers the period;
+        otherwise the answer lists them as missing, with the reason."""
+        catalog_numbers = {i.item for i in CATALOG_ITEMS}
+        wanted_catalog = tuple(i for i in items if i.item in catalog_numbers)
+        coverage = self.catalog_coverage(period) if wanted_catalog else 0
+        missing = list(MISSING_ITEMS)
+        if wanted_catalog and not coverage:
+            why = (
+                "no procedure catalog table: run `psmon migrate`, then `psmon catalog load`"
+                if coverage is None
+                else f"no procedure catalog in force in {period.label} (`psmon catalog load`)"
+            )
+            missing[1:1] = catalog_missing_items(why, wanted_catalog)
+            items = tuple(i for i in items if i.item not in catalog_numbers)
+        params: dict[str, Any] = {"label": period.label}
+        source = f"{self._db}.counters_{period.grain}"
+        if any(i.item in catalog_numbers for i in items):
+            params |= {"start": period.start, "end": period.end}
+            k_cols = ", ".join(f"k.{c} AS {c}" for c in CATALOG_COUNTERS)
+            source = (
+                f"(SELECT c.*, {k_cols} FROM {source} AS c "
+                f"LEFT JOIN ({_catalog_counts_sql(self._db)}) AS k ON k.province_code = c.province_code "
+                "WHERE c.period = {label:String})"
+            )
+        sql = index_select_sql(source, items)
         item_cols = [i.column for i in items]
         res = self._client.query(
             f"SELECT rank, province_code, {', '.join(item_cols)}, total, max_points, "
             f"{', '.join(f'{c}_ratio IS NULL' for c in item_cols)} "
             f"FROM ({sql}) WHERE period = {{label:String}} ORDER BY rank",
-            parameters={"label": period.label},
+            parameters=params,
         ).result_rows
         reg = registry()
         n = len(item_cols)
@@ -384,16 +431,27 @@ class History:
             points = [None if no_data else p for p, no_data in zip(r[2 : 2 + n], r[4 + n :], strict=True)]
             rows.append((r[0], r[1], reg.name(r[1]), *points, r[2 + n], r[3 + n]))
         max_points = sum(i.points for i in items)
+        scored_catalog = [i for i in items if i.item in catalog_numbers]
         notes = [
-            f"Computable from events: {max_points:g} of 100 points; the rank orders these points only, "
-            "not the portal's total.",
+            f"Computable from events{' and the procedure catalog' if scored_catalog else ''}: {max_points:g} of 100 "
+            "points; the rank orders these points only, not the portal's total.",
             *(
                 f"item {i.item} {i.title}: {i.rule}"
                 + (f" {i.full_at:.0%}" if i.rule == "full_at" else "")
                 + (f"; {i.note}" if i.note else "")
                 for i in items
             ),
-            *(f"not computed: {name} ({pts:g} pts): {why}" for name, pts, why in MISSING_ITEMS),
+            *(
+                [
+                    f"items {', '.join(i.item for i in scored_catalog)} are scored against the catalog in force in "
+                    f"{period.label}: per procedure, its newest version in force on any day of the period; a "
+                    "province without catalog entries has no data for them",
+                    "items 3.5a and 3.5b: their definitions are assumptions of psmon (change a rule with --rule)",
+                ]
+                if scored_catalog
+                else []
+            ),
+            *(f"not computed: {name} ({pts:g} pts): {why}" for name, pts, why in missing),
             "– (empty in CSV, null in JSON): no data for the item in the period (no denominator); it "
             "counts 0 points in the total",
         ]
@@ -403,6 +461,55 @@ class History:
             rows=rows,
             notes=notes,
             empty=f"no data in {period.label}",
+        )
+
+    def idle_procedures(self, *, period: Period, provinces: list[str] | None = None) -> ResultTable:
+        """The online procedures of the catalog in force during `period` that received no online
+        dossier in it, per province: the list an office acts on (index item 3.2's shortfall)."""
+        coverage = self.catalog_coverage(period)
+        if coverage is None:
+            raise QueryError(f"database {self._db} has no procedure catalog table; run `psmon migrate` (version 5)")
+        params: dict[str, Any] = {"start": period.start, "end": period.end}
+        where_province = ""
+        if provinces:
+            reg = registry()
+            params["provinces"] = [reg.to_current(p) or p for p in provinces]
+            where_province = " AND province_code IN {provinces:Array(String)}"
+        rows = self._client.query(
+            f"SELECT province_code, procedure_code, name, ol, "
+            f"(province_code, procedure_code) IN ({_online_dossiers_sql(self._db)}) AS received "
+            f"FROM ({_catalog_in_force_sql(self._db)}) WHERE ol != 'none'{where_province} "
+            "ORDER BY province_code, procedure_code",
+            parameters=params,
+            settings=READ_ONLY,
+        ).result_rows
+        reg = registry()
+        per_province: dict[str, list[int]] = {}
+        idle = []
+        for code, procedure, name, online_level, received in rows:
+            counts = per_province.setdefault(code, [0, 0])
+            counts[1] += 1
+            if not received:
+                counts[0] += 1
+                idle.append((code, reg.name(code), procedure, name, online_level))
+        return ResultTable(
+            title=f"online procedures without an online dossier, {period.label}",
+            columns=["province_code", "province", "procedure_code", "name", "online_level"],
+            rows=idle,
+            notes=[
+                "online procedures: catalog entries with online_level full or partial in force on some day of "
+                f"{period.label} (their newest version); an online dossier is an application.submitted with "
+                "channel online",
+                *(
+                    f"{code} {reg.name(code)}: {n} of {of} online procedures idle"
+                    for code, (n, of) in per_province.items()
+                ),
+            ],
+            empty=(
+                f"no procedure catalog in force in {period.label} (`psmon catalog load`)"
+                if not rows
+                else f"every online procedure received an online dossier in {period.label}"
+            ),
         )
 
     def raw_sql(self, sql: str) -> ResultTable:
@@ -423,6 +530,71 @@ class History:
             return [tuple(r) for r in self._client.query(query, parameters=parameters, settings=READ_ONLY).result_rows]
 
         return read_only_statement(sql, read)
+
+
+#: The catalog's counters per province (the terms of `CATALOG_ITEMS`), by `_catalog_counts_sql`.
+CATALOG_COUNTERS: Final = (
+    "catalog_procedures",
+    "catalog_online",
+    "catalog_online_with_dossier",
+    "catalog_fee_online",
+    "catalog_fee_online_integrated",
+    "catalog_integrated",
+    "catalog_integrated_paid_online",
+)
+#: A catalog version in force on some day of [{start}, {end}) (valid_to is exclusive).
+_IN_FORCE_DURING: Final = "valid_from < {end:Date} AND (valid_to IS NULL OR {start:Date} < valid_to)"
+#: [{start}, {end}) as instants: local (UTC+7) midnights, so the period is the rollups' local days.
+_EVENT_IN_PERIOD: Final = (
+    f"occurred_at >= toDateTime({{start:Date}}, '{LOCAL_TZ_NAME}') "
+    f"AND occurred_at < toDateTime({{end:Date}}, '{LOCAL_TZ_NAME}')"
+)
+
+
+def _catalog_in_force_sql(db: str) -> str:
+    """Per key, the newest version in force on some day of the period (`ol`, `fb`, `pi`: its online
+    level, fee-bearing and payment-integrated flags; aliases apart from the columns they read)."""
+    return (
+        "SELECT province_code, procedure_code, argMax(name, valid_from) AS name, "
+        "argMax(online_level, valid_from) AS ol, argMax(fee_bearing, valid_from) AS fb, "
+        "argMax(payment_integrated, valid_from) AS pi "
+        f"FROM {db}.procedure_catalog FINAL WHERE {_IN_FORCE_DURING} GROUP BY province_code, procedure_code"
+    )
+
+
+def _online_dossiers_sql(db: str) -> str:
+    """(province, procedure) pairs with an online submission in the period (exact: raw events; the
+    rollup's uniqExact state counts such procedures but cannot say which)."""
+    return (
+        f"SELECT DISTINCT province_code, procedure_code FROM {db}.events "
+        f"WHERE event_type = 'application.submitted' AND channel = 'online' AND {_EVENT_IN_PERIOD}"
+    )
+
+
+def _online_payments_sql(db: str) -> str:
+    """(province, procedure) pairs with an online payment in the period; a payment event carries its
+    dossier's procedure_code (the contract's envelope), so no join on dossier_id is needed."""
+    return (
+        f"SELECT DISTINCT province_code, procedure_code FROM {db}.events "
+        f"WHERE event_type = 'payment.completed' AND method = 'online' AND {_EVENT_IN_PERIOD}"
+    )
+
+
+def _catalog_counts_sql(db: str) -> str:
+    """`CATALOG_COUNTERS` per province for the catalog in force during [{start}, {end})."""
+    online = "ol != 'none'"
+    return (
+        "SELECT province_code, count() AS catalog_procedures, "
+        f"countIf({online}) AS catalog_online, "
+        f"countIf({online} AND (province_code, procedure_code) IN ({_online_dossiers_sql(db)})) "
+        "AS catalog_online_with_dossier, "
+        f"countIf({online} AND fb) AS catalog_fee_online, "
+        f"countIf({online} AND fb AND pi) AS catalog_fee_online_integrated, "
+        "countIf(pi) AS catalog_integrated, "
+        f"countIf(pi AND (province_code, procedure_code) IN ({_online_payments_sql(db)})) "
+        "AS catalog_integrated_paid_online "
+        f"FROM ({_catalog_in_force_sql(db)}) GROUP BY province_code"
+    )
 
 
 #: How the guard reads: runs one query (with `{name:Type}` parameters) under `readonly=1` and

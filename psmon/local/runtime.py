@@ -5,7 +5,8 @@ latest working morning, so the demo shows a working day's traffic at any hour.
 First it checks what needs no process (the thresholds file, `--drop`, that no other process
 holds the embedded ClickHouse directory) and opens the metrics port, so a mistake is one line
 before anything starts. Then it starts, in order: the local broker (unless `--kafka` is given),
-the topics, Prometheus and Alertmanager when installed (configured by `psmon rules` into `<data_dir>`; see
+the topics, the simulator's procedure catalog (`local.demo_catalog`, stored and published when the
+simulator runs), Prometheus and Alertmanager when installed (configured by `psmon rules` into `<data_dir>`; see
 `alerting.servers.LocalAlerting`), then one Faust worker running stage 1 and 2 agents plus the
 sink (stage 3), the read-only query endpoint of the embedded ClickHouse directory (so `psmon
 query`, `report`, `dead-letters` and `alerts history` answer from other shells meanwhile; see
@@ -28,6 +29,7 @@ from psmon.embedded.broker import LocalBroker
 from psmon.errors import ConfigError, MetricsPortError
 from psmon.faults import FaultPlan
 from psmon.kafka import KafkaAuth
+from psmon.local.demo_catalog import load_demo_catalog
 from psmon.local.liveview import LiveView
 from psmon.local.query_server import QueryEndpoint
 from psmon.local.services import Deadline, SimulatorService
@@ -134,6 +136,9 @@ def run_up(
         else:
             print(f"alerting off: {local.skipped}")
         if rate_eps > 0:
+            # The simulator files against its catalog: store and publish it first (demo_catalog.py).
+            cat = load_demo_catalog(settings)
+            print(f"catalog: {cat.procedures:,} procedures of {cat.provinces} provinces in {settings.topic_catalog}")
             sim_start = start or demo_start(utc_now())
             print(f"simulator: {rate_eps:g} events/s at peak, clock from {sim_start:%Y-%m-%d %H:%M %Z} x{speedup:g}")
             sim = SimulationConfig(

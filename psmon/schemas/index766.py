@@ -11,17 +11,27 @@ One definition serves both paths: `index_select_sql` builds the SQL of the `inde
 scorer the tests check against the worked values of docs/index766.md. The rules that it marks
 unverified (3.3's weight and threshold, 4.2's linear rule) are plain data here, so a different
 assumption is a `with_rule` call (or a `parse_rule` of `psmon query index --rule`), not new code.
+
+`CATALOG_ITEMS` (3.1, 3.2, 3.5a, 3.5b; 10 points) divide by counts of the procedure catalog
+(`psmon.schemas.catalog`) rather than by event counters, so they are scored only for a period
+that a catalog covers: with one, psmon scores 52 of the 100 points (`COMPUTABLE_MAX_POINTS`),
+without, the 42 of the event items (`EVENT_MAX_POINTS`), and the answer says why the others are
+missing (`catalog_missing_items`).
 """
 
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 __all__ = [
+    "ALL_ITEMS",
+    "CATALOG_ITEMS",
     "COMPUTABLE_MAX_POINTS",
+    "EVENT_MAX_POINTS",
     "ITEMS",
     "MISSING_ITEMS",
     "IndexItem",
     "Rule",
+    "catalog_missing_items",
     "index_select_sql",
     "item_points",
     "parse_rule",
@@ -87,14 +97,64 @@ ITEMS: Final[tuple[IndexItem, ...]] = (
     ),
 )
 
-COMPUTABLE_MAX_POINTS: Final = sum(i.points for i in ITEMS)
+#: The items scored against the procedure catalog in force during the period (`psmon catalog
+#: load`): their counters count catalog entries, per province (`psmon.history.catalog`), so they
+#: are scored only when a catalog covers the period. 3.5a's and 3.5b's definitions are psmon's
+#: reading of the index (assumptions), and their rules are configurable like the others.
+CATALOG_ITEMS: Final[tuple[IndexItem, ...]] = (
+    IndexItem(
+        "3.1",
+        "i3_1_offered_online",
+        "procedures offered online",
+        "catalog_online",
+        "catalog_procedures",
+        2,
+        rule="full_at",
+        full_at=0.8,
+        note="catalog entries with online_level full or partial, of all entries in force",
+    ),
+    IndexItem(
+        "3.2",
+        "i3_2_online_with_dossier",
+        "online procedures with an online dossier",
+        "catalog_online_with_dossier",
+        "catalog_online",
+        4,
+        note="online catalog procedures with at least one online submission in the period",
+    ),
+    IndexItem(
+        "3.5a",
+        "i3_5a_payment_integrated",
+        "fee-bearing online procedures integrated with online payment",
+        "catalog_fee_online_integrated",
+        "catalog_fee_online",
+        2,
+        rule="full_at",
+        full_at=0.8,
+        note="definition assumed by psmon (not verified against the portal)",
+    ),
+    IndexItem(
+        "3.5b",
+        "i3_5b_integrated_paid_online",
+        "payment-integrated procedures with an online payment",
+        "catalog_integrated_paid_online",
+        "catalog_integrated",
+        2,
+        rule="full_at",
+        full_at=0.8,
+        note="definition assumed by psmon (not verified against the portal); a payment counts for the "
+        "procedure_code it carries",
+    ),
+)
+#: Every item psmon can score: the event items, then the catalog items.
+ALL_ITEMS: Final = ITEMS + CATALOG_ITEMS
+#: Points computable from events alone (42), and with a catalog covering the period (52).
+EVENT_MAX_POINTS: Final = sum(i.points for i in ITEMS)
+COMPUTABLE_MAX_POINTS: Final = sum(i.points for i in ALL_ITEMS)
 
 #: (group or item, points, why psmon cannot score it) — shown beside every index result.
 MISSING_ITEMS: Final[tuple[tuple[str, float, str], ...]] = (
     ("1 public disclosure", 18, "not in portal events"),
-    ("3.1 procedures offered online", 2, "needs a procedure catalog per province"),
-    ("3.2 online procedures with an online dossier", 4, "needs a procedure catalog (numerator is known)"),
-    ("3.5a/3.5b payment integration per procedure", 4, "needs a procedure catalog"),
     ("4.3 reuse of digitized data", 2, "contract v1 has no such field"),
     ("4.4 personal data store", 4, "contract v1 has no such field"),
     ("4.5 population-database connection", 4, "contract v1 has no such field"),
@@ -114,7 +174,7 @@ def with_rule(items: tuple[IndexItem, ...], item: str, rule: Rule, full_at: floa
 
 def parse_rule(text: str, items: tuple[IndexItem, ...] = ITEMS) -> tuple[IndexItem, ...]:
     """`items` with the rule `text` applied: `4.2=full:0.8` (full at 80%), `4.2=full` (full at
-    100%) or `3.3=linear`. Raises ValueError, naming what is wrong."""
+    100%) or `3.3=linear` (`3.5a=linear` too, with `items=ALL_ITEMS`). Raises ValueError, naming what is wrong."""
     item, _, spec = text.partition("=")
     kind, _, at = spec.partition(":")
     if kind not in ("linear", "full"):
@@ -164,3 +224,8 @@ def index_select_sql(source: str, items: tuple[IndexItem, ...] = ITEMS) -> str:
         f"row_number() OVER (PARTITION BY period ORDER BY {total} DESC, province_code) AS rank "
         f"FROM {source}"
     )
+
+
+def catalog_missing_items(why: str, items: tuple[IndexItem, ...] = CATALOG_ITEMS) -> tuple[tuple[str, float, str], ...]:
+    """One (item, points, reason) per catalog item, all with the reason `why`."""
+    return tuple((f"{i.item} {i.title}", i.points, why) for i in items)

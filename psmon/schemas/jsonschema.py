@@ -1,4 +1,5 @@
-"""JSON Schemas of contract v1, generated from the pydantic models, for portal teams.
+"""JSON Schemas of contract v1, generated from the pydantic models, for portal teams; and the
+procedure catalog's (`catalog.schema.json`), written from the constants its validator uses.
 
 One schema per event type (`application.submitted.schema.json`, ...). They describe structure
 and types, every string with its character set (`pattern`); rules that span fields or need
@@ -13,9 +14,13 @@ from typing import Any
 
 import orjson
 
+from psmon.schemas import catalog
 from psmon.schemas.events import EVENT_MODELS
 
-__all__ = ["event_schemas", "write_schemas"]
+__all__ = ["CATALOG_SCHEMA_FILE", "catalog_schema", "event_schemas", "write_schemas"]
+
+#: The file `write_schemas` writes the catalog's schema to, beside the event types' schemas.
+CATALOG_SCHEMA_FILE = "catalog.schema.json"
 
 _RULES = (
     "Contract v1 of psmon. Also checked by psmon and not expressible here: province_code must be "
@@ -48,11 +53,66 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+_CATALOG_RULES = (
+    "One row of psmon's procedure catalog (psmon catalog load), as a JSONL line; CSV has the same columns "
+    "(booleans true/false/1/0, an empty valid_to for none) and Parquet the same fields. Also checked by psmon "
+    "and not expressible here: province_code must be one of the 34 current or 63 old codes (old codes are "
+    "mapped); valid_to (exclusive) must be after valid_from; one row per province_code, procedure_code and "
+    "valid_from in a file; no string, the name included, may contain a national ID number, a Vietnamese mobile "
+    "number or an e-mail address. A file with any bad row is not loaded at all."
+)
+
+
+def catalog_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of one catalog row, from the constants of `psmon.schemas.catalog`."""
+    day = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://psmon.invalid/schemas/v1/{CATALOG_SCHEMA_FILE}",
+        "title": "CatalogEntry",
+        "description": _CATALOG_RULES,
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(catalog.REQUIRED_FIELDS),
+        "properties": {
+            "province_code": {"type": "string", "pattern": "^[0-9]{2}$", "description": "province code (34 or old 63)"},
+            "procedure_code": {
+                "type": "string",
+                "maxLength": catalog.MAX_PROCEDURE_CODE_LEN,
+                "pattern": catalog.PROCEDURE_CODE_PATTERN,
+                "description": "national procedure code, e.g. 1.001234 or 2.000123",
+            },
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": catalog.MAX_NAME_LEN,
+                "pattern": catalog.NAME_PATTERN,
+                "description": "procedure name, one line (Vietnamese text allowed)",
+            },
+            "level": {"enum": list(catalog.PROCEDURE_LEVELS)},
+            "online_level": {
+                "enum": list(catalog.ONLINE_LEVELS),
+                "description": "full = toàn trình, partial = một phần, none = not online",
+            },
+            "fee_bearing": {"type": "boolean"},
+            "payment_integrated": {"type": "boolean", "description": "integrated with online payment"},
+            "valid_from": {**day, "description": "first day in force (local date)"},
+            "valid_to": {
+                "anyOf": [{**day}, {"type": "null"}],
+                "description": "first day no longer in force (exclusive); null or absent = open-ended",
+            },
+        },
+    }
+
+
 def write_schemas(directory: Path) -> list[Path]:
+    """One file per event type, and `catalog.schema.json`."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for event_type, schema in event_schemas().items():
-        path = directory / f"{event_type}.schema.json"
+    schemas = {f"{t}.schema.json": schema for t, schema in event_schemas().items()}
+    schemas[CATALOG_SCHEMA_FILE] = catalog_schema()
+    for name, schema in schemas.items():
+        path = directory / name
         path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         written.append(path)
     return written

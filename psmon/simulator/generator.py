@@ -14,6 +14,10 @@ buffers are at least 1 KB each, and a dataclass carries its own dict). Every ran
 happens when the dossier starts, in the same order, so a seed gives byte-identical output
 (`tests/unit/simulator/test_pending.py` pins a digest).
 
+Each dossier's procedure comes from its province's simulated catalog (`catalog.py`): online
+filings use online procedures, payments online use payment-integrated ones, by a skewed
+popularity, so the catalog metrics come out as a real month would show them.
+
 Arrival intensity follows `workcalendar.activity_weight` (office hours, weekdays, holidays) and
 the provinces' volume weights. Some events carry the old 63-province code of their area, as
 portals still do; on request a fraction is replaced by bad events of every dead-letter reason.
@@ -32,6 +36,7 @@ import orjson
 
 from psmon.schemas.provinces import registry
 from psmon.schemas.validation import REASONS
+from psmon.simulator.catalog import simulated_catalog
 from psmon.simulator.profiles import ProvinceProfile
 from psmon.workcalendar import activity_weight
 
@@ -68,8 +73,10 @@ class EventGenerator:
         old_code_fraction: float = 0.05,
         bad_fraction: float = 0.0,
         source_system: str = "psmon-sim",
+        catalog_seed: int = 0,
     ):
         self._profiles = profiles
+        self._catalog = simulated_catalog(catalog_seed)
         self._rng = random.Random(seed)
         self._codes = list(profiles)
         self._weights = [p.volume_weight for p in profiles.values()]
@@ -117,15 +124,8 @@ class EventGenerator:
             sent_code = rng.choice(self._old_codes[code])
         self._seq += 1
         dossier = f"{sent_code}.{self._seq:09d}"
-        base = {
-            "schema_version": 1,
-            "province_code": sent_code,
-            "level": rng.choices(("province", "commune", "ministry"), (0.45, 0.5, 0.05))[0],
-            "procedure_code": f"1.{rng.randrange(1000, 14000):06d}",
-            "dossier_id": f"H{dossier}",
-            "source_system": self._source,
-        }
         online = rng.random() < p.online_submission
+        full = False
         if online:
             channel = "online"
             full = rng.random() < (p.full_online / p.online_submission if p.online_submission else 0)
@@ -134,11 +134,23 @@ class EventGenerator:
             channel = "postal" if rng.random() < 0.1 else "counter"
             mode = "offline" if rng.random() < 0.5 else "partial_online"
         fee = rng.random() < p.fee_bearing
+        method = ("online" if rng.random() < p.online_payment else "counter") if fee else None
+        # The procedure comes from the province's catalog (simulator/catalog.py), so the catalog
+        # metrics see a realistic mix: popular procedures, online ones never filed online.
+        cat = self._catalog[code]
+        proc = cat.pick(rng, online=online, full=full, fee=fee, paid_online=method == "online")
+        base = {
+            "schema_version": 1,
+            "province_code": sent_code,
+            "level": cat.level(proc),
+            "procedure_code": cat.code(proc),
+            "dossier_id": f"H{dossier}",
+            "source_system": self._source,
+        }
         self._emit(t0, base, "application.submitted", channel=channel, service_mode=mode, fee_bearing=fee)
         t = t0
         if fee:
             t += rng.uniform(5, 600)
-            method = "online" if rng.random() < p.online_payment else "counter"
             self._emit(
                 t,
                 base,

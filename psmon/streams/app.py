@@ -52,6 +52,7 @@ from psmon.schemas.normalized import encode_valid
 from psmon.schemas.validation import ValidEvent, validate_event
 from psmon.settings import Settings
 from psmon.shutdown import BoundedFaustWorker
+from psmon.streams.catalog_service import CatalogService
 from psmon.streams.live import LiveRates
 from psmon.streams.rates_service import RatesService
 
@@ -167,6 +168,7 @@ def run_worker(
     worker = BoundedFaustWorker(
         app,
         RatesService(settings, live),
+        CatalogService(settings, live),  # the catalog gauges (catalog_service.py)
         *services,
         loglevel=settings.log_level,
         logfile=logfile,

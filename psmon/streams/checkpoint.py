@@ -70,6 +70,9 @@ class ValidState:
     totals: list[tuple[str, tuple[str, ...], int]]
     recent: StreamCopy | StreamState
     watermark_s: float | None
+    #: The catalog metrics' procedure activity of these provinces (`catalog_live.CatalogActivity`
+    #: `to_checkpoint`, plain JSON); None for a worker without them.
+    catalog: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,7 @@ class CheckpointStore:
                 "totals": [[name, list(labels), n] for name, labels, n in state.totals],
                 "watermark_s": state.watermark_s,
                 "rings": sorted(state.rings),
+                "catalog": state.catalog,
             }
             for province, rings in state.rings.items():
                 for name in _RING_ARRAYS:
@@ -201,6 +205,7 @@ class CheckpointStore:
                         totals=[(str(c), tuple(str(v) for v in labels), int(n)) for c, labels, n in header["totals"]],
                         recent=recent,
                         watermark_s=header["watermark_s"],
+                        catalog=header.get("catalog"),
                     )
                 else:
                     reasons = {str(r): int(n) for r, n in header["reasons"].items()}

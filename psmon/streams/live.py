@@ -55,6 +55,7 @@ from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.metrics import WINDOWS, counter_increments
 from psmon.schemas.normalized import ValidRecord
+from psmon.streams.catalog_live import CatalogActivity
 from psmon.streams.checkpoint import LetterState, ValidState
 from psmon.streams.dedup import RecentIds, Seen
 from psmon.streams.windows import AddResult, RollingRates
@@ -76,8 +77,12 @@ class LiveRates:
         dedup_max_ids: int,
         worker: str,
         rates: RollingRates | None = None,
+        catalog: CatalogActivity | None = None,
     ):
         self.metrics = metrics
+        # Procedure activity of the catalog metrics (catalog_live.py): fed new events, dropped
+        # with their partition; its to_checkpoint/restore belong in stage 2's checkpoints.
+        self.catalog = catalog
         self.rates = rates if rates is not None else RollingRates()
         self._recent = RecentIds(max_ids=dedup_max_ids)
         self.worker = worker
@@ -136,6 +141,8 @@ class LiveRates:
             if live:  # a per-process count: those met while re-reading were absorbed before
                 m.redelivered.inc()
             return seen
+        if self.catalog is not None:
+            self.catalog.observe(e, partition=partition)
         if self.rates.add(e.province_code, e.occurred_at_s, counter_increments(e)) is AddResult.LATE and live:
             m.late.inc()
         p = e.province_code
@@ -177,6 +184,7 @@ class LiveRates:
             ],
             recent=self._recent.copy_stream(partition),
             watermark_s=self.rates.watermark_s,
+            catalog=None if self.catalog is None else self.catalog.to_checkpoint(partition),
         )
 
     def restore_partition(self, partition: int, state: ValidState) -> list[str]:
@@ -195,6 +203,8 @@ class LiveRates:
         for name, labels, n in state.totals:
             self._totals[labels[0]][(self._counter_by_name[name], labels)] = n
         self._recent.restore(partition, state.recent.arrays())
+        if self.catalog is not None and state.catalog is not None:
+            self.catalog.restore(partition, state.catalog)
         return list(state.provinces)
 
     def letter_state(self, partition: int) -> LetterState:
@@ -321,6 +331,8 @@ class LiveRates:
     def drop_partitions(self, partitions: set[int]) -> list[str]:
         """Forget provinces last seen on `partitions` (revoked) and all their series; returns them."""
         self._catching_up -= partitions
+        if self.catalog is not None:
+            self.catalog.drop(partitions)
         for partition in partitions:
             self._recent.drop(partition)
         dropped = [p for p, part in self._partition_of.items() if part in partitions]

@@ -129,7 +129,8 @@ def new_topic(settings: Settings, name: str) -> NewTopic:
     """The definition psmon creates `name` with: partitions, replication and min.insync.replicas
     from the settings (a production cluster keeps 3 replicas, 2 in sync, so one broker can fail
     without losing an acknowledged write); psmon.valid keeps its long retention, psmon.events a
-    short one."""
+    short one, and the procedure catalog's topic is compacted (its newest version per key, for
+    ever: a worker reads the whole catalog from it)."""
     configs = {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
     if name == settings.topic_valid:
         # Stage 2 rebuilds from psmon.valid: it must outlive the longest live window.
@@ -138,6 +139,8 @@ def new_topic(settings: Settings, name: str) -> NewTopic:
         # The portals' raw messages, rejected ones with whatever personal data they carried:
         # kept only as long as a stage-1 outage or a re-read may need, not the broker's default.
         configs["retention.ms"] = str(settings.events_retention_days * 86_400_000)
+    elif name == settings.topic_catalog:
+        configs["cleanup.policy"] = "compact"
     return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor, topic_configs=configs)
 
 

@@ -28,15 +28,20 @@ from psmon.dashboards.build import build_all
 from psmon.dashboards.datasources import ALERTMANAGER, CLICKHOUSE, PROMETHEUS
 from psmon.dashboards.history_sql import PROVINCE_FILTER
 from psmon.dashboards.variables import WINDOWS
+from psmon.history.catalog import CatalogStore, publish_entries
+from psmon.history.publish import KafkaPublisher
 from psmon.metrics import WORKER_JOB
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.provinces import registry
 from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.settings import Settings
+from psmon.simulator.catalog import entries, simulated_catalog
 from psmon.simulator.generator import EventGenerator
 from psmon.simulator.profiles import default_profiles
 from psmon.sinks.clickhouse.client import connect
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import ClickHouseWriter
+from psmon.streams.topics import ensure_topics
 from psmon.timeutil import LOCAL_TZ
 from tests.helpers import psmon_process, scrape, stop_process, wait_until
 from tests.integration.grafana_expand import expand
@@ -94,6 +99,13 @@ def stack(
     # a firing alert for the alert panels to show, during this module only (resolved at its end)
     _post_test_alert(am_url, ends_at=datetime.now(UTC) + timedelta(hours=1))
     procs: list[subprocess.Popen[bytes]] = []
+    # the simulator's procedure catalog on the catalog topic, for the catalog panels (as `psmon up` does)
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, topic_partitions=4)
+    ensure_topics(settings)
+    publisher = KafkaPublisher(kafka_bootstrap, settings.topic_catalog)
+    publish_entries(entries(simulated_catalog()), publisher.send)
+    publisher.flush()
+    publisher.close()
     try:
         procs.append(
             psmon_process(["worker", "--metrics-port", str(worker_port)], env=env, log_path=tmp / "worker.log")
@@ -299,6 +311,8 @@ def history_ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     migrate(client, "psmon")
     records = [ValidRecord(e, 0, i, int(e.occurred_at_s * 1000)) for i, e in enumerate(events)]
     ClickHouseWriter(client, database="psmon").write_events(records, token="inject/0:0")
+    store = CatalogStore(client, database="psmon")  # the catalog the simulator filed against
+    store.write(store.plan(list(entries(simulated_catalog()))))
     yield client
     client.close()
 
@@ -329,7 +343,7 @@ def test_history_province_picker_lists_names_and_only_real_provinces(history_ch:
 @pytest.mark.parametrize("crafted", INJECTIONS)
 def test_history_sql_treats_a_crafted_province_as_data(history_ch: Any, crafted: str) -> None:
     queries = _history_sql()
-    assert len(queries) == 6
+    assert len(queries) == 7
     for title, sql in queries:
         reference = _rows(history_ch, sql, ["25"])
         assert reference, f"{title}: the day has rows for Phú Thọ"
@@ -351,3 +365,34 @@ def test_grafana_quoting_formats_do_not_protect_clickhouse(history_ch: Any) -> N
             history_ch.query(expand(sql, {"province": [INJECTIONS[1]]}))
     safe = f"SELECT count() FROM psmon.events WHERE {PROVINCE_FILTER}"
     assert history_ch.query(expand(safe, {"province": [INJECTIONS[0]]})).result_rows[0][0] == 0
+
+
+def test_history_catalog_items_equal_a_plain_computation(history_ch: Any) -> None:
+    """The catalog panel's ratios for the day, from the stored events and the simulator's catalog."""
+    sql = next(s for title, s in _history_sql() if title.startswith("766 index, catalog items"))
+    got = {r[1][:2]: r for r in _rows(history_ch, sql, [p.code for p in registry().current])}
+    events = history_ch.query(
+        "SELECT province_code, procedure_code, event_type, channel, method FROM psmon.events FINAL"
+    ).result_rows
+    dossiers = {(p, c) for p, c, t, ch, _m in events if t == "application.submitted" and ch == "online"}
+    paid = {(p, c) for p, c, t, _ch, m in events if t == "payment.completed" and m == "online"}
+    catalog = simulated_catalog()
+    assert len(got) == 34
+    for province, row in got.items():
+        cat = catalog[province]
+        procs = [
+            (cat.code(i), cat.online_level(i) != "none", cat.fee_bearing(i), cat.payment_integrated(i))
+            for i in range(len(cat))
+        ]
+        online = [c for c, on, _f, _i in procs if on]
+        fee_online = [(c, i) for c, on, f, i in procs if on and f]
+        integrated = [c for c, _on, _f, i in procs if i]
+        want = (
+            len(online) / len(procs),
+            sum((province, c) in dossiers for c in online) / len(online),
+            sum(i for _c, i in fee_online) / len(fee_online),
+            sum((province, c) in paid for c in integrated) / len(integrated),
+        )
+        # columns: rank, province, points, then (ratio, points) per item
+        assert tuple(row[3:11:2]) == pytest.approx(want), province
+    assert any(r[5] < 1 for r in got.values())  # some online procedures got no online dossier that day

@@ -15,6 +15,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from psmon.embedded.broker import free_port
+from psmon.simulator.catalog import simulated_catalog
 from psmon.sinks.clickhouse.client import ENDPOINT_FILE, connect, is_served
 from tests.helpers import pids_alive, psmon_env, psmon_process, sample, scrape, stop_process, wait_until
 
@@ -29,7 +30,7 @@ def test_up_produces_metrics_and_rows_then_stops_cleanly(tmp_path: Path, monkeyp
         [
             "up",
             "--duration-s",
-            "20",
+            "40",  # the catalog shares need the demo catalog read by the worker (seconds)
             "--rate",
             "300",
             "--start",
@@ -46,7 +47,7 @@ def test_up_produces_metrics_and_rows_then_stops_cleanly(tmp_path: Path, monkeyp
     try:
         wait_until(
             lambda: sample(scrape(port), "psmon_sink_rows_total", table="events") > 100,
-            timeout_s=60,
+            timeout_s=120,  # after the demo catalog is stored and published (seconds; more on a loaded machine)
             what="events written by the sink inside psmon up",
         )
 
@@ -54,6 +55,16 @@ def test_up_produces_metrics_and_rows_then_stops_cleanly(tmp_path: Path, monkeyp
             return {dict(k[1]).get("province") for k in scrape(port) if k[0] == "psmon_dossiers_submitted_total"}
 
         wait_until(lambda: len(provinces()) >= 20, timeout_s=30, what="live counters for most provinces")
+
+        def catalog_provinces() -> set[str | None]:
+            return {
+                dict(k[1]).get("province")
+                for k in scrape(port)
+                if k[0] == "psmon_ratio" and dict(k[1]).get("metric") == "procedures_online"
+            }
+
+        # the simulator's catalog, loaded by psmon up, gives the catalog shares from the start
+        wait_until(lambda: len(catalog_provinces()) >= 20, timeout_s=35, what="catalog shares for most provinces")
         samples = scrape(port)
         assert sample(samples, "psmon_events_processed_total", stage="validate") > 100
         assert proc.wait(timeout=60) == 0
@@ -72,6 +83,8 @@ def test_up_produces_metrics_and_rows_then_stops_cleanly(tmp_path: Path, monkeyp
     n, provs = ch.query("SELECT count(), uniqExact(province_code) FROM psmon.events FINAL").result_rows[0]
     assert n > 100 and provs >= 20
     assert ch.query("SELECT count() FROM psmon.rate_snapshots").result_rows[0][0] > 0
+    stored = ch.query("SELECT count() FROM psmon.procedure_catalog FINAL").result_rows[0][0]
+    assert stored == sum(len(c) for c in simulated_catalog().values())
     ch.close()
 
 
@@ -116,7 +129,7 @@ def test_history_answers_while_up_runs(tmp_path: Path, monkeypatch: pytest.Monke
                 sample(scrape(port), "psmon_sink_rows_total", table="events") > 100
                 and sample(scrape(port), "psmon_sink_rows_total", table="dead_letters") > 0
             ),
-            timeout_s=90,
+            timeout_s=150,  # after the demo catalog is stored and published (25-30 s on a loaded machine)
             what="events and dead letters written by the sink inside psmon up",
         )
         endpoint = json.loads((chdb_dir / ENDPOINT_FILE).read_text())

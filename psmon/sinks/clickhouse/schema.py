@@ -14,6 +14,9 @@ one in reads with `FINAL`:
   minute, ~540 million a year, instead of ~1,020 every 10 s per worker (~3.2 billion). Kept, at
   that size, because it records what the live windows (and so the alerts) saw at the time, which
   the rollups cannot recompute once late events have arrived.
+- `procedure_catalog` (version 5): the procedure catalog as a versioned dimension, one row per
+  version of a province's procedure (key province/procedure/valid_from, `valid_to` exclusive;
+  see `psmon.history.catalog`).
 - `alerts` (version 3): every alert notification that `psmon alerts listen` receives from
   Alertmanager; key fingerprint/startsAt/status, so a notification sent again (repeat interval,
   retried webhook) is one row, and an episode is a `firing` row plus a `resolved` one.
@@ -195,6 +198,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             ENGINE = ReplacingMergeTree(watermark)
             PARTITION BY toYYYYMM(snapshot_at)
             ORDER BY (province_code, metric, rate_window, snapshot_at)
+            SETTINGS {dedup}
+            """,
+        ),
+    ),
+    Migration(
+        5,
+        "procedure catalog, a versioned dimension (psmon catalog load)",
+        (
+            # One row per version of a province's procedure, keyed by its first day; `version`
+            # (the load's time in microseconds) makes a later load's copy of the same version (a
+            # version closed by a newer one, a corrected row) the one that FINAL reads.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.procedure_catalog (
+                province_code LowCardinality(String),
+                procedure_code String,
+                name String,
+                level LowCardinality(String),
+                online_level LowCardinality(String),
+                fee_bearing Bool,
+                payment_integrated Bool,
+                valid_from Date,
+                valid_to Nullable(Date),
+                loaded_at DateTime64(3, 'UTC'),
+                version UInt64
+            )
+            ENGINE = ReplacingMergeTree(version)
+            ORDER BY (province_code, procedure_code, valid_from)
             SETTINGS {dedup}
             """,
         ),

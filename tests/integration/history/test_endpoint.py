@@ -26,13 +26,15 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from psmon.errors import ClickHouseError
+from psmon.history.catalog import CatalogStore
 from psmon.history.dead_letters import DeadLetterStore
 from psmon.history.periods import Period
 from psmon.history.queries import History, ReadOnlyError
 from psmon.history.tables import ResultTable
 from psmon.local.query_server import QueryEndpoint
+from psmon.schemas.catalog import parse_catalog_rows
 from psmon.sinks.clickhouse.client import ENDPOINT_FILE, connect
-from tests.integration.history.dataset import Loaded
+from tests.integration.history.dataset import Dataset, Loaded
 
 PSMON = [sys.executable, "-m", "psmon.cli.main"]
 
@@ -95,7 +97,33 @@ def test_the_endpoint_file_is_private_and_names_this_process(endpoint: QueryEndp
     assert len(record["token"]) >= 32
 
 
-def test_named_questions_answer_as_on_the_directory(loaded: Loaded, served: Any) -> None:
+@pytest.fixture(scope="module")
+def with_catalog(loaded: Loaded, dataset: Dataset) -> Loaded:
+    """The loaded database with a procedure catalog for 2025: every procedure of the dataset (online
+    every other one), plus one online procedure per province that no dossier uses (idle)."""
+    pairs = sorted({(e.province_code, e.procedure_code) for e in dataset.events})
+    pairs += sorted({(p, "1.999999") for p, _ in pairs})
+    rows = [
+        {
+            "province_code": p,
+            "procedure_code": code,
+            "name": f"Thủ tục {code}",
+            "level": "province",
+            "online_level": "full" if i % 2 == 0 or code == "1.999999" else "none",
+            "fee_bearing": i % 3 == 0,
+            "payment_integrated": i % 3 == 0,
+            "valid_from": "2025-01-01",
+        }
+        for i, (p, code) in enumerate(pairs)
+    ]
+    entries, _ = parse_catalog_rows(rows, source="test")  # codes outside the national format are left out
+    store = CatalogStore(loaded.client, database=loaded.database)
+    store.write(store.plan(entries))
+    return loaded
+
+
+def test_named_questions_answer_as_on_the_directory(with_catalog: Loaded, served: Any) -> None:
+    loaded = with_catalog
     direct, through = History(loaded.client, database=loaded.database), History(served, database=loaded.database)
     through.check_schema()
     year, month = Period.parse("2025"), Period.parse("2025-07")
@@ -106,6 +134,9 @@ def test_named_questions_answer_as_on_the_directory(loaded: Loaded, served: Any)
         lambda h: h.rank("online_submission", period=year),
         lambda h: h.below("online_submission", threshold=0.5, by="month", period=year),
         lambda h: h.index766(period=year),
+        lambda h: h.index766(period=month),
+        lambda h: h.idle_procedures(period=month),
+        lambda h: h.idle_procedures(period=year, provinces=["25"]),
         lambda h: h.raw_sql(f"SELECT province_code, count() AS n FROM {loaded.database}.events GROUP BY 1 ORDER BY 1"),
         lambda h: h.raw_sql(f"SELECT max(occurred_at), min(occurred_at) FROM {loaded.database}.events"),
     ]
@@ -113,6 +144,21 @@ def test_named_questions_answer_as_on_the_directory(loaded: Loaded, served: Any)
         expected, got = ask(direct), ask(through)
         assert expected.rows, expected.title  # a question with no answer would prove nothing
         assert (got.title, got.columns, got.rows) == (expected.title, expected.columns, expected.rows)
+
+
+def test_catalog_reads_answer_as_on_the_directory(with_catalog: Loaded, served: Any) -> None:
+    """`psmon catalog show|diff` read through the endpoint while `psmon up` holds the directory."""
+    loaded = with_catalog
+    direct, through = (
+        CatalogStore(loaded.client, database=loaded.database),
+        CatalogStore(served, database=loaded.database),
+    )
+    assert through.exists()
+    expected = direct.in_force_on(date(2025, 7, 1))
+    assert expected
+    assert through.in_force_on(date(2025, 7, 1)) == expected
+    assert through.versions(provinces=["25"]) == direct.versions(provinces=["25"])
+    assert through.plan(expected).writes == []  # what `catalog diff` computes: nothing to change
 
 
 def test_dead_letters_answer_as_on_the_directory(loaded: Loaded, served: Any) -> None:

@@ -4,7 +4,19 @@ import re
 
 import pytest
 
-from psmon.schemas.index766 import COMPUTABLE_MAX_POINTS, ITEMS, Rule, item_points, parse_rule, score, with_rule
+from psmon.schemas.index766 import (
+    ALL_ITEMS,
+    CATALOG_ITEMS,
+    COMPUTABLE_MAX_POINTS,
+    EVENT_MAX_POINTS,
+    ITEMS,
+    MISSING_ITEMS,
+    Rule,
+    item_points,
+    parse_rule,
+    score,
+    with_rule,
+)
 from psmon.schemas.metrics import COUNTERS
 
 BY_ITEM = {i.item: i for i in ITEMS}
@@ -15,8 +27,35 @@ def counters(**overrides: int) -> dict[str, int]:
     return {**base, **overrides}
 
 
-def test_computable_maximum_is_42_points() -> None:
-    assert COMPUTABLE_MAX_POINTS == 42
+def test_computable_maximum_is_42_points_from_events_and_52_with_a_catalog() -> None:
+    assert EVENT_MAX_POINTS == 42
+    assert COMPUTABLE_MAX_POINTS == 52
+    assert sum(i.points for i in CATALOG_ITEMS) == 10
+    # what is still missing adds up to the rest of the 100 points
+    assert sum(pts for _, pts, _ in MISSING_ITEMS) == 100 - 52
+
+
+@pytest.mark.parametrize(
+    ("item", "numerator", "denominator", "points"),
+    [
+        ("3.1", 79, 100, 1.98),  # full at 80%: 2 x 0.79 / 0.8 = 1.975
+        ("3.1", 80, 100, 2.00),
+        ("3.2", 3, 4, 3.00),  # linear
+        ("3.5a", 2, 5, 1.00),  # full at 80%: 2 x 0.4 / 0.8
+        ("3.5b", 0, 0, 0.0),  # no integrated procedure: no points
+    ],
+)
+def test_catalog_items(item: str, numerator: int, denominator: int, points: float) -> None:
+    by_item = {i.item: i for i in ALL_ITEMS}
+    assert round(item_points(by_item[item], numerator, denominator), 2) == points
+
+
+def test_catalog_item_rules_are_configurable() -> None:
+    items = parse_rule("3.5a=linear", ALL_ITEMS)
+    assert {i.item: i.rule for i in items}["3.5a"] == "linear"
+    assert round(item_points({i.item: i for i in items}["3.5a"], 2, 5), 2) == 0.8
+    with pytest.raises(ValueError, match="unknown index item"):
+        parse_rule("3.5a=linear")  # only the event items by default
 
 
 @pytest.mark.parametrize(

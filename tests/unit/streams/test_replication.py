@@ -24,6 +24,9 @@ def test_every_topic_is_created_with_the_configured_replication(monkeypatch: pyt
     # each topic keeps its own retention beside the replication settings
     assert new_topic(s, s.topic_valid).topic_configs["retention.ms"] == str(s.valid_retention_days * 86_400_000)
     assert new_topic(s, s.topic_events).topic_configs["retention.ms"] == str(s.events_retention_days * 86_400_000)
+    # the catalog's topic keeps the newest version per key (province/procedure) for ever
+    assert new_topic(s, s.topic_catalog).topic_configs["cleanup.policy"] == "compact"
+    assert "retention.ms" not in new_topic(s, s.topic_catalog).topic_configs
 
 
 def test_the_faust_app_declares_the_configured_replication(tmp_path: Path) -> None:
