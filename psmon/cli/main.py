@@ -20,7 +20,6 @@ import typer
 from typer._click.core import Context
 
 # typer bundles its own click: a group's methods take a context of that click, not of `click`.
-from psmon import __version__
 from psmon.cli.alerts import alerts_app, rules
 from psmon.cli.catalog import catalog_app
 from psmon.cli.dashboards import dashboards_app
@@ -48,6 +47,7 @@ from psmon.logs import configure_logging, mode_logging_config
 from psmon.redact import redact_text
 from psmon.schemas.labels import text
 from psmon.settings import Settings
+from psmon.version import __version__
 
 if TYPE_CHECKING:
     from psmon.metrics import PipelineMetrics
@@ -455,6 +455,7 @@ app.command(epilog=REPLAY_EXAMPLES, rich_help_panel=DATA)(replay)
 app.command(epilog=VALIDATE_EXAMPLES, rich_help_panel=DATA)(validate)
 app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=DATA)
 app.add_typer(schema_app, name="schema", rich_help_panel=DATA)
+app.add_typer(catalog_app, name="catalog", rich_help_panel=DATA)
 app.add_typer(query_app, name="query", rich_help_panel=ANALYSE)
 app.command(epilog=REPORT_EXAMPLES, rich_help_panel=ANALYSE)(report)
 app.command(epilog=RULES_EXAMPLES, rich_help_panel=OPERATE)(rules)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from psmon.schemas import catalog
+import psmon.schemas.catalog as catalog
 from psmon.schemas.events import EVENT_MODELS
 
 __all__ = ["CATALOG_SCHEMA_FILE", "catalog_schema", "event_schemas", "write_schemas"]

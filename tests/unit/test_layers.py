@@ -4,7 +4,8 @@ Layers, lowest first (a module may import its own layer and those below it, neve
 0 process-wide basics (`settings`, `errors`, `metrics`, `kafka`, `faults`, `logs`, `embedded`, ...),
 1 `schemas` (the contract and its vocabulary), 2 `streams` (stages 1 and 2), 3 `sinks` (stage 3),
 4 the consumers of history and metrics (`history`, `alerting`, `dashboards`, `simulator`),
-5 `local` (the one-process runtime of `psmon up`), 6 `cli`. Imports inside a function count too:
+5 `local` (the one-process runtime of `psmon up`), 6 `cli`, and on top the package itself
+(`psmon/__init__.py`, the public facade for Python users: `psmon.History`). Imports inside a function count too:
 a lazy import is still a dependency. Modules of one layer must not import each other in a circle.
 """
 
@@ -25,6 +26,7 @@ LAYERS: dict[str, int] = {
     "simulator": 4,
     "local": 5,
     "cli": 6,
+    "": 7,  # the package root, `psmon/__init__.py`
 }
 
 

@@ -44,6 +44,7 @@ def test_rules_writes_config_rules_and_tests(tmp_path: Path) -> None:
         "prometheus/psmon-pipeline.test.yml",
         "prometheus/psmon-down.test.yml",
         "prometheus/psmon-calendar.test.yml",
+        "prometheus/psmon-catalog.test.yml",
     }
     prom = yaml.safe_load((tmp_path / "prometheus/prometheus.yml").read_text())
     worker = prom["scrape_configs"][0]

@@ -33,14 +33,14 @@ def test_validate_counts_a_huge_csv_field_and_a_decimal_column_as_rows(tmp_path:
         parquet,
     )
 
-    out = CliRunner().invoke(app, ["validate", str(csv_file)])
+    out = CliRunner().invoke(app, ["validate", str(csv_file), "--lang", "en"])
     assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
     assert out.exit_code == 1
     assert f"{csv_file}:2: too_large: 200000 bytes > limit 8192" in out.stdout
     assert f"{csv_file}:3: unknown_field" in out.stdout
     assert "4 events, 2 valid, 2 invalid" in out.stdout
 
-    out = CliRunner().invoke(app, ["validate", str(parquet)])
+    out = CliRunner().invoke(app, ["validate", str(parquet), "--lang", "en"])
     assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
     assert out.exit_code == 1
     assert f"{parquet}:2: invalid_value: values with no contract type: amount_vnd (Decimal)" in out.stdout
@@ -50,7 +50,7 @@ def test_validate_counts_a_huge_csv_field_and_a_decimal_column_as_rows(tmp_path:
 def test_validate_of_a_jsonl_with_an_over_long_line(tmp_path: Path) -> None:
     f = tmp_path / "e.jsonl"
     f.write_bytes(orjson.dumps(GOOD) + b"\n" + b"[" + b"1," * 300_000 + b"1]\n" + orjson.dumps(GOOD) + b"\n")
-    out = CliRunner().invoke(app, ["validate", str(f)])
+    out = CliRunner().invoke(app, ["validate", str(f), "--lang", "en"])
     assert out.exit_code == 1
     assert f"{f}:2: too_large: 600003 bytes > limit 8192" in out.stdout
     assert "3 events, 2 valid, 1 invalid" in out.stdout

@@ -26,10 +26,10 @@ def test_validate_jsonl_csv_and_parquet(tmp_path: Path) -> None:
     parquet = tmp_path / "e.parquet"
     pq.write_table(pa.Table.from_pylist([GOOD]), parquet)
 
-    bad = CliRunner().invoke(app, ["validate", str(jsonl)])
+    bad = CliRunner().invoke(app, ["validate", str(jsonl), "--lang", "en"])
     assert bad.exit_code == 1
     assert "2 events, 1 valid, 1 invalid" in bad.stdout and "personal_data" in bad.stdout
     for f in (csv_file, parquet):
-        ok = CliRunner().invoke(app, ["validate", str(f)])
+        ok = CliRunner().invoke(app, ["validate", str(f), "--lang", "en"])
         assert ok.exit_code == 0, ok.output
         assert "1 events, 1 valid, 0 invalid" in ok.stdout

@@ -33,16 +33,18 @@ class Digest:
 
 
 def test_a_seed_gives_the_same_events_as_before_the_compact_heap() -> None:
-    # The digest was produced by the generator that rendered each event when it was scheduled
-    # (commit 360a176). Rendering on release must not change a byte, bad events included. A
-    # deliberate change of the stream (a new random draw, a new field) changes it: update it then.
+    # The digest was first produced by the generator that rendered each event when it was
+    # scheduled (commit 360a176), and rendering on release did not change a byte. It was updated
+    # once, deliberately, when dossiers began to draw their procedure from the simulated catalog
+    # (issue 16). A deliberate change of the stream (a new random draw, a new field) changes it:
+    # update it then; it is the same whatever PYTHONHASHSEED.
     out = Digest()
     cfg = SimulationConfig(
         default_profiles(), rate_eps=50, start=START, count=5000, seed=7, bad_fraction=0.05, paced=False
     )
     stats = run_simulation(cfg, out)
-    assert (stats.sent, stats.bad) == (5000, 246)
-    assert out.sha.hexdigest() == "b7e6db4e9b59f678f4c10c83d4b3e91e4dd69103eec2a3152799ae40d9696bb6"
+    assert (stats.sent, stats.bad) == (5000, 244)
+    assert out.sha.hexdigest() == "81bf2f19af4e4d0db45a25132f8609ee422f2a1c9fd8fab9fcd64c8d7c3aea7e"
 
 
 def test_pending_events_take_well_under_a_kilobyte_each() -> None:
