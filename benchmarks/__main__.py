@@ -5,8 +5,10 @@ its own fresh topics:
 
 1. corpus      the simulator's JSONL corpus (cached), produced to a topic;
 2. raw         a plain aiokafka consumer reading + orjson-decoding that topic (the ceiling);
-3. worker      `psmon worker` (stages 1+2) alone on it; stage 2 alone (`RatesService`);
-               stage 3 alone (`psmon sink`); and worker + sink end to end until all is committed;
+3. worker      `psmon worker` (stages 1+2) alone on it; the same-job baseline (plain aiokafka
+               doing stage 1 + stage 2's job with psmon's code, `same_job.py`); stage 2 alone
+               (`RatesService`); stage 3 alone (`psmon sink`); and worker + sink end to end until
+               all is committed;
 4. latency     produce → /metrics under a steady load;
 5. sink/raw    the sink's rows/s against plain clickhouse-connect inserts of the same rows;
 6. replay      JSONL file → validate → `ClickHouseWriter` (events/s);
@@ -43,7 +45,20 @@ from psmon.embedded.broker import LocalBroker
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 
-STEPS = ("raw", "cpu", "worker", "stage2", "sink", "raw_insert", "replay", "pipeline", "latency", "rss", "scaleout")
+STEPS = (
+    "raw",
+    "cpu",
+    "worker",
+    "same_job",
+    "stage2",
+    "sink",
+    "raw_insert",
+    "replay",
+    "pipeline",
+    "latency",
+    "rss",
+    "scaleout",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,6 +144,16 @@ def _raw(bench: Bench, topic: str) -> dict[str, Any]:
     return result
 
 
+def _same_job(bench: Bench, events: str) -> dict[str, Any]:
+    cmd = ["benchmarks.same_job", bench.bootstrap, events, bench.prefix("samejob"), str(bench.partitions)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-m", *cmd, str(bench.count)], capture_output=True, text=True, check=True, env=env
+    )
+    result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _on_fresh_topic(bench: Bench, name: str, count: int, fn: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     prefix = bench.prefix(name)
     produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, count)
@@ -159,6 +184,13 @@ def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argpars
     valid = None
     if "worker" in steps and _step(results, "worker", "worker alone (stages 1+2)", lambda: run_workers(bench, main, n)):
         valid = n - results["worker"]["invalid"]
+    if "same_job" in steps:
+        _step(
+            results,
+            "same_job",
+            "same-job baseline: plain aiokafka doing stages 1+2 with psmon's code",
+            lambda: _same_job(bench, f"{main}.events"),
+        )
     if valid is not None:
         v = valid
         if "stage2" in steps:

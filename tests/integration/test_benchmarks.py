@@ -23,6 +23,7 @@ POSITIVE = [
     ("cpu", "stage2_decode_observe_events_per_s"),
     ("worker", "events_per_s"),
     ("worker", "stage1_validate_events_per_s"),
+    ("same_job", "events_per_s"),
     ("stage2", "events_per_s"),
     ("sink", "rows_per_s"),
     ("raw_insert", "rows_per_s"),
@@ -58,7 +59,15 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     assert len(results["scaleout"]["peak_rss_mib"]) == 2
     assert results["replay"]["written"] == results["replay"]["events"] > 0
     values = results["evaluation"]["values"]
-    for ratio in ("worker_vs_raw", "sink_vs_raw_insert", "pipeline_vs_raw", "rss_growth_4x", "scaleout_speedup"):
+    assert results["same_job"]["events"] == 4000 and results["same_job"]["invalid"] == results["worker"]["invalid"]
+    for ratio in (
+        "worker_vs_raw",
+        "worker_vs_same_job",
+        "sink_vs_raw_insert",
+        "pipeline_vs_raw",
+        "rss_growth_4x",
+        "scaleout_speedup",
+    ):
         assert values[ratio] is not None and values[ratio] > 0, ratio
     assert set(results["evaluation"]["targets"].values()) == {"n/a (smoke size)"}
     assert "raw baseline" in proc.stdout and "target:" in proc.stdout
