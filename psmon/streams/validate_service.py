@@ -14,26 +14,28 @@ start and stop), but the hot loop consumes with its own aiokafka consumer, in th
 `<app_id>-validate`, instead of a Faust agent.
 
 Why not a Faust agent. The agent (`stream.take_events` batches, outputs handed straight to the
-producer, one wait for the acks per batch) ran at a fraction of the same job done with plain
-aiokafka. py-spy of `psmon worker` on the 200,000-event benchmark corpus, 15 s at 200 Hz, all
-threads, before this change (`benchmarks/same_job.py` is the plain program; docs/performance.md
-has the table and commands):
+producer, one wait for the acks per batch) ran at a sixth of the same job done with plain
+aiokafka (`benchmarks/same_job.py`), measured in the same run (docs/performance.md has the
+tables and commands). py-spy of that worker on the 200,000-event benchmark corpus (15 s at
+200 Hz, `--threads`; its event loop thread was busy 96% of the time), share of the loop thread:
 
-    PROFILE_BEFORE
+    Faust's fetcher handing messages to streams (Consumer._drain_messages)   37%
+      of which mode's Service.wait_first creating a task per call            29%
+    Faust's conductor callback and stream iteration per event                13%
+    the agent's own work (validate_event 8%, Faust's Producer.send 6%)      16%
+    debug records made for Faust's terminal spinner (see shutdown.py)         6%
+    stage 2 (RatesService: consume 6%, gauge refresh 4%)                     11%
 
-and with this service:
+Validation, the job, was 8%; Faust's per-event machinery four to five times that. A batch from
+`getmany` costs one call for up to `validate_batch_max_events` records. The same profile of
+this service:
 
-    PROFILE_AFTER
-
-Faust's per-event machinery (its consumer thread handing each message to the event loop, the
-conductor's per-message callback, the stream's per-event iteration and acks, the offset
-bookkeeping of each ack) cost more than psmon's own validation; a batch from `getmany` costs one
-call for thousands of records.
+PROFILE_AFTER
 
 Delivery (at-least-once, docs/delivery.md):
 - an input offset is committed only after the broker acknowledged every output of its batch
-  (`acks=all`); a send that fails raises out of the loop before the commit, the service crashes
-  and the worker stops, so the batch is re-read after a restart;
+  (`acks=all`); a send that fails raises out of the batch before the commit and crashes the
+  service (mode), so that batch is never committed and is re-read after a restart;
 - a crash re-validates from the last commit; the re-sent outputs carry the same source
   coordinates, so stage 2 absorbs them as redeliveries and stage 3 writes each event_id once. For
   the same reason stage 1 counts nothing a crash would make it count again: dead letters are
