@@ -29,7 +29,9 @@ from kafka import KafkaProducer
 from psmon.embedded.broker import free_port
 from psmon.schemas.dead_letter import decode_dead_letter
 from psmon.schemas.normalized import decode_valid
+from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
+from psmon.streams.topics import ensure_topics
 from tests.helpers import (
     clickhouse_totals,
     end_offsets,
@@ -433,6 +435,8 @@ def test_an_upgraded_worker_continues_where_the_faust_agent_stopped(pipe: Pipeli
     corpus = build_corpus(3_000, seed=6, now_s=time.time(), bad_fraction=0.02)
     half = len(corpus.messages) // 2
     events = f"{pipe.prefix}.events"
+    # Created before anything is produced, so `.events` has its 8 partitions (not the broker's default).
+    ensure_topics(Settings(kafka_bootstrap=pipe.bootstrap, topic_prefix=pipe.prefix, topic_partitions=PARTITIONS))
     pipe.produce(corpus.messages[:half])
     agent_done = end_offsets(pipe.bootstrap, events, PARTITIONS)
     _commit_in_group(pipe.bootstrap, pipe.prefix, events, agent_done)  # app_id = prefix (psmon_env)
