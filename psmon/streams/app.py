@@ -12,6 +12,11 @@ its leader topic), the worker's lifecycle, signals, logging and the bounded shut
 (`shutdown.BoundedFaustWorker`); the delivery guarantees of stage 1 are in
 `validate_service.py` and docs/delivery.md.
 
+Stage 1 starts once stage 2 has its first assignment: a partition stage 2 gains is re-read and
+counted without being exported until it reaches the end of the log, so stage 2 takes the log as
+it is at start rather than chasing a log that stage 1 fills at full speed meanwhile (its
+provinces go live sooner, and what stage 1 then validates is counted live).
+
 Topics are created by `topics.ensure_topics` before the worker starts (the CLI and `psmon up`
 do it), with the partitions and replication of the settings; the app's `topic_partitions` and
 `topic_replication_factor` are the same settings, for the topics Faust creates itself (its
@@ -73,10 +78,11 @@ def run_worker(
     """Run the worker (and any extra services) until SIGINT/SIGTERM. Does not return normally.
     `logging_config` (a dictConfig, `psmon.logs.mode_logging_config`) gives Faust's and mode's
     loggers psmon's format; without it they use Faust's own."""
+    rates = RatesService(settings, live)
     worker = BoundedFaustWorker(
         create_app(settings),
-        ValidateService(settings, live.metrics, faults=faults),
-        RatesService(settings, live),
+        rates,
+        ValidateService(settings, live.metrics, faults=faults, after=rates.assigned),
         *services,
         loglevel=settings.log_level,
         logfile=logfile,

@@ -66,6 +66,8 @@ class RatesService(Service):
         self._next_offset: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        #: set once the consumer has its first assignment; the worker's stage 1 waits for it
+        self.assigned = asyncio.Event()
 
     async def on_start(self) -> None:
         s = self.settings
@@ -103,6 +105,7 @@ class RatesService(Service):
         for tp in gone:
             self._next_offset.pop(tp, None)
         self._owned = set(partitions)
+        self.assigned.set()
 
     @Service.task
     async def _consume(self) -> None:

@@ -105,8 +105,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class ValidateService(Service):
     """Stage 1's batch loop (see module docstring)."""
 
-    def __init__(self, settings: Settings, metrics: PipelineMetrics, *, faults: FaultPlan | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PipelineMetrics,
+        *,
+        faults: FaultPlan | None = None,
+        after: asyncio.Event | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
+        self._after = after
         self.settings = settings
         self.metrics = metrics
         self.faults = FaultPlan.none() if faults is None else faults
@@ -117,7 +126,7 @@ class ValidateService(Service):
         self._loop_done = asyncio.Event()
         self._validated = 0
 
-    async def on_start(self) -> None:
+    async def _open(self) -> None:
         s = self.settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap,
@@ -169,6 +178,11 @@ class ValidateService(Service):
     async def _validate(self) -> None:
         self._loop_running = True
         try:
+            # `after` (stage 2's first assignment) first: its partitions go live on the log as it
+            # is, not on a log that stage 1 fills while they catch up (see app.py).
+            if self._after is not None and await self.wait_for_stopped(self._after.wait()):
+                return
+            await self._open()
             await self._run()
         finally:
             self._loop_done.set()
