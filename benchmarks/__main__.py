@@ -5,8 +5,10 @@ its own fresh topics:
 
 1. corpus      the simulator's JSONL corpus (cached), produced to a topic;
 2. raw         a plain aiokafka consumer reading + orjson-decoding that topic (the ceiling);
-3. worker      `psmon worker` (stages 1+2) alone on it; stage 2 alone (`RatesService`);
-               stage 3 alone (`psmon sink`); and worker + sink end to end until all is committed;
+3. worker      `psmon worker` (stages 1+2) alone on it; the same-job baseline (plain aiokafka
+               doing stage 1 + stage 2's job with psmon's code, `same_job.py`); stage 2 alone
+               (`RatesService`); stage 3 alone (`psmon sink`); and worker + sink end to end until
+               all is committed;
 4. latency     produce → /metrics under a steady load;
 5. sink/raw    the sink's rows/s against plain clickhouse-connect inserts of the same rows;
 6. replay      JSONL file → validate → `ClickHouseWriter` (events/s);
@@ -50,6 +52,7 @@ STEPS = (
     "raw",
     "cpu",
     "worker",
+    "same_job",
     "stage2",
     "sink",
     "raw_insert",
@@ -90,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.latency_seconds = min(args.latency_seconds, 6.0)
         args.latency_rate = min(args.latency_rate, 500.0)
         args.latency_peak_rate = 0.0
-        args.recovery_records = min(args.recovery_records, 20_000)
+        args.recovery_records = min(args.recovery_records, 5_000)
     args.out = args.out or args.work_dir / "results.json"
     return args
 
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results,
                     "recovery",
                     f"recovery after SIGKILL with {records:,} records on psmon.valid",
-                    lambda: run_recovery(bench, records),
+                    lambda: run_recovery(bench, records, tail=min(10_000, max(1, records // 4))),
                 )
             if steps - {"recovery"}:
                 _steps(bench, steps, results, args)
@@ -161,6 +164,16 @@ def _raw(bench: Bench, topic: str) -> dict[str, Any]:
     return result
 
 
+def _same_job(bench: Bench, events: str) -> dict[str, Any]:
+    cmd = ["benchmarks.same_job", bench.bootstrap, events, bench.prefix("samejob"), str(bench.partitions)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-m", *cmd, str(bench.count)], capture_output=True, text=True, check=True, env=env
+    )
+    result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _on_fresh_topic(bench: Bench, name: str, count: int, fn: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     prefix = bench.prefix(name)
     produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, count)
@@ -191,6 +204,13 @@ def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argpars
     valid = None
     if "worker" in steps and _step(results, "worker", "worker alone (stages 1+2)", lambda: run_workers(bench, main, n)):
         valid = n - results["worker"]["invalid"]
+    if "same_job" in steps:
+        _step(
+            results,
+            "same_job",
+            "same-job baseline: plain aiokafka doing stages 1+2 with psmon's code",
+            lambda: _same_job(bench, f"{main}.events"),
+        )
     if valid is not None:
         v = valid
         if "stage2" in steps:

@@ -7,6 +7,7 @@ __all__ = ["TARGETS", "evaluate", "render"]
 #: Issue targets on a 2-core machine: (description, key in `evaluate`, comparison, bound).
 TARGETS = (
     ("worker ≥ 50% of raw baseline", "worker_vs_raw", ">=", 0.5),
+    ("worker ≥ 1.0x the same-job baseline", "worker_vs_same_job", ">=", 1.0),
     ("p99 latency ≤ 1 s at 2,000 ev/s", "latency_p99_ms", "<=", 1000.0),
     ("sink ≥ 80% of raw insert", "sink_vs_raw_insert", ">=", 0.8),
     ("replay ≥ 100,000 events/s", "replay_events_per_s", ">=", 100_000.0),
@@ -39,6 +40,10 @@ def evaluate(results: dict[str, Any], *, smoke: bool) -> dict[str, Any]:
     quarter_rss = _get(results, "worker_quarter", "peak_rss_mib")
     values: dict[str, Any] = {
         "worker_vs_raw": _ratio(_get(results, "worker", "events_per_s"), raw),
+        "worker_vs_same_job": _ratio(
+            _get(results, "worker", "events_per_s"), _get(results, "same_job", "events_per_s")
+        ),
+        "same_job_vs_raw": _ratio(_get(results, "same_job", "events_per_s"), raw),
         "stage1_vs_raw": _ratio(_get(results, "worker", "stage1_validate_events_per_s"), raw),
         "stage2_vs_raw": _ratio(_get(results, "stage2", "events_per_s"), raw),
         "pipeline_vs_raw": _ratio(_get(results, "pipeline", "events_per_s"), raw),
@@ -116,6 +121,11 @@ def render(results: dict[str, Any]) -> str:
             "  stage 1 (validate) within it",
             _fmt(g("worker", "stage1_validate_events_per_s"), " ev/s"),
             f"{_fmt(v['stage1_vs_raw'])} of raw",
+        ),
+        (
+            "same-job baseline: plain aiokafka, stages 1+2",
+            _fmt(g("same_job", "events_per_s"), " ev/s"),
+            f"{_fmt(v['same_job_vs_raw'])} of raw; worker / same-job {_fmt(v['worker_vs_same_job'])}",
         ),
         (
             "stage 2 alone (RatesService)",

@@ -1,16 +1,17 @@
 """Kafka clients' connection settings and psmon's group consumers, built from `Settings` in one place.
 
-Stage 2 (`streams/rates_service.py`) and stage 3 (`sinks/service.py`) each consume with aiokafka
-directly, in a group of their own, and commit offsets themselves (or never): the broker, the
-group and client id, auto-commit off, "earliest" for a new group, and the group-membership
-timings all come from the settings the same way; only the poll sizes and waits differ per caller.
+Stage 1 (`streams/validate_service.py`), stage 2 (`streams/rates_service.py`) and stage 3
+(`sinks/service.py`) each consume with aiokafka directly, in a group of their own, and commit
+offsets themselves (or never): the broker, the group and client id, auto-commit off,
+"earliest" for a new group, and the group-membership timings all come from the settings the
+same way; only the poll sizes and waits differ per caller.
 
 Authentication (`KafkaAuth`): psmon talks to Kafka through three client libraries (aiokafka for
-stages 2 and 3, Faust for stage 1, kafka-python for the admin client, the simulator and replay),
-and each spells SASL/TLS differently. `KafkaAuth` holds the one configuration (security
-protocol, SASL mechanism and credentials, CA file) and renders it for each, so a broker with
-SASL/SCRAM and ACLs (docs/deployment.md) is reached by every process the same way. The password
-is a `SecretStr` until the moment a client is built, so it never reaches a log line.
+stages 1 to 3, Faust for the worker's runtime, kafka-python for the admin client, the simulator
+and replay), and each spells SASL/TLS differently. `KafkaAuth` holds the one configuration
+(security protocol, SASL mechanism and credentials, CA file) and renders it for each, so a broker
+with SASL/SCRAM and ACLs (docs/deployment.md) is reached by every process the same way. The
+password is a `SecretStr` until the moment a client is built, so it never reaches a log line.
 
 It sits at the package root, beside `settings.py`, because it belongs to neither stage and both
 import it downward (streams may not import sinks; neither should own what the other needs).

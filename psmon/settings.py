@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     app_id: str = Field("psmon", description="Faust app id; consumer group of the worker")
     session_timeout_s: float = Field(10.0, gt=0, description="Kafka consumer session timeout")
     heartbeat_interval_s: float = Field(1.0, gt=0, description="Kafka heartbeat interval")
-    commit_interval_s: float = Field(1.0, gt=0, description="worker offset commit interval")
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="commit interval of Faust's own consumer (stage 1 commits after every batch)"
+    )
     fetch_max_wait_ms: int = Field(
         100,
         ge=1,
@@ -78,9 +80,6 @@ class Settings(BaseSettings):
         "the local one included, that do not answer a waiting fetch as soon as data arrives)",
     )
     validate_batch_max_events: int = Field(2000, ge=1, description="stage 1: events validated per batch")
-    validate_batch_within_s: float = Field(
-        0.02, gt=0, description="stage 1: max wait to fill a batch (adds at most this to latency)"
-    )
 
     # ClickHouse
     clickhouse_dsn: str = Field(

@@ -92,6 +92,8 @@ class RatesService(Service):
         self._writing = asyncio.Lock()
         # newly assigned partitions not yet restored and positioned: their records are skipped
         self._positioning: set[TopicPartition] = set()
+        #: set once the consumer has its first assignment; the worker's stage 1 waits for it
+        self.assigned = asyncio.Event()
 
     async def on_start(self) -> None:
         s = self.settings
@@ -129,6 +131,7 @@ class RatesService(Service):
             self._last.pop(tp, None)
         self._owned = set(partitions)
         if not new:
+            self.assigned.set()
             return
         # Until the new partitions are positioned, nothing of theirs may be counted: the fetcher
         # keeps running while this listener awaits the files (from the group's reset position).
@@ -162,6 +165,7 @@ class RatesService(Service):
         finally:
             self._positioning -= new
             self._consumer.resume(*new)
+            self.assigned.set()
 
     def _partitions(self, tp: TopicPartition) -> int:
         assert self._consumer is not None

@@ -26,6 +26,7 @@ POSITIVE = [
     ("cpu", "stage2_decode_observe_events_per_s"),
     ("worker", "events_per_s"),
     ("worker", "stage1_validate_events_per_s"),
+    ("same_job", "events_per_s"),
     ("stage2", "events_per_s"),
     ("sink", "rows_per_s"),
     ("raw_insert", "rows_per_s"),
@@ -61,8 +62,14 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     assert len(results["scaleout"]["peak_rss_mib"]) == 2
     assert results["replay"]["written"] == results["replay"]["events"] > 0
     values = results["evaluation"]["values"]
+    assert results["same_job"]["events"] == 4000 and results["same_job"]["invalid"] == results["worker"]["invalid"]
+    recovery = results["recovery"]
+    assert recovery["checkpoint"]["restored_partitions"] > 0 and recovery["full_reread"]["restored_partitions"] == 0
+    assert recovery["checkpoint"]["rebuild_records"] < recovery["full_reread"]["rebuild_records"]
+    assert recovery["speedup"] is not None and recovery["speedup"] > 0
     for ratio in (
         "worker_vs_raw",
+        "worker_vs_same_job",
         "sink_vs_raw_insert",
         "pipeline_vs_raw",
         "rss_growth_4x",

@@ -13,10 +13,8 @@ from faust.auth import SASLCredentials
 from pydantic import ValidationError
 
 from psmon.kafka import PLAINTEXT, KafkaAuth, group_consumer
-from psmon.metrics import PipelineMetrics
 from psmon.settings import Settings
 from psmon.streams.app import create_app
-from psmon.streams.live import LiveRates
 
 SASL = {
     "kafka_security_protocol": "SASL_PLAINTEXT",
@@ -52,8 +50,8 @@ def test_sasl_reaches_every_client_library(tmp_path: Path) -> None:
     # aiokafka checks the combination when a client is built (no broker needed for that)
     client = asyncio.run(_built(lambda: group_consumer(s, "rates")))
     assert (client._sasl_mechanism, client._security_protocol) == ("SCRAM-SHA-256", "SASL_PLAINTEXT")
-    # Faust (stage 1) gets the same credentials as its broker_credentials
-    app = create_app(s, LiveRates(metrics=PipelineMetrics(), dedup_max_ids=1000, worker="test"))
+    # Faust (the worker's runtime) gets the same credentials as its broker_credentials
+    app = create_app(s)
     creds = app.conf.broker_credentials
     assert isinstance(creds, SASLCredentials)
     assert (creds.username, creds.password, creds.mechanism.value) == ("psmon-worker", "s3cret-pw", "SCRAM-SHA-256")

@@ -6,10 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from psmon.metrics import PipelineMetrics
 from psmon.settings import Settings
 from psmon.streams.app import create_app
-from psmon.streams.live import LiveRates
 from psmon.streams.topics import new_topic
 
 
@@ -31,8 +29,7 @@ def test_every_topic_is_created_with_the_configured_replication(monkeypatch: pyt
 
 def test_the_faust_app_declares_the_configured_replication(tmp_path: Path) -> None:
     s = Settings(topic_replication_factor=3, topic_min_insync_replicas=2, data_dir=tmp_path)
-    live = LiveRates(metrics=PipelineMetrics(), dedup_max_ids=1000, worker="test")
-    app = create_app(s, live)
+    app = create_app(s)
     assert app.conf.topic_replication_factor == 3
 
 

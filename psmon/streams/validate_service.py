@@ -1,0 +1,243 @@
+"""Stage 1, validate: `psmon.events` → `psmon.valid` / `psmon.dead-letter`, batch by batch.
+
+Each message of `psmon.events` is validated (`validate_event`) and sent either to `psmon.valid`
+(normalized, keyed by its 34-province code) or to `psmon.dead-letter` (reason + redacted payload,
+keyed by the reason), both carrying the message's source coordinates (partition, offset,
+timestamp). The loop is one batch at a time:
+
+    getmany (up to `validate_batch_max_events`) → validate and encode all → send all →
+    await every acknowledgement → commit the batch's next offsets
+
+It runs as a mode `Service` of the Faust worker (`app.run_worker`), like stage 2's
+`RatesService`: Faust stays the runtime (app, worker lifecycle, signals, logging, the services'
+start and stop), but the hot loop consumes with its own aiokafka consumer, in the group
+`<app_id>-validate`, instead of a Faust agent.
+
+Why not a Faust agent. The agent (`stream.take_events` batches, outputs handed straight to the
+producer, one wait for the acks per batch) ran at a sixth of the same job done with plain
+aiokafka (`benchmarks/same_job.py`), measured in the same run (docs/performance.md has the
+tables and commands). py-spy of that worker on the 200,000-event benchmark corpus (15 s at
+200 Hz, `--threads`; its event loop thread was busy 96% of the time), share of the loop thread:
+
+    Faust's fetcher handing messages to streams (Consumer._drain_messages)   37%
+      of which mode's Service.wait_first creating a task per call            29%
+    Faust's conductor callback and stream iteration per event                13%
+    the agent's own work (validate_event 8%, Faust's Producer.send 6%)      16%
+    debug records made for Faust's terminal spinner (see shutdown.py)         6%
+    stage 2 (RatesService: consume 6%, gauge refresh 4%)                     11%
+
+Validation, the job, was 8%; Faust's per-event machinery four to five times that. A batch from
+`getmany` costs one call for up to `validate_batch_max_events` records. The same profile of
+this service (100 Hz, non-blocking; the loop thread busy 95% of the time):
+
+    stage 1 (ValidateService._process)                                       53%
+      validate_event                                                         28%
+      aiokafka's producer send (partitioner, accumulator)                    14%
+      waiting for the batch's acknowledgements (asyncio.gather)               6%
+    stage 2 (RatesService: decode_valid 11%, LiveRates.observe 16%)          30%
+    Faust (its app and consumer thread, which only follows its leader topic)  1%
+
+The job (validation, encoding, producing, counting) is now the profile; what remains is the
+Kafka client's per-message cost, the same as in the plain program.
+
+Delivery (at-least-once, docs/delivery.md):
+- an input offset is committed only after the broker acknowledged every output of its batch
+  (`acks=all`); a send that fails raises out of the batch before the commit and crashes the
+  service (mode), so that batch is never committed and is re-read after a restart;
+- a crash re-validates from the last commit; the re-sent outputs carry the same source
+  coordinates, so stage 2 absorbs them as redeliveries and stage 3 writes each event_id once. For
+  the same reason stage 1 counts nothing a crash would make it count again: dead letters are
+  counted by stage 2 from the dead-letter log (`live.py`); `processed{stage="validate"}` counts
+  batches acknowledged, a per-process progress count;
+- a rebalance waits for the batch in flight (the revocation listener takes the batch lock), so
+  the partitions leave with everything acknowledged committed; a commit refused because the group
+  moved on is logged, and the new owner re-validates those inputs (at-least-once);
+- a stop (SIGTERM) lets the batch in flight finish and commit before the consumer leaves.
+The fault plan's `after_validated(n)` runs after each send, before the acks and the commit: the
+delivery tests SIGKILL the worker there.
+
+Offsets: the group is `<app_id>-validate`, not Faust's `<app_id>` (the Faust app's own consumer
+still joins that one for its leader topic, with Faust's assignor, which a second consumer in the
+same group could not share). A partition this group has never committed starts where the
+Faust agent of earlier versions stopped, at the offset committed in `<app_id>` if there is one
+(else at the earliest retained offset, as a new group does): an upgrade neither re-validates
+what was done nor skips what was not.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from mode import Service
+
+from psmon.faults import FaultPlan
+from psmon.kafka import KafkaAuth, group_consumer
+from psmon.metrics import PipelineMetrics
+from psmon.schemas.dead_letter import encode_dead_letter
+from psmon.schemas.normalized import encode_valid
+from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.settings import Settings
+
+__all__ = ["ValidateService"]
+
+log = logging.getLogger(__name__)
+
+#: Producer batch per partition: one produce request carries a whole consumer batch's outputs.
+PRODUCER_MAX_BATCH_BYTES = 512 * 1024
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: "ValidateService"):
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # The batch in flight finishes (acks + commit) before the partitions may move.
+        async with self._service.batch_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._service.on_assigned(assigned)
+
+
+class ValidateService(Service):
+    """Stage 1's batch loop (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PipelineMetrics,
+        *,
+        faults: FaultPlan | None = None,
+        after: asyncio.Event | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self._after = after
+        self.settings = settings
+        self.metrics = metrics
+        self.faults = FaultPlan.none() if faults is None else faults
+        self.batch_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._loop_running = False
+        self._loop_done = asyncio.Event()
+        self._validated = 0
+
+    async def _open(self) -> None:
+        s = self.settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            client_id=f"{s.app_id}-validate",
+            acks="all",
+            max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+            **KafkaAuth.from_settings(s).aiokafka(),
+        )
+        await self._producer.start()
+        self._consumer = group_consumer(
+            s, "validate", max_poll_records=s.validate_batch_max_events, fetch_max_wait_ms=s.fetch_max_wait_ms
+        )
+        self._consumer.subscribe([s.topic_events], listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def on_stop(self) -> None:
+        # mode calls on_stop before it cancels the tasks: let the batch in flight be committed.
+        if self._loop_running:
+            await self._loop_done.wait()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Partitions this group has never committed start where the Faust agent's group stopped."""
+        assert self._consumer is not None
+        fresh = [tp for tp in assigned if await self._consumer.committed(tp) is None]
+        if not fresh:
+            return
+        legacy = await self._legacy_offsets(fresh)
+        for tp, offset in sorted(legacy.items()):
+            self._consumer.seek(tp, offset)
+        if legacy:
+            log.info("stage 1 continues from the offsets of group %s: %s", self.settings.app_id, legacy)
+
+    async def _legacy_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Offsets the Faust agent of earlier versions committed, in the group `<app_id>`."""
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, **KafkaAuth.from_settings(s).aiokafka())
+        await admin.start()
+        try:
+            found = await admin.list_consumer_group_offsets(s.app_id, partitions=partitions)
+        finally:
+            await admin.close()
+        return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+    @Service.task
+    async def _validate(self) -> None:
+        self._loop_running = True
+        try:
+            # `after` (stage 2's first assignment) first: its partitions go live on the log as it
+            # is, not on a log that stage 1 fills while they catch up (see app.py).
+            if self._after is not None and await self.wait_for_stopped(self._after.wait()):
+                return
+            await self._open()
+            await self._run()
+        finally:
+            self._loop_done.set()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        max_records = self.settings.validate_batch_max_events
+        processed = self.metrics.processed.labels("validate")
+        while not self.should_stop:
+            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
+            if not batch:
+                continue
+            async with self.batch_lock:
+                n = await self._process(batch)
+            processed.inc(n)
+
+    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> int:
+        """Validate, send, await the acks, commit; returns the number of events."""
+        assert self._consumer is not None
+        assert self._producer is not None
+        s = self.settings
+        send = self._producer.send
+        after_validated = self.faults.after_validated
+        valid_topic, dead_topic = s.topic_valid, s.topic_dead_letter
+        sent: list[asyncio.Future[Any]] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batch.items():
+            src_partition = tp.partition
+            for r in records:
+                # aiokafka timestamps are ms; validation takes the record time in seconds
+                verdict = validate_event(r.value or b"", record_ts_s=r.timestamp / 1000)
+                if isinstance(verdict, ValidEvent):
+                    topic, key = valid_topic, verdict.province_code.encode()
+                    value = encode_valid(
+                        verdict, src_partition=src_partition, src_offset=r.offset, src_ts_ms=r.timestamp
+                    )
+                else:
+                    # Keyed by reason: a reason's letters share a partition, so its count in stage 2
+                    # has one owner, and every copy of a letter lands where the first one did.
+                    topic, key = dead_topic, verdict.reason.encode()
+                    value = encode_dead_letter(
+                        verdict, src_partition=src_partition, src_offset=r.offset, src_ts_ms=r.timestamp
+                    )
+                sent.append(await send(topic, value, key=key))
+                self._validated += 1
+                after_validated(self._validated)  # outputs sent (maybe not acked), input not committed
+            if records:
+                offsets[tp] = records[-1].offset + 1
+        # Every output acknowledged by the broker before its input offset is committed.
+        await asyncio.gather(*sent)
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group moved on (a rebalance the listener could not wait for): the new owner
+            # re-validates these inputs; their outputs are redeliveries downstream.
+            log.warning("stage 1 commit of %s refused (%s); they will be re-validated", offsets, exc)
+        return sum(len(records) for records in batch.values())
