@@ -202,22 +202,53 @@ def _ratio_alert(
         f'{{{{ with printf `province:psmon_ratio_denominator:increase{{metric="{metric}",window="{t.window}",'
         f'province="%s"}}` $labels.province | query }}}}{{{{ . | first | value | printf "%.0f" }}}}{{{{ end }}}}'
     )
+    expr = (
+        f"(\n  province:psmon_ratio:increase{{{sel}}} < {floor}\n"
+        f"  and on(province)\n  province:psmon_ratio_denominator:increase{{{sel}}} >= {min_volume}\n)\n{_WITH_NAME}"
+    )
+    return _below_floor(
+        (vi, en, unit_vi, unit_en),
+        (f" trong {t.window} qua", f" in the last {t.window}"),
+        expr=expr,
+        for_=t.for_,
+        labels={"severity": t.severity, "metric": metric, **labels},
+        floor=floor,
+        target=target,
+        min_volume=min_volume,
+        volume_query=volume_query,
+    )
+
+
+def _below_floor(
+    words: tuple[str, str, str, str],
+    span: tuple[str, str],
+    *,
+    expr: str,
+    for_: str,
+    labels: dict[str, str],
+    floor: float,
+    target: float,
+    min_volume: int,
+    volume_query: str,
+) -> dict[str, Any]:
+    """`PsmonRatioBelowFloor` with its texts in both languages: `words` names the share and its
+    unit (vi, en, unit vi, unit en), `span` says over what time (vi, en)."""
+    vi, en, unit_vi, unit_en = words
     where = "{{ $labels.province_name }} ({{ $labels.province }})"
     value = "{{ $value | humanizePercentage }}"
     summary_vi = (
         f"{where}: {vi} {value} dưới ngưỡng cảnh báo {percent(floor)} (mục tiêu {percent(target)}), "
-        f"trên {volume_query} {unit_vi} trong {t.window} qua"
+        f"trên {volume_query} {unit_vi}{span[0]}"
     )
     summary_en = (
         f"{where}: {en} {value} is below the alert floor {percent(floor)} (target {percent(target)}), "
-        f"over {volume_query} {unit_en} in the last {t.window}"
+        f"over {volume_query} {unit_en}{span[1]}"
     )
     return {
         "alert": "PsmonRatioBelowFloor",
-        "expr": f"(\n  province:psmon_ratio:increase{{{sel}}} < {floor}\n"
-        f"  and on(province)\n  province:psmon_ratio_denominator:increase{{{sel}}} >= {min_volume}\n)\n{_WITH_NAME}",
-        "for": t.for_,
-        "labels": {"severity": t.severity, "metric": metric, **labels},
+        "expr": expr,
+        "for": for_,
+        "labels": labels,
         "annotations": {
             "summary": f"{summary_vi} / {summary_en}",
             "summary_vi": summary_vi,
@@ -281,38 +312,23 @@ def _catalog_alert(
         f'{{{{ with printf `max(psmon_ratio_denominator{{metric="{metric}",window="{CATALOG_WINDOW}",'
         f'province="%s"}})` $labels.province | query }}}}{{{{ . | first | value | printf "%.0f" }}}}{{{{ end }}}}'
     )
-    where = "{{ $labels.province_name }} ({{ $labels.province }})"
-    value = "{{ $value | humanizePercentage }}"
-    summary_vi = (
-        f"{where}: {vi} {value} dưới ngưỡng cảnh báo {percent(floor)} (mục tiêu {percent(target)}), "
-        f"trên {volume_query} {unit_vi}, từ đầu tháng"
-    )
-    summary_en = (
-        f"{where}: {en} {value} is below the alert floor {percent(floor)} (target {percent(target)}), "
-        f"over {volume_query} {unit_en}, month to date"
-    )
     expr = (
         f"(\n  max by (province) (psmon_ratio{{{sel}}}) < {floor}\n  and on(province)\n"
         f"  max by (province) (psmon_ratio_denominator{{{sel}}}) >= {min_volume}\n)\n{_WITH_NAME}"
     )
     if t.from_day > 1:
         expr += f"\nand on() (day_of_month({_LOCAL}) >= {t.from_day})"
-    return {
-        "alert": "PsmonRatioBelowFloor",
-        "expr": expr,
-        "for": t.for_,
-        "labels": {"severity": t.severity, "metric": metric, "window": CATALOG_WINDOW, **labels},
-        "annotations": {
-            "summary": f"{summary_vi} / {summary_en}",
-            "summary_vi": summary_vi,
-            "summary_en": summary_en,
-            "value": "{{ $value }}",
-            "threshold": f"{floor}",
-            "target": f"{target}",
-            "volume": volume_query,
-            "min_volume": str(min_volume),
-        },
-    }
+    return _below_floor(
+        (vi, en, unit_vi, unit_en),
+        (", từ đầu tháng", ", month to date"),
+        expr=expr,
+        for_=t.for_,
+        labels={"severity": t.severity, "metric": metric, "window": CATALOG_WINDOW, **labels},
+        floor=floor,
+        target=target,
+        min_volume=min_volume,
+        volume_query=volume_query,
+    )
 
 
 def _catalog_alerts(th: Thresholds) -> list[dict[str, Any]]:

@@ -116,67 +116,54 @@ class ProvinceOverride(_Model):
     min_volume: int | None = Field(None, ge=1)
 
 
-class MetricThreshold(_Model):
+class _FloorAndTarget(_Model):
+    """What every alerting share has: a target, a floor under it, per-province overrides of both
+    (by current code), checked so that no floor, overridden or not, lies above its target."""
+
     target: Ratio = Field(description="official goal, for dashboards and reports")
+    alert_below: Ratio = Field(description="floor: a value under it (with enough volume) alerts")
+    provinces: dict[str, ProvinceOverride] = Field(default_factory=dict)
+
+    @field_validator("provinces", mode="before")
+    @classmethod
+    def _codes(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {_province_code(k): o for k, o in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _floor_under_target(self) -> Self:
+        if self.alert_below > self.target:
+            raise ValueError(f"alert_below ({self.alert_below}) must not exceed target ({self.target})")
+        for code, o in self.provinces.items():
+            floor = o.alert_below if o.alert_below is not None else self.alert_below
+            target = o.target if o.target is not None else self.target
+            if floor > target:
+                raise ValueError(f"province {code}: alert_below ({floor}) must not exceed target ({target})")
+        return self
+
+
+class MetricThreshold(_FloorAndTarget):
     alert_below: Ratio = Field(description="floor: a ratio under it (with enough volume) alerts")
     window: Duration = Field("1h", description="range of the alert's ratio (sliding)")
     min_volume: int = Field(30, ge=1, description="least denominator in the window to alert")
     for_: DurationOrZero = Field("15m", alias="for", description="how long it must stay below")
     severity: Severity = "warning"
     source: str = Field(min_length=1, description="where the numbers come from")
-    provinces: dict[str, ProvinceOverride] = Field(default_factory=dict)
-
-    @field_validator("provinces", mode="before")
-    @classmethod
-    def _codes(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {_province_code(k): o for k, o in v.items()}
-        return v
-
-    @model_validator(mode="after")
-    def _floor_under_target(self) -> Self:
-        if self.alert_below > self.target:
-            raise ValueError(f"alert_below ({self.alert_below}) must not exceed target ({self.target})")
-        for code, o in self.provinces.items():
-            floor = o.alert_below if o.alert_below is not None else self.alert_below
-            target = o.target if o.target is not None else self.target
-            if floor > target:
-                raise ValueError(f"province {code}: alert_below ({floor}) must not exceed target ({target})")
-        return self
 
 
-class CatalogThreshold(_Model):
+class CatalogThreshold(_FloorAndTarget):
     """A catalog share (`schemas.catalog_metrics`): a month-to-date gauge of stage 2, not a ratio
     of counters over a sliding window, so it has no `window`; `min_volume` counts procedures (the
     share's denominator), and `from_day` keeps a share that grows through the month (procedures
     with a dossier, with a payment) from alerting in its first days."""
 
-    target: Ratio = Field(description="official goal, for dashboards and reports")
     alert_below: Ratio = Field(description="floor: a share under it (with enough procedures) alerts")
     min_volume: int = Field(20, ge=1, description="least procedures in the share's denominator to alert")
     from_day: int = Field(1, ge=1, le=28, description="first local day of the month the alert may fire on")
     for_: DurationOrZero = Field("1h", alias="for", description="how long it must stay below")
     severity: Severity = "warning"
     source: str = Field(min_length=1, description="where the numbers come from")
-    provinces: dict[str, ProvinceOverride] = Field(default_factory=dict)
-
-    @field_validator("provinces", mode="before")
-    @classmethod
-    def _codes(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {_province_code(k): o for k, o in v.items()}
-        return v
-
-    @model_validator(mode="after")
-    def _floor_under_target(self) -> Self:
-        if self.alert_below > self.target:
-            raise ValueError(f"alert_below ({self.alert_below}) must not exceed target ({self.target})")
-        for code, o in self.provinces.items():
-            floor = o.alert_below if o.alert_below is not None else self.alert_below
-            target = o.target if o.target is not None else self.target
-            if floor > target:
-                raise ValueError(f"province {code}: alert_below ({floor}) must not exceed target ({target})")
-        return self
 
 
 class NoEvents(_Model):

@@ -2,6 +2,9 @@
 firing alerts. Rates are the workers' `psmon_ratio` gauges for the chosen `$window`; the
 procedure-catalog shares have their own table, month to date."""
 
+from collections.abc import Iterable
+from typing import Final
+
 from grafana_foundation_sdk.builders import alertgroups, stat, table
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
@@ -29,6 +32,24 @@ UID = "psmon-live"
 
 #: Firing alerts from which the count turns red (amber from 1): several provinces or the pipeline.
 FIRING_ALERTS_RED = 5
+
+
+#: An instant table of `psmon_ratio` as one row per province and one column per metric.
+_PROVINCE_ROWS: Final = dm.DataTransformerConfig(
+    id_val="groupingToMatrix",
+    options={"columnField": "metric", "rowField": "province", "valueField": "Value", "emptyValue": "null"},
+)
+
+
+def _metric_columns(metrics: Iterable[str]) -> dm.DataTransformerConfig:
+    """The province column first, named "Province", then `metrics` in their order."""
+    return dm.DataTransformerConfig(
+        id_val="organize",
+        options={
+            "renameByName": {"province\\metric": "Province"},
+            "indexByName": {"province\\metric": 0, **{m: i + 1 for i, m in enumerate(metrics)}},
+        },
+    )
 
 
 def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
@@ -90,21 +111,8 @@ def live_operations(thresholds: dict[str, MetricThreshold]) -> db.Dashboard:
             "amber below the target, green at or above the target. Click a province to drill down."
         )
         .with_target(prom(q.ratio_by_province(), instant=True, table=True))
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="groupingToMatrix",
-                options={"columnField": "metric", "rowField": "province", "valueField": "Value", "emptyValue": "null"},
-            )
-        )
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "renameByName": {"province\\metric": "Province"},
-                    "indexByName": {"province\\metric": 0, **{m: i + 1 for i, m in enumerate(METRICS)}},
-                },
-            )
-        )
+        .with_transformation(_PROVINCE_ROWS)
+        .with_transformation(_metric_columns(METRICS))
         .unit("percentunit")
         .decimals(1)
         .show_header(True)
@@ -180,21 +188,8 @@ def catalog_table(thresholds: dict[str, MetricThreshold], *, pid: int, pos: dm.G
             "the index. Empty without a catalog."
         )
         .with_target(prom(q.CATALOG_BY_PROVINCE, instant=True, table=True))
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="groupingToMatrix",
-                options={"columnField": "metric", "rowField": "province", "valueField": "Value", "emptyValue": "null"},
-            )
-        )
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "renameByName": {"province\\metric": "Province"},
-                    "indexByName": {"province\\metric": 0, **{m: i + 1 for i, m in enumerate(CATALOG_METRICS)}},
-                },
-            )
-        )
+        .with_transformation(_PROVINCE_ROWS)
+        .with_transformation(_metric_columns(CATALOG_METRICS))
         .unit("percentunit")
         .decimals(1)
         .show_header(True)
