@@ -15,9 +15,11 @@ import pytest
 
 from psmon.dashboards.build import build_all
 from psmon.dashboards.datasources import CLICKHOUSE
+from psmon.history.catalog import CatalogStore
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.provinces import registry
 from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.simulator.catalog import entries, simulated_catalog
 from psmon.simulator.generator import EventGenerator
 from psmon.simulator.profiles import default_profiles
 from psmon.sinks.clickhouse.client import connect
@@ -50,6 +52,8 @@ def history_db(tmp_path_factory: pytest.TempPathFactory) -> Any:
     events = generate_history()
     client = connect(f"chdb://{tmp_path_factory.mktemp('history') / 'ch'}")
     migrate(client, "psmon")
+    store = CatalogStore(client, database="psmon")  # the catalog the simulator files against
+    store.write(store.plan(list(entries(simulated_catalog()))))
     writer = ClickHouseWriter(client, database="psmon")
     records = [ValidRecord(e, 0, i, int(e.occurred_at_s * 1000)) for i, e in enumerate(events)]
     for i in range(0, len(records), 20_000):
@@ -70,7 +74,7 @@ def clickhouse_targets() -> list[tuple[str, str, str]]:
 
 def test_history_has_every_clickhouse_panel() -> None:
     titles = {title for _uid, title, _sql in clickhouse_targets()}
-    assert len(titles) == 6
+    assert len(titles) == 7  # six of events, one of the procedure catalog
 
 
 @pytest.mark.parametrize(("province", "expect_all"), [("$__all", True), ("25", False)])
