@@ -35,7 +35,9 @@ def test_simulate_logs_in_the_chosen_format(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["simulate", "--count", "20", "--unpaced", "--seed", "1", "--output", str(tmp_path / "events.jsonl")]
+    # a working morning: at night the simulator follows the wall clock, and 20 events take a minute
+    start = ["--start", "2026-11-24T09:00:00+07:00"]
+    args = ["simulate", "--count", "20", "--unpaced", "--seed", "1", *start, "--output", str(tmp_path / "events.jsonl")]
     if chosen_by == "--log-format":
         args = ["--log-format", "json", *args]
     else:
