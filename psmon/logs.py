@@ -28,7 +28,7 @@ import orjson
 
 from psmon.timeutil import LOCAL_TZ
 
-__all__ = ["LOG_FORMATS", "PsmonFormatter", "configure_logging", "mode_logging_config"]
+__all__ = ["CHATTY_LOGGERS", "LOG_FORMATS", "PsmonFormatter", "configure_logging", "mode_logging_config"]
 
 LOG_FORMATS: Final = ("text", "json")
 
@@ -89,6 +89,15 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._chosen = value
 
 
+#: Client libraries that log every connection and metadata refresh at INFO: quiet (WARNING and
+#: above) unless psmon itself logs at debug, so an operator reads psmon's lines, not theirs.
+CHATTY_LOGGERS: Final = ("kafka", "aiokafka")
+
+
+def _chatty_level(level: str) -> str:
+    return "DEBUG" if level.upper() == "DEBUG" else "WARNING"
+
+
 def mode_logging_config(level: str, fmt: str = "text", logfile: Path | None = None) -> dict[str, Any]:
     """A `logging.config.dictConfig` for mode/Faust workers (`Worker(logging_config=...)`): the
     root handler on stderr (or appending to `logfile`) with `PsmonFormatter`, and every existing
@@ -103,6 +112,7 @@ def mode_logging_config(level: str, fmt: str = "text", logfile: Path | None = No
         "formatters": {"psmon": {"()": PsmonFormatter, "fmt": fmt}},
         "handlers": {"default": handler},
         "root": {"level": level.upper(), "handlers": ["default"]},
+        "loggers": {name: {"level": _chatty_level(level)} for name in CHATTY_LOGGERS},
     }
 
 
@@ -127,3 +137,5 @@ def configure_logging(level: str, logfile: Path | None = None, fmt: str | None =
         old.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(_chatty_level(level))

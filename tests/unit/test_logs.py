@@ -142,3 +142,19 @@ def test_mode_config_with_a_logfile_writes_psmon_records_there(root: logging.Log
         h.flush()
     body = orjson.loads(logfile.read_text().strip())
     assert (body["logger"], body["level"], body["msg"]) == ("faust.worker", "INFO", "starting")
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_kafka_clients_are_quiet_unless_psmon_logs_at_debug(level: str) -> None:
+    """kafka-python and aiokafka log every connection at INFO: an operator reads psmon's lines."""
+    loggers = [logging.getLogger(n) for n in ("kafka", "kafka.net.manager", "aiokafka.consumer")]
+    before = [lg.level for lg in loggers]
+    try:
+        configure_logging(level)
+        assert [lg.isEnabledFor(logging.INFO) for lg in loggers] == [level == "debug"] * 3
+        assert all(lg.isEnabledFor(logging.WARNING) for lg in loggers)
+        config = mode_logging_config(level)
+        assert config["loggers"]["kafka"]["level"] == ("DEBUG" if level == "debug" else "WARNING")
+    finally:
+        for lg, lvl in zip(loggers, before, strict=True):
+            lg.setLevel(lvl)
