@@ -5,7 +5,6 @@ import io
 import logging
 import logging.config
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -14,21 +13,6 @@ import pytest
 
 from psmon.logs import PsmonFormatter, configure_logging, mode_logging_config
 from psmon.timeutil import LOCAL_TZ
-
-
-@pytest.fixture
-def root(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
-    """The root logger, given back as it was (handlers and level) after the test, as is the
-    format a command chose."""
-    monkeypatch.setattr("psmon.logs._chosen_format", "text")
-    logger = logging.getLogger()
-    handlers, level = list(logger.handlers), logger.level
-    yield logger
-    for h in logger.handlers:
-        if h not in handlers:
-            h.close()
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def _capture(root: logging.Logger) -> io.StringIO:
@@ -145,7 +129,7 @@ def test_mode_config_with_a_logfile_writes_psmon_records_there(root: logging.Log
 
 
 @pytest.mark.parametrize("level", ["info", "debug"])
-def test_kafka_clients_are_quiet_unless_psmon_logs_at_debug(level: str) -> None:
+def test_kafka_clients_are_quiet_unless_psmon_logs_at_debug(level: str, root: logging.Logger) -> None:
     """kafka-python and aiokafka log every connection at INFO: an operator reads psmon's lines."""
     loggers = [logging.getLogger(n) for n in ("kafka", "kafka.net.manager", "aiokafka.consumer")]
     before = [lg.level for lg in loggers]

@@ -2,7 +2,6 @@
 worker and the sink do (it used to configure plain text whatever was asked)."""
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -10,21 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from psmon.cli.main import app
-
-
-@pytest.fixture
-def root(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
-    """The root logger, given back as it was (handlers and level) after the test, as is the
-    format a command chose."""
-    monkeypatch.setattr("psmon.logs._chosen_format", "text")
-    logger = logging.getLogger()
-    handlers, level = list(logger.handlers), logger.level
-    yield logger
-    for h in logger.handlers:
-        if h not in handlers:
-            h.close()
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 @pytest.mark.parametrize("chosen_by", ["--log-format", "PSMON_LOG_FORMAT"])
