@@ -47,6 +47,7 @@ from benchmarks.worker import run_workers
 from psmon.embedded.broker import LocalBroker
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
+from psmon.streams.topics import ensure_topics
 
 STEPS = (
     "raw",
@@ -176,17 +177,25 @@ def _same_job(bench: Bench, events: str) -> dict[str, Any]:
 
 def _on_fresh_topic(bench: Bench, name: str, count: int, fn: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     prefix = bench.prefix(name)
-    produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, count)
+    _produce(bench, prefix, count)
     return fn(prefix)
+
+
+def _produce(bench: Bench, prefix: str, count: int) -> float:
+    """The corpus on `prefix`'s events topic, created first with the run's partitions.
+
+    A topic the producer auto-creates gets the broker's default partition count, not
+    `--partitions`: every measurement would read fewer partitions than it says, and a consumer
+    assigned the missing ones waits a whole request timeout (40 s) for their leaders."""
+    ensure_topics(Settings(kafka_bootstrap=bench.bootstrap, topic_prefix=prefix, topic_partitions=bench.partitions))
+    return produce_corpus(bench.bootstrap, f"{prefix}.events", bench.corpus, count)
 
 
 def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argparse.Namespace) -> None:
     n = bench.count
     main = bench.prefix("main")
     _say(f"producing {n:,} events to {main}.events")
-    results["corpus"]["produce_events_per_s"] = round(
-        produce_corpus(bench.bootstrap, f"{main}.events", bench.corpus, n), 1
-    )
+    results["corpus"]["produce_events_per_s"] = round(_produce(bench, main, n), 1)
     if "raw" in steps:
         _step(
             results,

@@ -9,10 +9,10 @@ and the newest version of every key published to the compacted topic, where the 
 `CatalogService` reads it. It runs before the worker starts, in the same process as the sink
 (embedded chDB allows one process per directory, not one client), so the catalog is on the topic
 before the first event and the shares are there from the start. The price is a start-up delay:
-storing and publishing ~34k rows took 25-30 s on the shared 2-core CI machine at load averages
-of 15-25 (`psmon up` log, from "applying ClickHouse migration" to "demo catalog: ..."), and the
-worker read them in 6 s; run in a thread beside the pipeline instead, it took 60 s there and the
-first minute of the demo had no shares.
+storing and publishing ~34k rows takes about 6 s here (16 s before `history.publish` moved from
+kafka-python's producer to aiokafka: 10 s were the producer), and the worker reads them in a few
+seconds; run in a thread beside the pipeline instead, it took 60 s on the shared CI machine and
+the first minute of the demo had no shares.
 """
 
 import logging
