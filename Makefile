@@ -1,6 +1,6 @@
 # psmon: the two commands of the README, and their parts.
 #   make demo   set up and run the embedded demo (broker, worker, sink, simulator, chDB, metrics, live view)
-#   make test   set up and run the whole test suite (lint, types, unit and integration tests)
+#   make test   set up and run the whole test suite (lint, types and unit tests beside the integration tests)
 #   make sysdeps  Prometheus, Alertmanager, promtool, amtool, headless Chromium (Debian packages; `test` runs it)
 #   make bench  the performance benchmark (docs/performance.md); BENCH_ARGS="--smoke" for a quick one
 PYTHON ?= python3
@@ -52,8 +52,19 @@ integration: setup sysdeps
 bench: setup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-test: sysdeps lint typecheck
-	$(BIN)/pytest
+# The whole suite in two halves at once, so both of CI's cores work: lint, types and the unit
+# tests (CPU-bound) beside the integration tests (mostly waiting on servers and psmon processes).
+# The first half's output is printed when the second ends; the target fails if either fails.
+test: setup sysdeps
+	@set +e; \
+	( $(MAKE) --no-print-directory lint typecheck && $(BIN)/pytest tests/unit ) > $(VENV)/unit-tests.log 2>&1 & \
+	first=$$!; \
+	echo "lint, types and unit tests: running beside the integration tests (log: $(VENV)/unit-tests.log)"; \
+	$(BIN)/pytest tests/integration; integration=$$?; \
+	wait $$first; unit=$$?; \
+	echo "================ lint, types and unit tests ================"; cat $(VENV)/unit-tests.log; \
+	echo "make test: integration tests exit $$integration; lint, types and unit tests exit $$unit"; \
+	[ $$integration -eq 0 ] && [ $$unit -eq 0 ]
 
 clean:
 	rm -rf $(VENV) psmon-data .pytest_cache .mypy_cache .ruff_cache
