@@ -61,7 +61,9 @@ still joins that one for its leader topic, with Faust's assignor, which a second
 same group could not share). A partition this group has never committed starts where the
 Faust agent of earlier versions stopped, at the offset committed in `<app_id>` if there is one
 (else at the earliest retained offset, as a new group does): an upgrade neither re-validates
-what was done nor skips what was not.
+what was done nor skips what was not. The assignment listener pauses the new partitions while
+it looks those offsets up: aiokafka lets `getmany` serve an assignment before its listener
+returns, and would otherwise start a fresh partition at its earliest offset meanwhile.
 """
 
 import asyncio
@@ -154,14 +156,23 @@ class ValidateService(Service):
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
         """Partitions this group has never committed start where the Faust agent's group stopped."""
         assert self._consumer is not None
-        fresh = [tp for tp in assigned if await self._consumer.committed(tp) is None]
-        if not fresh:
-            return
-        legacy = await self._legacy_offsets(fresh)
-        for tp, offset in sorted(legacy.items()):
-            self._consumer.seek(tp, offset)
-        if legacy:
-            log.info("stage 1 continues from the offsets of group %s: %s", self.settings.app_id, legacy)
+        consumer = self._consumer
+        # Paused before the first await, until seeded: aiokafka hands the new assignment to the
+        # fetcher (and `getmany`) before it calls this listener, and while the lookups below
+        # wait for the broker the fetcher would start a fresh partition at its earliest offset;
+        # the batch loop would then re-validate, and commit, what the agent had done.
+        consumer.pause(*assigned)
+        try:
+            fresh = [tp for tp in assigned if await consumer.committed(tp) is None]
+            if not fresh:
+                return
+            legacy = await self._legacy_offsets(fresh)
+            for tp, offset in sorted(legacy.items()):
+                consumer.seek(tp, offset)
+            if legacy:
+                log.info("stage 1 continues from the offsets of group %s: %s", self.settings.app_id, legacy)
+        finally:
+            consumer.resume(*assigned)
 
     async def _legacy_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Offsets the Faust agent of earlier versions committed, in the group `<app_id>`."""

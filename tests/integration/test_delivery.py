@@ -13,6 +13,7 @@ worker joining and leaving, a ClickHouse outage, thousands of bad messages), and
 """
 
 import asyncio
+import contextlib
 import itertools
 import signal
 import subprocess
@@ -25,13 +26,16 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry
 
 from psmon.embedded.broker import free_port
+from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import decode_dead_letter
 from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 from psmon.streams.topics import ensure_topics
+from psmon.streams.validate_service import ValidateService
 from tests.helpers import (
     clickhouse_totals,
     end_offsets,
@@ -429,9 +433,9 @@ def _sources(bootstrap: str, topic: str, decode: Callable[[bytes], Any]) -> list
     return asyncio.run(read())
 
 
-def test_an_upgraded_worker_continues_where_the_faust_agent_stopped(pipe: Pipeline) -> None:
-    """Stage 1 left the Faust agent and its group `<app_id>` for a group of its own: the first
-    worker of the new version validates only what the agent had not committed."""
+def _agent_stopped_halfway(pipe: Pipeline) -> tuple[dict[int, int], int]:
+    """`.events` holds 3,000 messages, the first half committed by the Faust agent of an earlier
+    version in its group `<app_id>`. Returns the agent's offsets and the number left to validate."""
     corpus = build_corpus(3_000, seed=6, now_s=time.time(), bad_fraction=0.02)
     half = len(corpus.messages) // 2
     events = f"{pipe.prefix}.events"
@@ -441,11 +445,82 @@ def test_an_upgraded_worker_continues_where_the_faust_agent_stopped(pipe: Pipeli
     agent_done = end_offsets(pipe.bootstrap, events, PARTITIONS)
     _commit_in_group(pipe.bootstrap, pipe.prefix, events, agent_done)  # app_id = prefix (psmon_env)
     pipe.produce(corpus.messages[half:])
-    rest = len(corpus.messages) - half
-    pipe.start("worker", "worker")
-    wait_until(lambda: pipe.processed("worker") >= rest, timeout_s=90, what="the second half validated")
+    return agent_done, len(corpus.messages) - half
+
+
+def _assert_validated_once(pipe: Pipeline, agent_done: dict[int, int], rest: int) -> None:
+    """Stage 1's outputs come from exactly the messages the agent had not committed, once each."""
     sources = _sources(pipe.bootstrap, f"{pipe.prefix}.valid", decode_valid)
     sources += _sources(pipe.bootstrap, f"{pipe.prefix}.dead-letter", decode_dead_letter)
-    assert [s for s in sources if s[1] < agent_done[s[0]]] == []  # nothing the agent had done
+    redone = [s for s in sources if s[1] < agent_done[s[0]]]
+    assert redone == [], f"{len(redone)} outputs of messages the agent had done, first {redone[:5]}"
     assert sorted(sources) == sorted(set(sources)) and len(sources) == rest  # nor anything missed
+
+
+def test_an_upgraded_worker_continues_where_the_faust_agent_stopped(pipe: Pipeline) -> None:
+    """Stage 1 left the Faust agent and its group `<app_id>` for a group of its own: the first
+    worker of the new version validates only what the agent had not committed."""
+    agent_done, rest = _agent_stopped_halfway(pipe)
+    pipe.start("worker", "worker")
+    wait_until(lambda: pipe.processed("worker") >= rest, timeout_s=90, what="the second half validated")
+    _assert_validated_once(pipe, agent_done, rest)
     assert pipe.processed("worker") == rest
+
+
+#: how long `_SlowSeeding` leaves the batch loop to validate a fresh partition before seeding it
+SEEDING_WINDOW_S = 5.0
+
+
+class _SlowSeeding(ValidateService):
+    """Stage 1 whose lookup of the agent's offsets answers late, as on a loaded machine: once its
+    consumer has positioned every fresh partition (at the earliest offset: the group has no
+    commit), and the batch loop has begun a batch or `SEEDING_WINDOW_S` have passed."""
+
+    def __init__(self, settings: Settings, metrics: PipelineMetrics):
+        super().__init__(settings, metrics)
+        self.batch_begun = asyncio.Event()
+
+    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> int:
+        self.batch_begun.set()
+        return await super()._process(batch)
+
+    async def _legacy_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        assert self._consumer is not None
+        for tp in partitions:
+            await self._consumer.position(tp)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.batch_begun.wait(), SEEDING_WINDOW_S)
+        return await super()._legacy_offsets(partitions)
+
+
+def test_stage_1_validates_no_fresh_partition_before_seeding_it(pipe: Pipeline) -> None:
+    """The race behind the upgrade test's rare failure, made certain: aiokafka hands a new
+    assignment to `getmany` before the assignment listener, which looks the agent's offsets up
+    over the network, returns. The fresh partitions must wait for their seeding."""
+    agent_done, rest = _agent_stopped_halfway(pipe)
+    settings = Settings(
+        kafka_bootstrap=pipe.bootstrap,
+        topic_prefix=pipe.prefix,
+        app_id=pipe.prefix,
+        topic_partitions=PARTITIONS,
+        session_timeout_s=6,
+    )
+    registry = CollectorRegistry()
+
+    def validated() -> float:
+        return registry.get_sample_value("psmon_events_processed_total", {"stage": "validate"}) or 0.0
+
+    async def run() -> None:
+        service = _SlowSeeding(settings, PipelineMetrics(registry))
+        await service.start()
+        try:
+            deadline = time.monotonic() + 90
+            while validated() < rest:
+                assert time.monotonic() < deadline, f"{validated()} of {rest} validated after 90 s"
+                await asyncio.sleep(0.2)
+        finally:
+            await service.stop()
+
+    asyncio.run(run())
+    _assert_validated_once(pipe, agent_done, rest)
+    assert validated() == rest
