@@ -151,8 +151,18 @@ def stack(
             return bool(r["data"]["result"]) and float(r["data"]["result"][0]["value"][1]) >= 34
 
         wait_until(prom_ready, timeout_s=120, what="Prometheus to scrape live ratios of all provinces")
-        # enough scrapes for rate() windows and for increase() to see two samples
-        time.sleep(35)
+
+        def scraped_enough() -> bool:
+            """Every target and every province's counter scraped 15 times in a rate window: rate()
+            and increase() have samples to work on (a data condition, not a sleep, so a slow
+            machine waits longer instead of failing)."""
+            for series in ("up", "psmon_dossiers_submitted_total"):
+                r = _get(f"{prom_url}/api/v1/query", query=f"min(count_over_time({series}[{RATE_INTERVAL}]))")
+                if not r["data"]["result"] or float(r["data"]["result"][0]["value"][1]) < 15:
+                    return False
+            return True
+
+        wait_until(scraped_enough, timeout_s=120, what="Prometheus to hold enough samples for rate windows")
         yield {"prom": prom_url, "am": am_url, "provinces": provinces_counted(), "tmp": tmp}
     finally:
         for p in reversed(procs):

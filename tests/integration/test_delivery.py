@@ -371,7 +371,19 @@ def test_live_rates_after_a_restart_equal_clickhouse_history(pipe: Pipeline) -> 
         timeout_s=30,
         what="every partition caught up",
     )
-    time.sleep(2)  # one gauge refresh after the last partition went live
+
+    def gauges_refreshed() -> bool:
+        """The 24 h ratios refreshed since the last partition went live: their denominators count
+        every submitted event of the corpus (a data condition, not a refresh period's sleep)."""
+        samples = pipe.scrape("worker")
+        return all(
+            sample(samples, "psmon_ratio_denominator", metric="online_submission", province=p, window="24h")
+            == totals["submitted"]
+            for p, totals in corpus.expected.items()
+            if totals["submitted"]
+        )
+
+    wait_until(gauges_refreshed, timeout_s=60, what="the 24 h ratio gauges to count every submitted event")
     live = pipe.scrape("worker")
     assert stop_process(pipe.procs["worker"], sig=signal.SIGTERM) == 0
     pipe.drain_sink(timeout_s=120)
