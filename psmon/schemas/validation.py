@@ -33,9 +33,11 @@ portal content, but a portal's producer sets it, so it is treated like the event
 
 Two paths give the same verdicts. `validate_event_reference` is the contract as written: the
 pydantic models in strict mode, then the rules above; every reason and detail comes from it.
-`validate_event` first tries the fast path (`_accept`, with checks `psmon.schemas.fastpath`
-compiles from the models' published JSON Schema), which only ever *accepts*: a message it does not
-accept goes to the reference path, so rejections, their precedence and details are the
+`validate_event` first tries two fast paths, both compiled by `psmon.schemas.fastpath` from the
+models' published JSON Schema: the typed decoder (msgspec structs: parse and type checks in one C
+pass, then the patterns, personal data, province and time rules on the struct), and for what it
+refuses, orjson and the shape checks (`_accept`). Both only ever *accept*: a message neither
+accepts goes to the reference path, so rejections, their precedence and details are the
 reference's by construction, and `tests/unit/schemas/test_fastpath.py` checks on tens of
 thousands of generated and mutated messages that what it accepts equals the reference's
 `ValidEvent`. Why: cProfile of the reference over the benchmark corpus (simulator JSONL, 1% bad;
@@ -55,8 +57,10 @@ the integers and booleans, the personal-data regex tried only where 9 digits in 
 (`pii.has_personal_value`, instead of at every digit of the event time), the province map's
 `dict.get`, `datetime.fromisoformat`, and `ValidEvent` (no longer frozen). Its profile on the same
 corpus: orjson.loads, the personal-data check and the joined-string regex are the largest items,
-then `ValidEvent.__init__`, `timestamp()` and the dict lookups. Rejected messages cost what they
-did (the fast path adds a few percent before handing over); about 40% of a rejection is `redact`
+then `ValidEvent.__init__`, `timestamp()` and the dict lookups; the typed decoder removes the
+shape lookup, the type checks and the dict lookups from that list (its profile is in
+`fastpath`'s docstring). Rejected messages cost what they did (the fast paths add a few percent
+before handing over); about 40% of a rejection is `redact`
 (a pydantic TypeAdapter per field), which bounds a flood of bad input at about a tenth of the
 valid-event rate.
 
@@ -70,14 +74,16 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
+from operator import attrgetter
 from typing import Annotated, Any, Final, Literal, get_args
 
+import msgspec
 import orjson
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from psmon.schemas.digest import payload_digest
 from psmon.schemas.events import EVENT_MODELS, PortalEvent
-from psmon.schemas.fastpath import MISSING, SHAPES, Shape, shapes_by_type
+from psmon.schemas.fastpath import DECODE, MISSING, SHAPES, TYPED, Shape, shapes_by_type, typed_decoder
 from psmon.schemas.pii import has_personal_value, is_personal_field, may_hold_personal_value, personal_value_kind, scan
 from psmon.schemas.provinces import registry
 from psmon.timeutil import LOCAL_TZ, MERGER_EFFECTIVE
@@ -188,12 +194,113 @@ def validate_event(raw: bytes, *, record_ts_s: float | None = None, now_s: float
     `now_s` the wall clock that bounds it (None: `time.time()`, read only when a record
     timestamp is given).
 
-    The fast path: accept a valid event with a few C-level calls (`fastpath.Shape`, see the
-    module docstring); anything it does not accept goes to the model-based path
-    (`validate_event_reference`'s), which gives the verdict, so reasons, precedence and details
-    are the reference's by construction."""
+    The fast path: accept a valid event with a few C-level calls (the typed decoder of
+    `fastpath.typed_decoder`, see that module's docstring); anything it does not accept goes to
+    `_validate_untyped` (the shape checks, then the model-based path of
+    `validate_event_reference`, which gives the verdict), so reasons, precedence and details are
+    the reference's by construction."""
     if len(raw) > MAX_EVENT_BYTES:
         return _opaque(raw, "too_large", f"{len(raw)} bytes > limit {MAX_EVENT_BYTES}")
+    try:
+        event = (DECODE[0] if DECODE else typed_decoder()[0])(raw)
+    except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8 (UnicodeDecodeError)
+        return _validate_untyped(raw, record_ts_s, now_s)
+    # The typed decoder checked names, types, enums, bounds and lengths; what is left, in the
+    # cheapest order, is each a necessary condition of validity as the reference checks it.
+    typed = TYPED[type(event)]
+    joined = "\n".join(typed.strings(event))
+    if joined.count("\n") != typed.separators or typed.pattern.fullmatch(joined) is None:
+        return _validate_untyped(raw, record_ts_s, now_s)
+    # The personal-data scan of the reference over the same strings: every other string of an
+    # accepted message is an enum value (none personal, `typed_decoder` checks) or event_type.
+    if has_personal_value(joined):
+        return _validate_untyped(raw, record_ts_s, now_s)
+    (
+        event_id,
+        occurred_at,
+        raw_province,
+        level,
+        procedure_code,
+        dossier_id,
+        agency_code,
+        commune_code,
+        source_system,
+        channel,
+        service_mode,
+        fee_bearing,
+        on_time,
+        method,
+        amount_vnd,
+        kind,
+    ) = _TYPED_FIELDS(event)
+    province = _TO_CURRENT(raw_province)
+    if province is None:
+        return _validate_untyped(raw, record_ts_s, now_s)
+    try:
+        occurred_s = datetime.fromisoformat(occurred_at).timestamp()
+    except ValueError:
+        return _validate_untyped(raw, record_ts_s, now_s)
+    if record_ts_s is not None:
+        wall_s = time.time() if now_s is None else now_s
+        if not _MIN_RECORD_S <= record_ts_s <= wall_s + MAX_RECORD_AHEAD_S:
+            return _validate_untyped(raw, record_ts_s, now_s)
+        limit_s = record_ts_s + MAX_FUTURE_S
+    else:
+        limit_s = time.time() + MAX_FUTURE_S
+    if (
+        not _MIN_OCCURRED_S <= occurred_s < _MAX_OCCURRED_S
+        or occurred_s > limit_s
+        or (level == "district" and occurred_s >= _MERGER_S)
+        or (channel == "online" and service_mode == "offline")
+    ):
+        return _validate_untyped(raw, record_ts_s, now_s)
+    return ValidEvent(
+        event_id,
+        typed.event_type,
+        occurred_s,
+        province,
+        raw_province,
+        level,
+        procedure_code,
+        dossier_id,
+        agency_code or None,  # ABSENT ("") when not sent
+        commune_code or None,
+        source_system or None,
+        channel,
+        service_mode,
+        fee_bearing,
+        on_time,
+        method,
+        amount_vnd,
+        kind,
+    )
+
+
+#: Every field a `ValidEvent` takes from the message, read from any event type's struct (the
+#: fields of other event types are None there, the optional strings not sent `fastpath.ABSENT`).
+_TYPED_FIELDS: Final = attrgetter(
+    "event_id",
+    "occurred_at",
+    "province_code",
+    "level",
+    "procedure_code",
+    "dossier_id",
+    "agency_code",
+    "commune_code",
+    "source_system",
+    "channel",
+    "service_mode",
+    "fee_bearing",
+    "on_time",
+    "method",
+    "amount_vnd",
+    "kind",
+)
+
+
+def _validate_untyped(raw: bytes, record_ts_s: float | None, now_s: float | None) -> ValidEvent | Invalid:
+    """The verdict on a message the typed decoder did not accept: the shape-based fast path
+    (`_accept`), then the model-based reference path, which says why."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

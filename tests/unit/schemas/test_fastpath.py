@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -251,3 +252,130 @@ def test_a_contract_the_fast_path_cannot_express_fails_loudly(prop: dict[str, An
     }
     with pytest.raises(ValueError, match=re.escape(message)):
         fastpath.Shapes(schema).compile(("a", "b"))
+
+
+# --- The typed decoder (msgspec structs): what it accepts, and a fallback per reason ---------------
+
+_BASE = (
+    b'{"event_id":"portal-79:1","event_type":"record.digitized","schema_version":1,'
+    b'"occurred_at":"2026-11-25T14:00:00+07:00","province_code":"79","level":"province",'
+    b'"procedure_code":"1.004227","dossier_id":"H79.000000123","kind":"result"'
+)
+
+
+def _typed_accepts(raw: bytes) -> bool:
+    decode, _ = fastpath.typed_decoder()
+    try:
+        decode(raw)
+    except (msgspec.DecodeError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _BASE + b"}",
+        _BASE + b',"agency_code":"000.00.12.H26","commune_code":"25717","source_system":"dvc-phutho"}',
+        b' \t\n{"kind":"dossier",' + _BASE[1:].replace(b",", b" , ") + b"}\r\n",  # whitespace, kind repeated
+        _BASE.replace(b'"event_id"', b'"\\u0065vent_id"') + b"}",  # an escaped field name
+        _BASE + b',"event_id":"dup"}',  # a repeated key: the last one counts, as in orjson's dict
+        _BASE.replace(b'"record.digitized"', b'"payment.completed"').replace(b',"kind":"result"', b"")
+        + b',"method":"online","amount_vnd":-0}',
+        _BASE.replace(b'"record.digitized"', b'"application.submitted"').replace(b',"kind":"result"', b"")
+        + b',"channel":"online","service_mode":"full_online","fee_bearing":false}',
+    ],
+)
+def test_the_typed_decoder_accepts_valid_events_exactly_as_the_reference(raw: bytes) -> None:
+    assert _typed_accepts(raw)
+    fast = validate_event(raw, record_ts_s=NOW_S, now_s=NOW_S)
+    assert isinstance(fast, ValidEvent)
+    assert fast == validate_event_reference(raw, record_ts_s=NOW_S, now_s=NOW_S)
+
+
+#: (message, reason, whether the typed decoder itself refuses it): every reason, each rule left
+#: after the decode included, goes to the general path and gets the reference's verdict.
+_FALLBACKS: list[tuple[bytes, str, bool]] = [
+    (b"{" + b'"a":' * 3000 + b"1}", "too_large", True),
+    (b"[" * 2000, "malformed_json", True),
+    (_BASE + b"} x", "malformed_json", True),
+    (b"\xef\xbb\xbf" + _BASE + b"}", "malformed_json", True),  # a byte order mark
+    (_BASE.replace(b"H79", b"H\xff") + b"}", "malformed_json", True),  # not UTF-8
+    (_BASE.replace(b"H79", b"H\\ud800") + b"}", "malformed_json", True),  # a lone surrogate
+    (b"[1]", "not_an_object", True),
+    (_BASE + b',"ho_ten":"x"}', "personal_data", True),
+    (_BASE.replace(b"H79.000000123", b"0912345678") + b"}", "personal_data", False),
+    (_BASE.replace(b"H79.000000123", b"\\u0030912345678") + b"}", "personal_data", False),
+    (_BASE.replace(b'"schema_version":1', b'"schema_version":2') + b"}", "unsupported_schema_version", True),
+    (_BASE.replace(b'"schema_version":1', b'"schema_version":true') + b"}", "invalid_value", True),
+    (_BASE.replace(b'"schema_version":1', b'"schema_version":1.0') + b"}", "invalid_value", True),
+    (_BASE.replace(b"record.digitized", b"application.withdrawn") + b"}", "unknown_event_type", True),
+    (_BASE + b',"channel":"online"}', "unknown_field", True),  # another event type's field
+    (_BASE.replace(b',"kind":"result"', b"") + b"}", "missing_field", True),
+    (_BASE + b',"agency_code":null}', "invalid_value", True),
+    (_BASE + b',"agency_code":""}', "invalid_value", True),  # "" is how the struct reads an absent one
+    (_BASE + b',"commune_code":""}', "invalid_value", True),
+    (_BASE + b',"commune_code":"2571"}', "invalid_value", False),
+    (_BASE.replace(b"1.004227", b"1.004227 ") + b"}", "invalid_value", False),
+    (_BASE.replace(b"1.004227", b"1.004227\\n") + b"}", "invalid_value", False),
+    (_BASE.replace(b'"province"', b'"village"') + b"}", "invalid_value", True),
+    (_BASE.replace(b'"79"', b'"99"') + b"}", "unknown_province", False),
+    (_BASE.replace(b"14:00:00+07:00", b"14:00:00+24:00") + b"}", "invalid_value", False),
+    (_BASE.replace(b"2026-11-25T14", b"2014-11-25T14") + b"}", "time_out_of_range", False),
+    (_BASE.replace(b"2026-11-25T14", b"2026-11-26T14") + b"}", "time_out_of_range", False),
+    (_BASE.replace(b'"province"', b'"district"') + b"}", "invalid_value", False),
+    (
+        _BASE.replace(b"record.digitized", b"application.submitted").replace(b',"kind":"result"', b"")
+        + b',"channel":"online","service_mode":"offline","fee_bearing":true}',
+        "invalid_value",
+        False,
+    ),
+    (
+        _BASE.replace(b"record.digitized", b"payment.completed").replace(b',"kind":"result"', b"")
+        + b',"method":"online","amount_vnd":1000000000000001}',
+        "invalid_value",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason", "decoder_refuses"), _FALLBACKS)
+def test_every_reason_falls_back_to_the_reference_verdict(raw: bytes, reason: str, decoder_refuses: bool) -> None:
+    if len(raw) <= 8192:
+        assert _typed_accepts(raw) is not decoder_refuses, "the case no longer tests the branch it names"
+    fast = validate_event(raw, record_ts_s=NOW_S, now_s=NOW_S)
+    assert isinstance(fast, Invalid) and fast.reason == reason, fast
+    assert fast == validate_event_reference(raw, record_ts_s=NOW_S, now_s=NOW_S)
+
+
+def test_a_record_timestamp_out_of_range_falls_back_too() -> None:
+    raw = _BASE + b"}"
+    assert isinstance(validate_event(raw, record_ts_s=NOW_S, now_s=NOW_S), ValidEvent)
+    for record_ts_s in (NOW_S * 1000, 0.0, NOW_S + 2 * 86400):
+        fast = validate_event(raw, record_ts_s=record_ts_s, now_s=NOW_S)
+        assert isinstance(fast, Invalid) and fast.reason == "time_out_of_range"
+        assert fast == validate_event_reference(raw, record_ts_s=record_ts_s, now_s=NOW_S)
+
+
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ({"type": "string", "pattern": "^[a-z]*$"}, "refuses ''"),
+        ({"type": "string", "enum": ["0912345678"]}, "personal data"),
+        ({"type": "number"}, "cannot check"),
+        ({"type": "string", "pattern": "^(?i)abc$"}, "differently"),
+    ],
+)
+def test_a_contract_the_typed_decoder_cannot_express_fails_loudly(prop: dict[str, Any], message: str) -> None:
+    schema = {
+        "properties": {
+            "event_type": {"type": "string", "const": "x"},
+            "a": {"type": "string", "pattern": "^[a-z]+$"},
+            "b": {"type": "string", "pattern": "^[a-z]+$"},
+            "c": prop,
+        },
+        "required": ["event_type", "a", "b"],
+        "additionalProperties": False,
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fastpath._typed("x", schema, {"a", "b", "c"})
