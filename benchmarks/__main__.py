@@ -84,6 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1_000_000,
         help="records retained on psmon.valid for the recovery measurement; default 1,000,000",
     )
+    ap.add_argument(
+        "--recovery-skip-reread",
+        action="store_true",
+        help="recovery: time only the checkpointed successor, not the full re-read baseline (O(history))",
+    )
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/psmon-bench"), help="corpus cache, logs, chDB")
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default WORK_DIR/results.json)")
     ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -128,7 +133,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results,
                     "recovery",
                     f"recovery after SIGKILL with {records:,} records on psmon.valid",
-                    lambda: run_recovery(bench, records, tail=min(10_000, max(1, records // 4))),
+                    lambda: run_recovery(
+                        bench, records, tail=min(10_000, max(1, records // 4)), reread=not args.recovery_skip_reread
+                    ),
                 )
             if steps - {"recovery"}:
                 _steps(bench, steps, results, args)
