@@ -15,7 +15,9 @@ its own fresh topics:
 7. memory      peak RSS of the worker for the corpus and for a quarter of it; scale-out with
                two worker processes;
 8. recovery    a SIGKILLed worker's successor, from checkpoints and by a full re-read, on
-               `--recovery-records` records already on `psmon.valid` (its own fill, no corpus).
+               `--recovery-records` records already on `psmon.valid` (its own fill, no corpus),
+               with where its time went (start-up, group join, state, export);
+               `--recovery-skip-reread` leaves out the full re-read (10 M records: a month).
 
 Prints a table with absolute numbers and the ratios the targets are stated in, and writes all
 of it as JSON (`--out`). These machines are shared and noisy: compare ratios measured in the
