@@ -10,11 +10,12 @@ recovery` that wait was 80% of the time a worker needed to export every province
 How: a consumer's member id, which the coordinator hands out at its first join, is kept in a file
 of the worker's data dir (`MemberIdFile`). A successor on the same data dir joins *with that
 id*: a coordinator that still knows the member takes the JoinGroup as that member rejoining
-(Kafka gives a follower the current assignment without a rebalance, and rebalances at once for a
-leader; Tansu answered in 3.0 s, the time of a first join, instead of 11.1 s), so nobody waits
-for the dead session to expire. A coordinator that has already expired the member answers
-UNKNOWN_MEMBER_ID and aiokafka joins afresh, which is what happens without the file; so does a
-coordinator the member left (a graceful stop sends LeaveGroup), and the file is simply kept.
+(Kafka gives a follower the current assignment without a rebalance, and for a leader rebalances
+with the live members, which rejoin on their next heartbeat; Tansu answered in 3.0 s, the time
+of a first join, instead of 11.1 s), so nobody waits for the dead session to expire. A
+coordinator that has already expired the member answers UNKNOWN_MEMBER_ID and aiokafka joins
+afresh, which is what happens without the file; so does a coordinator the member left (a
+graceful stop sends LeaveGroup), and the file is simply kept.
 
 Safety: two live processes must never share a member id (both would own the same partitions and
 export their provinces twice). The file is locked (`flock`, exclusive, for the life of the
