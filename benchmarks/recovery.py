@@ -8,21 +8,28 @@ same run, on the same broker and topic:
 - **checkpoint**: a worker sharing the dead one's data dir restores the checkpoints and replays
   the tail;
 - **full re-read** (the baseline, psmon before checkpoints): a worker with an empty checkpoint
-  directory re-reads every partition from the beginning.
+  directory re-reads every partition from the beginning (`reread=False`, or
+  `--recovery-skip-reread`, leaves it out: it is O(history), ~15 µs per record).
 
 Each is timed from its process start until its /metrics export every event of every province
 (history + tail; polled every 0.1 s), so the figure includes start-up and the consumer-group
-join, which waits for the killed member's session to expire (`session_timeout_s`, 6 s here).
-The state part alone is also given: from the first partition assigned to the last one live, from
-the worker's own log lines. `rebuild_records` is how many records each replayed before going
-live (`psmon_events_processed_total{stage="rebuild"}`).
+join. Both successors share the dead worker's data dir, so both rejoin the group with its member
+id (`psmon/streams/membership.py`) and do not wait for its session to expire (`session_timeout_s`,
+6 s here); the join is then a plain one (about half the session timeout on the local broker).
+
+`phases_s` says where the time went, from the worker's own log lines: `startup` (process start to
+the stage-2 service starting: interpreter, imports, settings, topics, the Faust app),
+`group_join` (to the first partition of `psmon.valid` assigned), `state` (to the last partition
+live: restore + tail replay, or the full re-read; also given as `state_seconds`) and `export`
+(to the scrape that saw every event). `rebuild_records` is how many records each replayed before
+going live (`psmon_events_processed_total{stage="rebuild"}`).
 """
 
 import asyncio
 import re
 import signal
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,35 +99,57 @@ def _fill(bootstrap: str, topic: str, start: int, count: int, now_s: float) -> f
     return asyncio.run(run())
 
 
-_LOG_TS = re.compile(r"^(\S+) INFO psmon\.streams\.rates_service: (.*)$")
+_LOG_TS = re.compile(r"^(\S+) INFO (\S+): (.*)$")
 
 
-def _state_seconds(log: Path, valid_topic: str) -> float | None:
-    """From the first partition of `psmon.valid` assigned to the last one live, per the log."""
+def _phases(log: Path, valid_topic: str, started: datetime, exported: datetime) -> dict[str, float | None]:
+    """Where a successor's time went, from its own log lines (seconds, wall clock).
+
+    - `startup`: process start to the stage-2 service starting (interpreter, imports, settings,
+      /metrics, topic check, the Faust app);
+    - `group_join`: from there to its first partition of `psmon.valid` assigned (the consumer's
+      join; after a SIGKILL the group first waits for the dead member's session to expire);
+    - `state`: to the last partition live (restore + tail replay, or the full re-read);
+    - `export`: to the benchmark's scrape seeing every event (at most one poll interval).
+    """
+    service: datetime | None = None
     assigned: datetime | None = None
     live: datetime | None = None
     for line in log.read_text(errors="replace").splitlines():
         m = _LOG_TS.match(line)
-        if not m:
+        if not m or not m.group(2).startswith("psmon.streams.rates_service"):
             continue
-        ts, text = datetime.fromisoformat(m.group(1)), m.group(2)
+        ts, text = datetime.fromisoformat(m.group(1)), m.group(3)
+        if service is None and "Starting..." in text:
+            service = ts
         if assigned is None and (
             (text.startswith(f"{valid_topic}[") and "restored" in text) or "re-reading them" in text
         ):
             assigned = ts
         if text.startswith("partition ") and "caught up" in text:
             live = ts
-    return (live - assigned).total_seconds() if assigned and live else None
+
+    def span(a: datetime | None, b: datetime | None) -> float | None:
+        return round((b - a).total_seconds(), 3) if a and b else None
+
+    return {
+        "startup": span(started, service),
+        "group_join": span(service, assigned),
+        "state": span(assigned, live),
+        "export": span(live, exported),
+    }
 
 
 def _until_exported(bench: Bench, name: str, prefix: str, total: int, timeout_s: float, **env: str) -> dict[str, Any]:
     t0 = time.monotonic()
+    started = datetime.now(UTC)
     proc, port = bench.start("worker", prefix, name, PSMON_LOG_LEVEL="info", **env)
     try:
         while True:
             s = scrape(port)
             if exported_events(s) >= total:
                 seconds = time.monotonic() - t0
+                exported = datetime.now(UTC)
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"worker {name} exited with {proc.returncode}")
@@ -131,6 +160,8 @@ def _until_exported(bench: Bench, name: str, prefix: str, total: int, timeout_s:
             "proc": proc,
             "port": port,
             "seconds": seconds,
+            "started": started,
+            "exported": exported,
             "rebuild_records": int(processed(s, "rebuild")),
             "restored_partitions": int(sample(s, "psmon_checkpoint_restored_total", topic=f"{prefix}.valid")),
         }
@@ -139,14 +170,17 @@ def _until_exported(bench: Bench, name: str, prefix: str, total: int, timeout_s:
         raise
 
 
-def run_recovery(bench: Bench, records: int, *, tail: int = 10_000) -> dict[str, Any]:
+def run_recovery(bench: Bench, records: int, *, tail: int = 10_000, reread: bool = True) -> dict[str, Any]:
+    """Fill, first worker, SIGKILL, tail, then the successors; `reread=False` skips the baseline."""
     prefix = bench.prefix("recovery")
     settings = Settings(
         kafka_bootstrap=bench.bootstrap, topic_prefix=prefix, app_id=prefix, topic_partitions=bench.partitions
     )
     ensure_topics(settings)
     now_s = utc_now().timestamp()
+    t0 = time.monotonic()
     produce_eps = _fill(bench.bootstrap, settings.topic_valid, 0, records, now_s)
+    fill_s = time.monotonic() - t0
     timeout_s = bench.timeout_s(records)
 
     first = _until_exported(bench, "first", prefix, records, timeout_s)
@@ -163,30 +197,40 @@ def run_recovery(bench: Bench, records: int, *, tail: int = 10_000) -> dict[str,
         checkpoint_bytes = sum(f.stat().st_size for f in store.directory.glob(f"{prefix}.*.npz"))
     finally:
         stop_process(first["proc"], sig=signal.SIGKILL)
+    killed = time.monotonic()
     _fill(bench.bootstrap, settings.topic_valid, records, tail, now_s)
     total = records + tail
 
+    started_after_kill_s = time.monotonic() - killed
     restored = _until_exported(bench, "restored", prefix, total, timeout_s)
     stop_process(restored["proc"], sig=signal.SIGKILL)
-    empty = bench.work_dir / prefix / "no-checkpoints"
-    reread = _until_exported(bench, "reread", prefix, total, timeout_s, PSMON_CHECKPOINT_DIR=str(empty))
-    stop_process(reread["proc"], sig=signal.SIGKILL)
+    baseline = None
+    if reread:
+        empty = bench.work_dir / prefix / "no-checkpoints"
+        baseline = _until_exported(bench, "reread", prefix, total, timeout_s, PSMON_CHECKPOINT_DIR=str(empty))
+        stop_process(baseline["proc"], sig=signal.SIGKILL)
 
     def result(r: dict[str, Any], name: str) -> dict[str, Any]:
+        phases = _phases(bench.work_dir / prefix / f"{name}.log", settings.topic_valid, r["started"], r["exported"])
         return {
             "seconds": round(r["seconds"], 2),
-            "state_seconds": _state_seconds(bench.work_dir / prefix / f"{name}.log", settings.topic_valid),
+            "state_seconds": phases["state"],
+            "phases_s": phases,
             "rebuild_records": r["rebuild_records"],
             "restored_partitions": r["restored_partitions"],
         }
 
-    return {
+    out: dict[str, Any] = {
         "records": records,
         "tail": tail,
         "fill_records_per_s": round(produce_eps, 1),
+        "fill_seconds": round(fill_s, 1),
         "first_full_read_seconds": round(first["seconds"], 2),
         "checkpoint_bytes": checkpoint_bytes,
+        "successor_started_after_kill_s": round(started_after_kill_s, 2),
         "checkpoint": result(restored, "restored"),
-        "full_reread": result(reread, "reread"),
-        "speedup": reread["seconds"] / restored["seconds"] if restored["seconds"] else None,
     }
+    if baseline is not None:
+        out["full_reread"] = result(baseline, "reread")
+        out["speedup"] = baseline["seconds"] / restored["seconds"] if restored["seconds"] else None
+    return out

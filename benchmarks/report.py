@@ -175,6 +175,14 @@ def render(results: dict[str, Any]) -> str:
             f"replayed {_fmt(g('recovery', 'checkpoint', 'rebuild_records'))} / "
             f"{_fmt(g('recovery', 'full_reread', 'rebuild_records'))}",
         ),
+        (
+            "  checkpoint: start-up / group join / state / export",
+            " / ".join(
+                _fmt(g("recovery", "checkpoint", "phases_s", p)) for p in ("startup", "group_join", "state", "export")
+            )
+            + " s",
+            "from the worker's log lines (benchmarks/recovery.py)",
+        ),
     ]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)

@@ -12,6 +12,9 @@ revoked and when the worker stops) or 0 with an empty state when there is no usa
 the full re-read, slower (~15 µs per retained record) but always correct. A partition kept
 across a rebalance continues from this worker's own position. Nothing is committed: the log is
 the state (checkpoints are a cache of it), the consumer group only spreads partitions over workers.
+The consumer joins its group with the member id of the previous process on this data dir when
+there is one (`membership.py`): a worker restarted after a SIGKILL takes its partitions back
+without waiting for the dead member's session to expire.
 
 A checkpoint that does not belong to the log any more (the topic was re-created; the local
 broker keeps topics in memory) is detected on the partition's first fetch, before any record is
@@ -51,6 +54,7 @@ from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
 from psmon.streams.checkpoint import Checkpoint, CheckpointStore, LetterState, ValidState, record_digest
 from psmon.streams.live import LiveRates
+from psmon.streams.membership import MemberIdFile, member_id, start_with_member_id
 
 __all__ = ["RatesService"]
 
@@ -82,6 +86,8 @@ class RatesService(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._store = CheckpointStore(settings.resolved_checkpoint_dir, app_id=settings.app_id)
+        # The group member id, for a successor on this data dir to take over at once (membership.py).
+        self._member = MemberIdFile(settings.data_dir / "members", f"{settings.app_id}-rates")
         # partition -> offset of its checkpoint on disk (written or restored by this worker)
         self._checkpointed: dict[TopicPartition, int] = {}
         # partition -> (timestamp ms, value digest) of the last record applied to its state
@@ -90,6 +96,7 @@ class RatesService(Service):
         # checkpoint's: -> the checkpoint (its offset and last record)
         self._unverified: dict[TopicPartition, Checkpoint] = {}
         self._writing = asyncio.Lock()
+        self._member_id: str | None = None
         # newly assigned partitions not yet restored and positioned: their records are skipped
         self._positioning: set[TopicPartition] = set()
         #: set once the consumer has its first assignment; the worker's stage 1 waits for it
@@ -102,19 +109,26 @@ class RatesService(Service):
         )
         await self._producer.start()
         self._consumer = group_consumer(s, "rates", max_poll_records=5000, fetch_max_wait_ms=s.fetch_max_wait_ms)
-        self._consumer.subscribe([s.topic_valid, s.topic_dead_letter], listener=_Rebalance(self))
-        await self._consumer.start()
+        # Joins as the previous process on this data dir if it died in the group, so the
+        # partitions come back without waiting for its session to expire (membership.py).
+        predecessor = self._member.acquire()
+        await start_with_member_id(self._consumer, [s.topic_valid, s.topic_dead_letter], _Rebalance(self), predecessor)
 
     async def on_stop(self) -> None:
         if self._consumer is not None:
             await self.write_checkpoints()
             await self._consumer.stop()
+        self._member.release()
         if self._producer is not None:
             await self._producer.stop()
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         """Keep partitions still owned; restore or re-read new ones; forget the rest."""
         assert self._consumer is not None
+        joined = member_id(self._consumer)
+        if joined is not None and joined != self._member_id:
+            self._member_id = joined
+            self._member.save(joined)
         valid = self.settings.topic_valid
         gone = self._owned - partitions
         if gone:

@@ -256,3 +256,47 @@ def test_a_checkpoint_of_another_log_is_discarded(kafka_bootstrap: str, unique: 
             await service.stop()
 
     assert asyncio.run(run()) == totals(events)
+
+
+def test_a_worker_restarted_after_sigkill_rejoins_as_its_dead_predecessor(
+    kafka_bootstrap: str, unique: str, clickhouse_dsn: str, tmp_path: Path
+) -> None:
+    """The successor joins the group with the member id the killed worker held (membership.py),
+    so its partitions come back without waiting for the dead session to expire. The session
+    timeout is long, so the dead member is still in the group when the successor joins: a
+    coordinator that refused the id would hand out a new one, which the file would then hold."""
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=unique, app_id=unique, topic_partitions=4)
+    ensure_topics(settings)
+    now_s = utc_now().timestamp()
+    events = [event(i, now_s) for i in range(2000)]
+    produce(kafka_bootstrap, settings.topic_valid, [(e.province_code, (0, i), e) for i, e in enumerate(events)])
+    data = tmp_path / "data"
+    env = psmon_env(
+        kafka=kafka_bootstrap,
+        prefix=unique,
+        partitions=4,
+        clickhouse=clickhouse_dsn,
+        database=unique,
+        data_dir=data,
+        session_timeout_s=20,
+    )
+    member_file = data / "members" / f"{unique}-rates.member"
+    port = free_port()
+
+    def start(name: str):  # type: ignore[no-untyped-def]
+        return psmon_process(["worker", "--metrics-port", str(port)], env=env, log_path=tmp_path / f"{name}.log")
+
+    first = start("first")
+    try:
+        wait_until(lambda: metric_totals(scrape(port)) == totals(events), timeout_s=120, what="the first totals")
+        dead = wait_until(lambda: member_file.exists() and member_file.read_text(), timeout_s=10, what="member id")
+    finally:
+        stop_process(first, sig=signal.SIGKILL)
+
+    second = start("second")
+    try:
+        wait_until(lambda: metric_totals(scrape(port)) == totals(events), timeout_s=120, what="the successor's totals")
+    finally:
+        stop_process(second)
+    assert f"as member {dead} " in (tmp_path / "second.log").read_text()
+    assert member_file.read_text() == dead  # the coordinator took the id: no new member was made
