@@ -191,8 +191,18 @@ def _variable_values(uid: str) -> list[dict[str, str]]:
     return combos
 
 
+def _targets_up(prom: str) -> bool:
+    r = _get(f"{prom}/api/v1/query", query='min(up{job=~"psmon-worker|psmon-sink"})')
+    return bool(r["data"]["result"]) and float(r["data"]["result"][0]["value"][1]) == 1
+
+
 def _run(prom: str, target: dict[str, Any], variables: dict[str, str]) -> list[dict[str, Any]]:
     expr = expand(target["expr"], variables)
+    if target.get("instant"):
+        # A scrape that fails (a 1 s scrape timeout, a starved worker on a loaded machine) marks
+        # every series of the target stale until the next one: an instant query then finds
+        # nothing, which says nothing about the panel. Query when the last scrapes succeeded.
+        wait_until(lambda: _targets_up(prom), timeout_s=60, what="the last scrape of worker and sink to succeed")
     now = time.time()
     if target.get("instant"):
         r = _get(f"{prom}/api/v1/query", query=expr, time=f"{now:.3f}")
