@@ -11,7 +11,8 @@ its own fresh topics:
                all is committed;
 4. latency     produce → /metrics under a steady load;
 5. sink/raw    the sink's rows/s against plain clickhouse-connect inserts of the same rows;
-6. replay      JSONL file → validate → `ClickHouseWriter` (events/s);
+6. replay      JSONL file → validate → `ClickHouseWriter` (events/s), against a raw
+               clickhouse-connect insert of the same rows in replay's batch size;
 7. memory      peak RSS of the worker for the corpus and for a quarter of it; scale-out with
                two worker processes;
 8. recovery    a SIGKILLed worker's successor, from checkpoints and by a full re-read, on
@@ -41,7 +42,7 @@ from benchmarks.cpu import cpu_ceilings
 from benchmarks.latency import run_latency
 from benchmarks.pipeline import run_pipeline
 from benchmarks.recovery import run_recovery
-from benchmarks.replay import replay_file
+from benchmarks.replay import raw_insert_file, replay_file
 from benchmarks.report import evaluate, render
 from benchmarks.sink import raw_insert, read_valid, run_sink
 from benchmarks.stage2 import run_stage2
@@ -253,6 +254,12 @@ def _steps(bench: Bench, steps: set[str], results: dict[str, Any], args: argpars
 
             _step(results, "raw_insert", "raw clickhouse-connect insert of the same rows", insert)
         if "replay" in steps:
+            _step(
+                results,
+                "replay_raw_insert",
+                "raw clickhouse-connect insert of the replay's rows, in its batch size",
+                lambda: raw_insert_file(ch, "replay_raw_insert", bench.corpus),
+            )
             _step(
                 results,
                 "replay",

@@ -1,10 +1,19 @@
-"""Measurement 6: replay from a file into ClickHouse (events/s), through `psmon replay`'s code.
+"""Measurement 6: replay from a file into ClickHouse (events/s), through `psmon replay`'s code,
+against a raw clickhouse-connect insert of the same rows.
 
 `replay_file` runs `psmon.history.replay.replay_files` (what `psmon replay FILE` runs: read,
 validate as stage 1 does, write through the sink's check-then-insert `ClickHouseWriter` with
 deduplication tokens naming the file and line range) on the simulator's JSONL corpus, into a
-fresh database. Reported: end to end events/s (read + validate + write), and the events write
-alone (timed inside the writer), so it is clear which of the two bounds a replay.
+fresh database. Reported: end to end events/s (read + validate + write), the valid events stored
+per second of that same time, and the events write alone (timed inside the writer), so it is
+clear which of the two bounds a replay.
+
+`raw_insert_file` is its baseline: the same valid events of the same file, as the same rows in
+the same order (`ValidRecord`s with replay's source coordinates, `writer.event_row`), built
+before the clock starts, then nothing but plain `client.insert` calls of replay's batch size into
+a fresh `events` table of the same schema (same engine, same materialized views), on the same
+chDB client, in the same run. Replay ÷ raw is then the cost of everything replay adds: reading,
+validation, the dead letters, the check query and the deduplication tokens.
 """
 
 import time
@@ -12,13 +21,54 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from psmon.history.replay import replay_files
+from clickhouse_connect.driver import options as cc_options
+
+from benchmarks.common import read_lines
+from psmon.history.replay import DEFAULT_BATCH_ROWS, replay_files, replay_partition
 from psmon.schemas.normalized import ValidRecord
+from psmon.schemas.validation import ValidEvent, validate_event
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import ClickHouseWriter
+from psmon.sinks.clickhouse.writer import EVENT_COLUMNS, ClickHouseWriter, event_row
 
-__all__ = ["replay_file"]
+__all__ = ["raw_insert_file", "replay_file", "warm_up_inserts"]
+
+
+def warm_up_inserts() -> None:
+    """clickhouse-connect imports pandas on the process's first insert (to check whether the data
+    is a DataFrame), about a second here: pay it before any clock starts, so neither side of a
+    ratio carries it."""
+    _ = cc_options.pd
+
+
+def raw_insert_file(
+    client: Client, database: str, path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS, src_ts_ms: int = 0
+) -> dict[str, Any]:
+    """Plain `client.insert` of the valid events of `path` in replay's batch size; times the inserts only."""
+    migrate(client, database)
+    warm_up_inserts()
+    # The rows `replay_files` builds for this file: its valid events, in file order, with the
+    # replay partition and the row number as source coordinates.
+    part = replay_partition(path)
+    src_ts_ms = src_ts_ms or int(time.time() * 1000)
+    rows = []
+    for row, line in enumerate(read_lines(path), start=1):
+        verdict = validate_event(line)
+        if isinstance(verdict, ValidEvent):
+            rows.append(event_row(ValidRecord(verdict, part, row, src_ts_ms)))
+    columns = list(EVENT_COLUMNS)
+    elapsed = 0.0
+    for i in range(0, len(rows), batch_rows):
+        chunk = rows[i : i + batch_rows]
+        t0 = time.perf_counter()
+        client.insert(f"{database}.events", chunk, column_names=columns)
+        elapsed += time.perf_counter() - t0
+    return {
+        "rows": len(rows),
+        "batch_rows": batch_rows,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(len(rows) / max(elapsed, 1e-6), 1),
+    }
 
 
 class _TimedWriter(ClickHouseWriter):
@@ -32,8 +82,9 @@ class _TimedWriter(ClickHouseWriter):
             self.write_s += time.perf_counter() - t
 
 
-def replay_file(client: Client, database: str, path: Path, *, batch_rows: int = 50_000) -> dict[str, Any]:
+def replay_file(client: Client, database: str, path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> dict[str, Any]:
     migrate(client, database)
+    warm_up_inserts()
     writer = _TimedWriter(client, database=database)
     t0 = time.perf_counter()
     stats = replay_files([path], writer=writer, batch_rows=batch_rows)
@@ -44,6 +95,8 @@ def replay_file(client: Client, database: str, path: Path, *, batch_rows: int = 
         "written": stats.inserted,
         "seconds": round(total_s, 2),
         "events_per_s": round(stats.rows / max(total_s, 1e-6), 1),
+        "stored_events_per_s": round(stats.inserted / max(total_s, 1e-6), 1),
+        "batch_rows": batch_rows,
         "write_seconds": round(writer.write_s, 2),
         "write_events_per_s": round(stats.inserted / max(writer.write_s, 1e-6), 1),
     }

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from benchmarks.common import Bench, Progress, high_watermarks
+from benchmarks.replay import warm_up_inserts
 from psmon.schemas.normalized import ValidRecord, decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import Client
@@ -81,6 +82,7 @@ def read_valid(bootstrap: str, topic: str, partitions: int, count: int) -> list[
 def raw_insert(client: Client, database: str, records: list[ValidRecord], batch_rows: int) -> dict[str, Any]:
     """Plain `client.insert` of the sink's rows in the sink's batch size; times the inserts only."""
     migrate(client, database)
+    warm_up_inserts()
     rows = [event_row(r) for r in records]
     columns = list(EVENT_COLUMNS)
     elapsed = 0.0

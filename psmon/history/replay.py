@@ -7,7 +7,10 @@ in the rollups), rejected rows in `dead_letters` with the same reasons and redac
 Writes go through `ClickHouseWriter`, the sink's writer: an `event_id` is inserted at most once
 whatever is already stored, so replaying a file twice, or a file that overlaps what the live
 pipeline already wrote, changes nothing. Batches are large (50,000 rows by default): the writer's
-"already stored?" lookup and the INSERT both cost per batch, not per row.
+"already stored?" lookup and the INSERT both cost per batch, not per row. Each batch is written
+on a thread of its own while the next one is read and validated (`_BatchWriter`: ClickHouse
+runs without the GIL), one batch at a time and in file order, so the at-most-once check works
+exactly as if the writes were made in turn.
 
 Replayed rows carry synthetic source coordinates, since they did not come from Kafka:
 `src_partition` = `REPLAY_PARTITION_FLAG` | crc32(file name) (Kafka partitions never reach
@@ -44,6 +47,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, Protocol
@@ -71,6 +75,7 @@ __all__ = [
     "ReplayTarget",
     "replay_files",
     "replay_into",
+    "replay_partition",
 ]
 
 DEFAULT_BATCH_ROWS: Final = 50_000
@@ -125,7 +130,8 @@ class ReplayStats:
         }
 
 
-def _partition_of(path: Path) -> int:
+def replay_partition(path: Path) -> int:
+    """The synthetic `src_partition` of the rows replayed from `path` (see the module docstring)."""
     return REPLAY_PARTITION_FLAG | (zlib.crc32(path.name.encode()) & 0x7FFF_FFFF)
 
 
@@ -174,63 +180,117 @@ def replay_files(
     started_s = clock()
     src_ts_ms = int(started_s * 1000)
     horizon_s = started_s - retention_days * 86400 if retention_days else None
-    for path in paths:
-        part = _partition_of(path)
-        batch = _Batch()
 
-        def flush(b: _Batch) -> None:
-            if writer is None or not len(b):
-                return
-            token = b.token
-            events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.events, token)
-            unstorable = unstorable_letters(events.refused)
-            stats.inserted += events.written
-            stats.already_stored += len(b.events) - events.written - len(events.refused)
-            stats.unstorable += len(events.refused)
-            letters = write_isolating(
-                lambda rows, tok: writer.write_dead_letters(rows, token=tok), [*b.letters, *unstorable], token
-            )
-            for r in letters.refused:  # clamped to fit, so not expected: say so rather than stop
-                log.error("dead letter %s cannot be stored (%s); dropped", r.item.dead_letter_id, r.error)
+    def write(b: _Batch) -> None:  # on the writer thread; it alone updates the write counters
+        if writer is None or not len(b):
+            return
+        token = b.token
+        events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.events, token)
+        unstorable = unstorable_letters(events.refused)
+        stats.inserted += events.written
+        stats.already_stored += len(b.events) - events.written - len(events.refused)
+        stats.unstorable += len(events.refused)
+        letters = write_isolating(
+            lambda rows, tok: writer.write_dead_letters(rows, token=tok), [*b.letters, *unstorable], token
+        )
+        for r in letters.refused:  # clamped to fit, so not expected: say so rather than stop
+            log.error("dead letter %s cannot be stored (%s); dropped", r.item.dead_letter_id, r.error)
 
-        def advance(n: int, path: Path = path) -> None:
-            if progress:
-                progress(path, n)
-
-        try:
-            for row, message in read_messages(path, progress=advance):
-                stats.rows += 1
-                if publisher is not None and isinstance(message, bytes):
-                    publisher.send(_key_of(message), message)
-                    stats.published += 1
-                if writer is None:
-                    if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
-                        stats.invalid_by_reason[message.reason] += 1
-                    continue
-                verdict = message if isinstance(message, Invalid) else validate_event(message)
-                batch.add(message)
-                if isinstance(verdict, Invalid):
-                    stats.invalid_by_reason[verdict.reason] += 1
-                    batch.letters.append(
-                        dead_letter_of(verdict, src_partition=part, src_offset=row, src_ts_ms=src_ts_ms)
-                    )
-                else:
-                    stats.valid += 1
-                    if horizon_s is not None and verdict.occurred_at_s < horizon_s:
-                        stats.beyond_retention += 1
-                    else:
-                        batch.events.append(ValidRecord(verdict, part, row, src_ts_ms))
-                if len(batch) >= batch_rows:
-                    flush(batch)
-                    batch = _Batch()
-        except SourceError:
-            flush(batch)  # the good rows before an unreadable part of the file are kept
-            raise
-        flush(batch)
+    with _BatchWriter(write) as writes:
+        for path in paths:
+            _replay_file(path, writes, stats, publisher, writer is not None, batch_rows, src_ts_ms, horizon_s, progress)
+        writes.drain()
     if publisher is not None:
         publisher.flush()
     stats.elapsed_s = time.monotonic() - t0
     return stats
+
+
+class _BatchWriter:
+    """Writes batches on one thread of its own, one at a time and in order, while the caller
+    reads and validates the next batch.
+
+    chDB (and the HTTP client, waiting on the server) releases the GIL while ClickHouse runs an
+    INSERT or the writer's "already stored?" query, which is about half of a replay's time: done
+    in turn, reading and writing add up; overlapped, a replay takes about the longer of the two.
+    Nothing about what is written changes: batches are written in file order, each after the
+    previous one has finished, so the writer's at-most-once check sees every earlier batch (ids
+    repeated across batches are still found stored). At most one batch is in flight, so memory
+    stays two batches. A failed write is raised to the caller at its next `submit` or at `drain`;
+    leaving the `with` block waits for the write in flight, so the client is never closed under it.
+    """
+
+    def __init__(self, write: Callable[[_Batch], None]):
+        self._write = write
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-write")
+        self._pending: Future[None] | None = None
+
+    def submit(self, batch: _Batch) -> None:
+        self.drain()
+        if len(batch):
+            self._pending = self._pool.submit(self._write, batch)
+
+    def drain(self) -> None:
+        """Wait for the batch in flight; raises its write's error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> "_BatchWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _replay_file(
+    path: Path,
+    writes: _BatchWriter,
+    stats: ReplayStats,
+    publisher: Publisher | None,
+    store: bool,
+    batch_rows: int,
+    src_ts_ms: int,
+    horizon_s: float | None,
+    progress: Callable[[Path, int], None] | None,
+) -> None:
+    """Read, validate and hand to `writes` in batches every row of `path` (see `replay_files`)."""
+    part = replay_partition(path)
+    batch = _Batch()
+
+    def advance(n: int) -> None:
+        if progress:
+            progress(path, n)
+
+    try:
+        for row, message in read_messages(path, progress=advance):
+            stats.rows += 1
+            if publisher is not None and isinstance(message, bytes):
+                publisher.send(_key_of(message), message)
+                stats.published += 1
+            if not store:
+                if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
+                    stats.invalid_by_reason[message.reason] += 1
+                continue
+            verdict = message if isinstance(message, Invalid) else validate_event(message)
+            batch.add(message)
+            if isinstance(verdict, Invalid):
+                stats.invalid_by_reason[verdict.reason] += 1
+                batch.letters.append(dead_letter_of(verdict, src_partition=part, src_offset=row, src_ts_ms=src_ts_ms))
+            else:
+                stats.valid += 1
+                if horizon_s is not None and verdict.occurred_at_s < horizon_s:
+                    stats.beyond_retention += 1
+                else:
+                    batch.events.append(ValidRecord(verdict, part, row, src_ts_ms))
+            if len(batch) >= batch_rows:
+                writes.submit(batch)
+                batch = _Batch()
+    except SourceError:
+        writes.submit(batch)  # the good rows before an unreadable part of the file are kept
+        writes.drain()
+        raise
+    writes.submit(batch)
 
 
 def replay_into(

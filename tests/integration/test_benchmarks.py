@@ -61,6 +61,9 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
     assert results["worker"]["peak_rss_mib"][0] > 0 and results["worker_quarter"]["peak_rss_mib"][0] > 0
     assert len(results["scaleout"]["peak_rss_mib"]) == 2
     assert results["replay"]["written"] == results["replay"]["events"] > 0
+    # the replay's baseline inserts exactly the rows the replay stored
+    assert results["replay_raw_insert"]["rows"] == results["replay"]["written"]
+    assert results["replay_raw_insert"]["batch_rows"] == results["replay"]["batch_rows"]
     values = results["evaluation"]["values"]
     assert results["same_job"]["events"] == 4000 and results["same_job"]["invalid"] == results["worker"]["invalid"]
     recovery = results["recovery"]
@@ -72,6 +75,8 @@ def test_smoke_run_reports_every_measurement(tmp_path: Path) -> None:
         "worker_vs_same_job",
         "sink_vs_raw_insert",
         "pipeline_vs_raw",
+        "pipeline_vs_same_job",
+        "replay_vs_raw_insert",
         "rss_growth_4x",
         "scaleout_speedup",
         "validate_fast_vs_reference",

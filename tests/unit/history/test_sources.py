@@ -133,6 +133,21 @@ def test_a_100_mb_line_is_one_too_large_row_and_memory_stays_bounded(tmp_path: P
     assert verdict.redacted is None
 
 
+def test_each_line_too_long_to_hold_gets_its_own_fingerprint(tmp_path: Path) -> None:
+    """The reader reuses one hash between long lines: the second long line's fingerprint must
+    be its own, not one of both lines' bytes."""
+    good = orjson.dumps(EVENT)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    sha_a = _write_long_line(first, b"", HOLD_LINE_BYTES + 10, good + b"\n")
+    sha_b = _write_long_line(second, b"", HOLD_LINE_BYTES + 20, b"")
+    both = tmp_path / "both.jsonl"
+    both.write_bytes(first.read_bytes() + second.read_bytes())
+    rows = [m for _, m in read_messages(both)]
+    assert len(rows) == 3 and rows[1] == good
+    assert isinstance(rows[0], Invalid) and isinstance(rows[2], Invalid)
+    assert (rows[0].payload_sha256, rows[2].payload_sha256) == (sha_a, sha_b)
+
+
 @pytest.mark.parametrize("extra", [0, 1, 2, 3, 5000, HOLD_LINE_BYTES - MAX_EVENT_BYTES])
 def test_lines_around_the_cap_get_the_verdict_kafka_gives_the_same_bytes(tmp_path: Path, extra: int) -> None:
     line = b'{"pad":"' + b"y" * (MAX_EVENT_BYTES + extra - 10) + b'"}'

@@ -19,7 +19,7 @@ from psmon.metrics import PipelineMetrics
 from psmon.schemas.normalized import ValidRecord, decode_valid, encode_valid
 from psmon.schemas.validation import ValidEvent
 from psmon.settings import Settings
-from psmon.sinks.service import SinkService, _decode, batch_token, retry_delays_s
+from psmon.sinks.service import SinkService, _decode, batch_token, retry_delays_s, take_batch
 
 SETTINGS = Settings(topic_prefix="t", sink_retry_max_backoff_s=4)
 
@@ -233,3 +233,65 @@ def test_the_sink_has_no_fault_unless_given_a_plan(monkeypatch: pytest.MonkeyPat
     plan = FaultPlan.from_settings(asked)
     assert plan == FaultPlan(sink_crash_after_writes=3, clickhouse_fault_file="/f")
     assert sink(asked, faults=plan)[0].faults == plan
+
+
+# -- filling a batch ------------------------------------------------------------------------------
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class Polls:
+    """Stands in for `getmany`: hands out `chunks` one per call (honouring `max_records`), then
+    nothing, after waiting the timeout as the consumer would."""
+
+    def __init__(self, chunks: list[int], partitions: int = 2):
+        self.chunks = chunks
+        self.partitions = partitions
+        self.next_offset = 0
+        self.calls: list[int] = []
+
+    async def __call__(self, *, timeout_ms: int, max_records: int) -> Batch:
+        self.calls.append(max_records)
+        if not self.chunks:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        n = min(self.chunks.pop(0), max_records)
+        out: Batch = {}
+        for _ in range(n):
+            p = self.next_offset % self.partitions
+            out.setdefault(TopicPartition("t.valid", p), []).append(rec(p, self.next_offset))
+            self.next_offset += 1
+        return out
+
+
+def offsets(batch: Batch) -> list[int]:
+    return sorted(r.offset for records in batch.values() for r in records)
+
+
+def test_a_batch_is_filled_from_several_polls_up_to_the_batch_size() -> None:
+    polls = Polls([300, 300, 300, 300, 300])
+    batch = asyncio.run(take_batch(polls, max_rows=1000, wait_ms=60_000, stopping=asyncio.Event()))
+    assert offsets(batch) == list(range(1000))  # never more than the batch size, nothing skipped
+    assert polls.calls == [1000, 700, 400, 100]  # each poll asks only for what is missing
+    for tp, records in batch.items():  # each partition's records stay in offset order
+        assert [r.offset for r in records] == sorted(r.offset for r in records), tp
+
+
+def test_a_partial_batch_is_written_once_the_flush_interval_has_passed() -> None:
+    polls = Polls([5, 3])
+    batch = asyncio.run(take_batch(polls, max_rows=1000, wait_ms=50, stopping=asyncio.Event()))
+    assert offsets(batch) == list(range(8))
+    assert len(polls.calls) >= 3  # it did wait for more before giving up
+
+
+def test_nothing_to_take_is_an_empty_batch_after_one_poll() -> None:
+    polls = Polls([])
+    assert asyncio.run(take_batch(polls, max_rows=1000, wait_ms=10, stopping=asyncio.Event())) == {}
+    assert polls.calls == [1000]
+
+
+def test_a_stopping_sink_does_not_wait_to_fill_the_batch() -> None:
+    stopping = asyncio.Event()
+    stopping.set()
+    polls = Polls([5, 5])
+    batch = asyncio.run(take_batch(polls, max_rows=1000, wait_ms=60_000, stopping=stopping))
+    assert offsets(batch) == list(range(5)) and polls.calls == [1000]
