@@ -14,12 +14,12 @@ import time
 from typing import Any
 
 from benchmarks.common import Bench, Progress, high_watermarks
-from benchmarks.replay import warm_up_inserts
+from benchmarks.replay import timed_inserts, warm_up_inserts
 from psmon.schemas.normalized import ValidRecord, decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import EVENT_COLUMNS, event_row
+from psmon.sinks.clickhouse.writer import event_row
 from testkit import Samples, from_beginning, sample, scrape
 
 __all__ = ["raw_insert", "read_valid", "run_sink", "sink_done"]
@@ -84,11 +84,5 @@ def raw_insert(client: Client, database: str, records: list[ValidRecord], batch_
     migrate(client, database)
     warm_up_inserts()
     rows = [event_row(r) for r in records]
-    columns = list(EVENT_COLUMNS)
-    elapsed = 0.0
-    for i in range(0, len(rows), batch_rows):
-        chunk = rows[i : i + batch_rows]
-        t0 = time.perf_counter()
-        client.insert(f"{database}.events", chunk, column_names=columns)
-        elapsed += time.perf_counter() - t0
+    elapsed = timed_inserts(client, database, rows, batch_rows)
     return {"rows": len(rows), "seconds": round(elapsed, 2), "rows_per_s": round(len(rows) / max(elapsed, 1e-6), 1)}
