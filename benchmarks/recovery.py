@@ -22,7 +22,15 @@ the stage-2 service starting: interpreter, imports, settings, topics, the Faust 
 `group_join` (to the first partition of `psmon.valid` assigned), `state` (to the last partition
 live: restore + tail replay, or the full re-read; also given as `state_seconds`) and `export`
 (to the scrape that saw every event). `rebuild_records` is how many records each replayed before
-going live (`psmon_events_processed_total{stage="rebuild"}`).
+going live (`psmon_events_processed_total{stage="rebuild"}`). `read_ahead_s` is how long the
+successor spent reading its checkpoints and rebuilding the duplicate memory from them *during*
+`group_join` (on a thread, for the partitions its data dir's previous process held:
+`psmon/streams/rates_service.py`); None when it read nothing ahead (the full re-read).
+
+Measured 2026-11-30 on the shared 2-core machine, 1 M retained records, `python -m benchmarks
+--only recovery --recovery-records 1000000 --recovery-skip-reread` (phases in s, total / start-up /
+group join / state / export): before the read ahead 6.22 / 1.80 / 3.40 / 0.83 / 0.20 at load
+2.1-3.1; the table with the read ahead is in docs/performance.md#recovery.
 """
 
 import asyncio
@@ -100,6 +108,7 @@ def _fill(bootstrap: str, topic: str, start: int, count: int, now_s: float) -> f
 
 
 _LOG_TS = re.compile(r"^(\S+) INFO (\S+): (.*)$")
+_READ_AHEAD = re.compile(r"checkpoints of \d+ partitions read ahead in ([0-9.]+) s")
 
 
 def _phases(log: Path, valid_topic: str, started: datetime, exported: datetime) -> dict[str, float | None]:
@@ -110,13 +119,17 @@ def _phases(log: Path, valid_topic: str, started: datetime, exported: datetime) 
     - `group_join`: from there to its first partition of `psmon.valid` assigned (the consumer's
       join; after a SIGKILL the group first waits for the dead member's session to expire);
     - `state`: to the last partition live (restore + tail replay, or the full re-read);
-    - `export`: to the benchmark's scrape seeing every event (at most one poll interval).
+    - `export`: to the benchmark's scrape seeing every event (at most one poll interval);
+    - `read_ahead_s`: not a phase, the checkpoint reads done on a thread during `group_join`.
     """
     service: datetime | None = None
     assigned: datetime | None = None
     live: datetime | None = None
+    read_ahead: float | None = None
     for line in log.read_text(errors="replace").splitlines():
         m = _LOG_TS.match(line)
+        if m and m.group(2).startswith("psmon.streams.checkpoint") and (ahead := _READ_AHEAD.search(m.group(3))):
+            read_ahead = float(ahead.group(1))
         if not m or not m.group(2).startswith("psmon.streams.rates_service"):
             continue
         ts, text = datetime.fromisoformat(m.group(1)), m.group(3)
@@ -137,6 +150,7 @@ def _phases(log: Path, valid_topic: str, started: datetime, exported: datetime) 
         "group_join": span(service, assigned),
         "state": span(assigned, live),
         "export": span(live, exported),
+        "read_ahead_s": read_ahead,
     }
 
 

@@ -202,7 +202,7 @@ class LiveRates:
             self.rates.restore_province(province, rings)
         for name, labels, n in state.totals:
             self._totals[labels[0]][(self._counter_by_name[name], labels)] = n
-        self._recent.restore(partition, state.recent.arrays())
+        self._recent.restore(partition, state.recent)
         if self.catalog is not None and state.catalog is not None:
             self.catalog.restore(partition, state.catalog)
         return list(state.provinces)
@@ -218,7 +218,7 @@ class LiveRates:
         """Put a checkpoint's state into dead-letter `partition`, which must be catching up."""
         if partition not in self._letters_catching_up:
             raise ValueError(f"dead-letter partition {partition} is live: restore only into one catching up")
-        self._recent.restore((_DEAD_LETTERS, partition), state.recent.arrays())
+        self._recent.restore((_DEAD_LETTERS, partition), state.recent)
         self._letters[partition] = dict(state.reasons)
 
     # -- dead letters ----------------------------------------------------------------------

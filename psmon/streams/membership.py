@@ -29,6 +29,11 @@ local broker a static member's join took ~6 s whatever the session timeout, and 
 members kept failing heartbeats ("member_id was not recognized") and rejoining. Reusing the
 member id needs nothing but the plain join protocol, on both brokers.
 
+The file also keeps the member's last assignment (a second line, JSON): the partitions a
+successor will most likely be given back, whose checkpoints it reads and prepares on a thread
+while its join is in flight (`rates_service.py`). It is only a guess: a partition not given back
+is dropped unused, one not guessed is read at assignment, as without the file.
+
 aiokafka has no setting for the member id of the first join: `start_with_member_id` starts the
 consumer *before* it subscribes (its coordinator then waits for a subscription), sets the id on
 the coordinator, and subscribes; the id is read back from the coordinator after each join.
@@ -41,6 +46,7 @@ import re
 from pathlib import Path
 from typing import Final
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 
 __all__ = ["MemberIdFile", "member_id", "start_with_member_id"]
@@ -49,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: What a member id read back from a file may look like (aiokafka: "<client id>-<uuid>").
 _MEMBER_ID: Final = re.compile(r"[\x21-\x7e]{1,255}")
+#: The file's size bound when read: the id and a few thousand partitions.
+_MAX_BYTES: Final = 256 * 1024
 
 
 class MemberIdFile:
@@ -57,6 +65,8 @@ class MemberIdFile:
     def __init__(self, directory: Path, group: str):
         self.path = directory / f"{group}.member"
         self._fd: int | None = None
+        #: The predecessor's last assignment, (topic, partition), set by `acquire` ([] if none).
+        self.assignment: list[tuple[str, int]] = []
 
     def acquire(self) -> str | None:
         """Lock the file for this process; returns the id a dead predecessor left, if any.
@@ -71,14 +81,19 @@ class MemberIdFile:
             log.warning("%s is locked by another live process: joining as a new member", self.path)
             return None
         self._fd = fd
-        text = os.pread(fd, 256, 0).decode("ascii", errors="replace").strip()
+        first, _, rest = os.pread(fd, _MAX_BYTES, 0).decode("ascii", errors="replace").partition("\n")
+        self.assignment = _assignment(rest)
+        text = first.strip()
         return text if _MEMBER_ID.fullmatch(text) else None
 
-    def save(self, member: str) -> None:
-        """Keep `member` (in place: the lock is on this inode, a rename would leave it behind)."""
+    def save(self, member: str, assignment: list[tuple[str, int]] | None = None) -> None:
+        """Keep `member` and its `assignment` (in place: the lock is on this inode, a rename would
+        leave it behind)."""
         if self._fd is None or not _MEMBER_ID.fullmatch(member):
             return
         data = member.encode("ascii")
+        if assignment:
+            data += b"\n" + orjson.dumps(sorted(assignment))
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
         os.fsync(self._fd)
@@ -89,6 +104,21 @@ class MemberIdFile:
             return
         os.close(self._fd)
         self._fd = None
+
+
+def _assignment(text: str) -> list[tuple[str, int]]:
+    """The (topic, partition) list of a file's second line; [] when absent or malformed."""
+    try:
+        found = orjson.loads(text.strip() or "[]")
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(found, list):
+        return []
+    return [
+        (t, p)
+        for t, p in (x for x in found if isinstance(x, list) and len(x) == 2)
+        if isinstance(t, str) and isinstance(p, int)
+    ]
 
 
 async def start_with_member_id(

@@ -148,6 +148,7 @@ def test_a_killed_worker_is_recovered_from_checkpoints_not_from_history(
         database=unique,
         data_dir=tmp_path / "data",
         checkpoint_interval_s=1,
+        log_level="info",
     )
     port = free_port()
 
@@ -201,6 +202,12 @@ def test_a_killed_worker_is_recovered_from_checkpoints_not_from_history(
         stop_process(second)
 
     assert sample(after, "psmon_checkpoint_restored_total", topic=settings.topic_valid) == len(ends)
+    # Read and prepared while the join was in flight: the partitions the dead worker held.
+    second_log = (tmp_path / "second.log").read_text()
+    for p in ends:
+        assert (
+            f"{settings.topic_valid}[{p}] restored from its checkpoint at offset {ends[p]} (read ahead)" in second_log
+        )
     assert sample(after, "psmon_events_processed_total", stage="rebuild") == len(tail)
     for province, n in duplicates.items():
         assert sample(after, "psmon_events_duplicate_total", province=province) == n
@@ -289,7 +296,9 @@ def test_a_worker_restarted_after_sigkill_rejoins_as_its_dead_predecessor(
     first = start("first")
     try:
         wait_until(lambda: metric_totals(scrape(port)) == totals(events), timeout_s=120, what="the first totals")
-        dead = wait_until(lambda: member_file.exists() and member_file.read_text(), timeout_s=10, what="member id")
+        dead = wait_until(
+            lambda: member_file.exists() and member_file.read_text().partition("\n")[0], timeout_s=10, what="member id"
+        )
     finally:
         stop_process(first, sig=signal.SIGKILL)
 
@@ -299,4 +308,5 @@ def test_a_worker_restarted_after_sigkill_rejoins_as_its_dead_predecessor(
     finally:
         stop_process(second)
     assert f"as member {dead} " in (tmp_path / "second.log").read_text()
-    assert member_file.read_text() == dead  # the coordinator took the id: no new member was made
+    # The coordinator took the id: no new member was made.
+    assert member_file.read_text().partition("\n")[0] == dead

@@ -7,6 +7,7 @@ a checkpoint is restored by whichever worker owns the partition next.
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from psmon.metrics import PipelineMetrics
 from psmon.schemas.metrics import WINDOWS
 from psmon.streams.checkpoint import FORMAT_VERSION, Checkpoint, CheckpointStore, LetterState, ValidState
-from psmon.streams.dedup import RecentIds, Seen
+from psmon.streams.dedup import PreparedStream, RecentIds, Seen
 from psmon.streams.live import LiveRates
 from psmon.streams.windows import RollingRates
 from tests.unit.streams.test_live import SUBMITTED_25, invalid, letter, record
@@ -52,12 +53,14 @@ def samples(reg: CollectorRegistry, names: tuple[str, ...]) -> dict[tuple[str, t
 OWNED = ("psmon_dossiers_submitted_total", "psmon_events_duplicate_total")
 
 
-def round_trip(tmp_path: Path, live: LiveRates, partition: int = 3, app_id: str = "psmon") -> Checkpoint | None:
+def round_trip(
+    tmp_path: Path, live: LiveRates, partition: int = 3, app_id: str = "psmon", *, prepare: bool = False
+) -> Checkpoint | None:
     store = CheckpointStore(tmp_path, app_id=app_id)
     store.write(
         VALID, partition, 8, Checkpoint(next_offset=42, state=live.partition_state(partition), last_record=LAST)
     )
-    return CheckpointStore(tmp_path, app_id="psmon").read(VALID, partition, 8)
+    return CheckpointStore(tmp_path, app_id="psmon").read(VALID, partition, 8, prepare=prepare)
 
 
 def test_a_restored_partition_exports_what_its_writer_did(tmp_path: Path) -> None:
@@ -82,11 +85,13 @@ def test_a_restored_partition_exports_what_its_writer_did(tmp_path: Path) -> Non
     assert reader.rates.provinces == ["01", "25"]
 
 
-def test_the_duplicate_memory_behaves_the_same_after_a_restore(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prepare", [False, True], ids=["arrays", "prepared"])
+def test_the_duplicate_memory_behaves_the_same_after_a_restore(tmp_path: Path, prepare: bool) -> None:
     writer, _ = make()
     feed(writer)
-    found = round_trip(tmp_path, writer)
+    found = round_trip(tmp_path, writer, prepare=prepare)
     assert found is not None and isinstance(found.state, ValidState)
+    assert isinstance(found.state.recent, PreparedStream) is prepare
     reader, reg = make()
     reader.catch_up({3})
     reader.restore_partition(3, found.state)
@@ -199,3 +204,42 @@ def test_a_restored_stream_counts_toward_the_worker_bound() -> None:
     assert len(other) <= 1000  # the oldest minutes went, as if the keys had been inserted here
     # the newest ids of the restored stream are still remembered
     assert other.check(0, "e799", (0, 799), 500.0) is Seen.REDELIVERY
+
+
+def test_a_checkpoint_read_ahead_is_used_while_its_file_is_unchanged(tmp_path: Path) -> None:
+    writer, _ = make()
+    feed(writer)
+    store = CheckpointStore(tmp_path, app_id="psmon")
+    store.write(VALID, 3, 8, Checkpoint(next_offset=42, state=writer.partition_state(3), last_record=LAST))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # as the worker does, while it joins its group
+        ahead = pool.submit(store.prefetch, [(VALID, 3), (VALID, 5)]).result()
+    assert set(ahead) == {(VALID, 3)}  # partition 5 has no file
+    early = ahead[(VALID, 3)]
+    assert isinstance(early.state, ValidState) and isinstance(early.state.recent, PreparedStream)
+    assert store.read_many([(VALID, 3, 8), (VALID, 5, 8)], prepare=True, ahead=ahead) == [early, None]
+    assert store.read_many([(VALID, 3, 8)], prepare=True, ahead=ahead)[0] is early
+
+    reader, reg = make()
+    reader.catch_up({3})
+    reader.restore_partition(3, early.state)
+    reader.caught_up(3)
+    assert reader.observe(record("a", src=(1, 7)), partition=3) is Seen.REDELIVERY
+    assert reader.observe(record("a", src=(2, 9)), partition=3) is Seen.DUPLICATE
+    assert reg.get_sample_value("psmon_events_duplicate_total", {"province": "25"}) == 2
+
+
+def test_a_checkpoint_read_ahead_is_read_again_when_its_file_changed_or_does_not_fit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer, _ = make()
+    feed(writer)
+    store = CheckpointStore(tmp_path, app_id="psmon")
+    store.write(VALID, 3, 8, Checkpoint(next_offset=42, state=writer.partition_state(3), last_record=LAST))
+    ahead = store.prefetch([(VALID, 3)])
+    assert store.read_many([(VALID, 3, 12)], ahead=ahead) == [None]  # another partition count: re-read, refused
+    assert "ignoring" in caplog.text
+    # The partition's previous owner checkpointed it again (e.g. when it was revoked): the newer file wins.
+    writer.observe(record("e", src=(0, 5)), partition=3)
+    store.write(VALID, 3, 8, Checkpoint(next_offset=43, state=writer.partition_state(3), last_record=LAST))
+    (found,) = store.read_many([(VALID, 3, 8)], ahead=ahead)
+    assert found is not None and found is not ahead[(VALID, 3)] and found.next_offset == 43

@@ -1,6 +1,11 @@
-"""RecentIds: redelivery versus duplicate per source message, one bound per worker, retention."""
+"""RecentIds: redelivery versus duplicate per source message, one bound per worker, retention,
+and restores from a checkpoint's arrays, prepared on a thread or not."""
 
-from psmon.streams.dedup import RecentIds, Seen
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from psmon.streams.dedup import RecentIds, Seen, StreamState
 
 
 def test_redelivery_versus_duplicate() -> None:
@@ -61,3 +66,49 @@ def test_ids_older_than_the_retention_are_forgotten() -> None:
     ids.check(0, "late", (0, 5000), 180.0)  # watermark moves 3 minutes: everything from t=0 expires
     assert len(ids) == 1
     assert ids.check(0, "e0", (0, 0), 180.0) is Seen.NEW
+
+
+def _memory() -> RecentIds:
+    """Stream 0 with ids over three minutes, a duplicate (a tagged source key) and a redelivery."""
+    ids = RecentIds(max_ids=1000)
+    for i in range(30):
+        ids.check(0, f"e{i}", (0, i), 60.0 * (i // 10))
+    ids.check(0, "e3", (1, 3), 150.0)  # a duplicate: its source is remembered too
+    ids.check(0, "e4", (0, 4), 150.0)  # a redelivery: nothing new
+    return ids
+
+
+def test_a_stream_prepared_on_a_thread_restores_what_a_restore_from_its_arrays_does() -> None:
+    source = _memory()
+    arrays = source.copy_stream(0).arrays()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = pool.submit(arrays.prepare).result()
+    from_thread, from_arrays = RecentIds(max_ids=1000), RecentIds(max_ids=1000)
+    from_thread.restore(0, prepared)
+    from_arrays.restore(0, arrays)
+    assert from_thread.copy_stream(0) == from_arrays.copy_stream(0) == source.copy_stream(0)
+    assert len(from_thread) == len(from_arrays) == len(source) == 31
+    messages = [("e3", (1, 3)), ("e3", (2, 3)), ("e4", (0, 4)), ("e29", (5, 5)), ("new", (0, 99))]
+    for ids in (source, from_thread, from_arrays):
+        seen = [ids.check(0, event_id, src, 200.0) for event_id, src in messages]
+        assert seen == [Seen.REDELIVERY, Seen.DUPLICATE, Seen.REDELIVERY, Seen.DUPLICATE, Seen.NEW]
+
+
+def test_each_restore_of_a_prepared_stream_gets_its_own_memory() -> None:
+    prepared = _memory().copy_stream(0).arrays().prepare()
+    first, second = RecentIds(max_ids=1000), RecentIds(max_ids=1000)
+    first.restore(0, prepared)
+    second.restore(0, prepared)
+    assert first.check(0, "only-in-first", (0, 500), 200.0) is Seen.NEW
+    assert second.check(0, "only-in-first", (0, 500), 200.0) is Seen.NEW  # not shared with `first`
+    assert len(prepared.keys) == 31
+
+
+def test_an_inconsistent_state_is_refused_and_the_stream_kept() -> None:
+    ids = _memory()
+    state = ids.copy_stream(0).arrays()
+    broken = StreamState(keys=state.keys, tagged=state.tagged, values=state.values, minutes=state.minutes[:1])
+    with pytest.raises(ValueError, match="minute queue"):
+        ids.restore(0, broken)
+    assert len(ids) == 31
+    assert ids.check(0, "e0", (0, 0), 200.0) is Seen.REDELIVERY

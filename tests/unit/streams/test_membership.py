@@ -63,3 +63,26 @@ def test_a_killed_holder_releases_the_lock_to_its_successor(tmp_path: Path) -> N
 def test_an_unreadable_file_means_no_predecessor(tmp_path: Path) -> None:
     (tmp_path / "g.member").write_bytes(b"\x00\xff not an id\n")
     assert MemberIdFile(tmp_path, "g").acquire() is None
+
+
+def test_the_assignment_is_kept_for_the_successor(tmp_path: Path) -> None:
+    first = MemberIdFile(tmp_path, "g")
+    assert first.acquire() is None and first.assignment == []
+    first.save(MEMBER, [("psmon.valid", 1), ("psmon.dead-letter", 0), ("psmon.valid", 0)])
+    first.save(MEMBER, [("psmon.valid", 1), ("psmon.valid", 0)])  # a later rebalance: the latest counts
+    first.release()
+    successor = MemberIdFile(tmp_path, "g")
+    assert successor.acquire() == MEMBER
+    assert successor.assignment == [("psmon.valid", 0), ("psmon.valid", 1)]
+
+
+def test_a_file_without_a_readable_assignment_still_gives_the_id(tmp_path: Path) -> None:
+    (tmp_path / "old.member").write_text(MEMBER)  # as written before assignments were kept
+    old = MemberIdFile(tmp_path, "old")
+    assert old.acquire() == MEMBER and old.assignment == []
+    (tmp_path / "bad.member").write_text(MEMBER + '\n[["psmon.valid", "x"], 3, {"a": 1}, ["psmon.valid", 2]')
+    bad = MemberIdFile(tmp_path, "bad")
+    assert bad.acquire() == MEMBER and bad.assignment == []
+    (tmp_path / "odd.member").write_text(MEMBER + '\n[["psmon.valid", "x"], 3, ["psmon.valid", 2]]')
+    odd = MemberIdFile(tmp_path, "odd")
+    assert odd.acquire() == MEMBER and odd.assignment == [("psmon.valid", 2)]
