@@ -28,9 +28,12 @@ successor spent reading its checkpoints and rebuilding the duplicate memory from
 `psmon/streams/rates_service.py`); None when it read nothing ahead (the full re-read).
 
 Measured 2026-11-30 on the shared 2-core machine, 1 M retained records, `python -m benchmarks
---only recovery --recovery-records 1000000 --recovery-skip-reread` (phases in s, total / start-up /
-group join / state / export): before the read ahead 6.22 / 1.80 / 3.40 / 0.83 / 0.20 at load
-2.1-3.1; the table with the read ahead is in docs/performance.md#recovery.
+--only recovery --recovery-records 1000000 --recovery-skip-reread`, before and after the read
+ahead alternated (s, total / start-up / group join / state / export): before 7.43 / 2.53 / 3.55 /
+1.32 / 0.02 and 8.06 / 2.74 / 3.62 / 1.52 / 0.18, after 5.63 / 1.73 / 3.34 / 0.48 / 0.08 and
+8.01 / 2.99 / 3.56 / 1.21 / 0.25 at load 3.5-6.4; the restores on the loop went 0.43-0.51 s ->
+0.07-0.10 s. The totals follow the load: the join is the local broker's delay (3 s at the 6 s
+session timeout), start-up is imports. Table: docs/performance.md#recovery.
 """
 
 import asyncio
