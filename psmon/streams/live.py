@@ -97,6 +97,8 @@ class LiveRates:
         # (counter, label values) -> its exported child, so a live event costs a dict lookup,
         # not a labels() call; dropped with the series.
         self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+        # live? -> processed{stage="rates"|"rebuild"}: per event as well, so looked up once
+        self._processed: dict[bool, Any] = {}
         # dead-letter partition -> reason -> letters (redeliveries absorbed), and those re-read
         self._letters: dict[int, dict[str, int]] = {}
         self._letters_catching_up: set[int] = set()
@@ -132,7 +134,10 @@ class LiveRates:
         self.rates.advance(e.occurred_at_s)
         seen = self._recent.check(partition, e.event_id, record.src, self.rates.watermark_s or e.occurred_at_s)
         m = self.metrics
-        m.processed.labels("rates" if live else "rebuild").inc()
+        processed = self._processed.get(live)
+        if processed is None:
+            processed = self._processed[live] = m.processed.labels("rates" if live else "rebuild")
+        processed.inc()
         self._partition_of[e.province_code] = partition
         if seen is Seen.DUPLICATE:
             self._count(m.duplicate, (e.province_code,), live)  # owned, like the contract counters
