@@ -363,6 +363,9 @@ def _typed(event_type: str, schema: dict[str, Any], everything: set[str]) -> tup
         tag=event_type,
         forbid_unknown_fields=True,
         namespace=dict.fromkeys(everything - set(properties) - {"event_type"}),
+        # Its fields are strings, integers, booleans and None: it can never be in a cycle, so the
+        # collector need not track the one allocated per message.
+        gc=False,
     )
     typed = Typed(event_type, attrgetter(*strings), len(strings) - 1, re.compile("\n".join(segments)))
     return struct, typed
