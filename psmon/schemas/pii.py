@@ -32,7 +32,9 @@ backslash, which could start a JSON `\\u` escape that spells either), and most m
 none, so for them nothing else runs. Otherwise `scan` makes one call of one precompiled pattern (its first element is a
 digit class, its branches name the kind) over all the string values of the message joined by
 line feeds (a boundary for every rule above), and a substring test for `@` guards the e-mail
-pattern.
+pattern. For a batch of raw messages, `personal_value_candidates` does `has_personal_value`'s
+marking and substring tests once over all their bytes, so the exact check runs only for the
+few messages it flags.
 """
 
 import re

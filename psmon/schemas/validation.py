@@ -33,13 +33,15 @@ portal content, but a portal's producer sets it, so it is treated like the event
 
 Two paths give the same verdicts. `validate_event_reference` is the contract as written: the
 pydantic models in strict mode, then the rules above; every reason and detail comes from it.
-`validate_event` first tries two fast paths, both compiled by `psmon.schemas.fastpath` from the
-models' published JSON Schema: the typed decoder (msgspec structs: parse and type checks in one C
-pass, then the patterns, personal data, province and time rules on the struct), and for what it
-refuses, orjson and the shape checks (`_accept`). Both only ever *accept*: a message neither
-accepts goes to the reference path, so rejections, their precedence and details are the
-reference's by construction, and `tests/unit/schemas/test_fastpath.py` checks on tens of
-thousands of generated and mutated messages that what it accepts equals the reference's
+`validate_event` (one message) and `validate_events` / `validate_stream` (a batch, the same
+verdicts; stage 1 calls `validate_stream`) first try two fast paths, both compiled by
+`psmon.schemas.fastpath` from the models' published JSON Schema: the typed decoder (msgspec
+structs: parse and type checks in one C pass, then the patterns, personal data, province and
+time rules on the struct), and for what it refuses, orjson and the shape checks (`_accept`).
+Both only ever *accept*: a message neither accepts goes to the reference path, so rejections,
+their precedence and details are the reference's by construction, and
+`tests/unit/schemas/test_fastpath.py` checks on tens of thousands of generated and mutated
+messages, one at a time and in batches, that what it accepts equals the reference's
 `ValidEvent`. Why: cProfile of the reference over the benchmark corpus (simulator JSONL, 1% bad;
 `python -m benchmarks --only cpu` measures both paths), shares of its time:
 
@@ -55,7 +57,7 @@ The fast path does a fixed number of C-level calls per message: the field names 
 shape's key), the string values joined and matched by one compiled regex, strict type checks of
 the integers and booleans, the personal-data regex tried only where 9 digits in a row start
 (`pii.has_personal_value`, instead of at every digit of the event time), the province map's
-`dict.get`, `datetime.fromisoformat`, and `ValidEvent` (no longer frozen). Its profile on the same
+`dict.get`, `datetime.fromisoformat`, and `ValidEvent` (a msgspec struct). Its profile on the same
 corpus: orjson.loads, the personal-data check and the joined-string regex are the largest items,
 then `ValidEvent.__init__`, `timestamp()` and the dict lookups; the typed decoder removes the
 shape lookup, the type checks and the dict lookups from that list (its profile is in
