@@ -6,7 +6,7 @@ runtime rather than the job itself, this program does the job with psmon's own c
 else, in one process and one event loop like the worker:
 
 - stage 1: a consumer in a group of its own reads `<prefix>.events` (`getmany`), each record is
-  validated by `psmon.schemas.validation.validate_event` and encoded (`encode_valid` /
+  validated by `psmon.schemas.validation.validate_stream` (as stage 1 does) and encoded (`encode_valid` /
   `encode_dead_letter`, with its source coordinates), sent to the valid topic keyed by province
   or the dead-letter topic keyed by reason; the batch's acknowledgements are awaited, then the
   batch's next offsets committed;
@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import decode_dead_letter, encode_dead_letter
 from psmon.schemas.normalized import decode_valid, encode_valid
-from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.schemas.validation import ValidEvent, validate_stream
 from psmon.settings import Settings
 from psmon.streams.live import LiveRates
 from psmon.streams.topics import ensure_topics
@@ -70,8 +70,8 @@ async def _stage1(
             sent = []
             offsets: dict[TopicPartition, int] = {}
             for tp, records in batch.items():
-                for r in records:
-                    verdict = validate_event(r.value or b"", record_ts_s=r.timestamp / 1000)
+                verdicts = validate_stream([r.value or b"" for r in records], [r.timestamp / 1000 for r in records])
+                for r, verdict in zip(records, verdicts, strict=True):
                     if isinstance(verdict, ValidEvent):
                         value = encode_valid(
                             verdict, src_partition=tp.partition, src_offset=r.offset, src_ts_ms=r.timestamp

@@ -10,7 +10,7 @@ the *same* `src` (a redelivery, absorbed silently), while a portal re-sending an
 province's records share one partition.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,7 +19,7 @@ from psmon.schemas.validation import ValidEvent
 
 __all__ = ["ValidRecord", "decode_valid", "encode_valid"]
 
-_EVENT_FIELDS = tuple(f.name for f in fields(ValidEvent))
+_EVENT_FIELDS: tuple[str, ...] = ValidEvent.__struct_fields__
 _ENCODED_FIELDS = tuple(f for f in _EVENT_FIELDS if f != "occurred_at_s")
 
 

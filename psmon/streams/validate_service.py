@@ -1,6 +1,6 @@
 """Stage 1, validate: `psmon.events` → `psmon.valid` / `psmon.dead-letter`, batch by batch.
 
-Each message of `psmon.events` is validated (`validate_event`) and sent either to `psmon.valid`
+Each message of `psmon.events` is validated (`validate_stream`, in batches) and sent either to `psmon.valid`
 (normalized, keyed by its 34-province code) or to `psmon.dead-letter` (reason + redacted payload,
 keyed by the reason), both carrying the message's source coordinates (partition, offset,
 timestamp). Two tasks, a pipeline of at most `BATCHES_IN_FLIGHT` batches between them:
@@ -109,7 +109,7 @@ from psmon.kafka import KafkaAuth, group_consumer
 from psmon.metrics import PipelineMetrics
 from psmon.schemas.dead_letter import encode_dead_letter
 from psmon.schemas.normalized import encode_valid
-from psmon.schemas.validation import ValidEvent, validate_event
+from psmon.schemas.validation import ValidEvent, validate_stream
 from psmon.settings import Settings
 
 __all__ = ["ValidateService"]
@@ -288,9 +288,9 @@ class ValidateService(Service):
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             src_partition = tp.partition
-            for r in records:
-                # aiokafka timestamps are ms; validation takes the record time in seconds
-                verdict = validate_event(r.value or b"", record_ts_s=r.timestamp / 1000)
+            # aiokafka timestamps are ms; validation takes the record time in seconds
+            verdicts = validate_stream([r.value or b"" for r in records], [r.timestamp / 1000 for r in records])
+            for r, verdict in zip(records, verdicts, strict=True):
                 if isinstance(verdict, ValidEvent):
                     topic, key = valid_topic, verdict.province_code.encode()
                     value = encode_valid(

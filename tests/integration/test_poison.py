@@ -11,13 +11,13 @@ The last test sends the microsecond timestamp through a real worker: validation 
 into a `time_out_of_range` dead letter, which the sink can store.
 """
 
-import dataclasses
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from kafka import KafkaProducer
@@ -194,7 +194,7 @@ def test_replay_sets_a_row_clickhouse_refuses_aside_and_writes_the_rest(
         # A validation missing the amount bound: rp-16 reaches the writer with 2**63.
         verdict = real(raw, **kwargs)  # type: ignore[arg-type]
         if isinstance(verdict, ValidEvent) and verdict.event_id == "rp-16":
-            return dataclasses.replace(verdict, amount_vnd=POISON_AMOUNT)
+            return msgspec.structs.replace(verdict, amount_vnd=POISON_AMOUNT)
         return verdict
 
     monkeypatch.setattr(replay, "validate_event", without_the_bound)

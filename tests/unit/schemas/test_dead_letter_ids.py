@@ -3,8 +3,7 @@
 The same bad payload from any Kafka partition/offset, or from any file, is one dead letter; the
 same refused event from the sink and from a backfill is one `unstorable` letter."""
 
-import dataclasses
-
+import msgspec
 import orjson
 
 from psmon.schemas.dead_letter import decode_dead_letter, encode_dead_letter, letter_id, unstorable_letter
@@ -77,7 +76,7 @@ def test_an_unstorable_id_survives_the_trip_through_psmon_valid() -> None:
     line: times with sub-microsecond float noise must not make them two letters."""
     base = _event("e-1")
     for i in range(500):
-        event = dataclasses.replace(base, occurred_at_s=1_790_000_000 + i * 0.1234567891)
+        event = msgspec.structs.replace(base, occurred_at_s=1_790_000_000 + i * 0.1234567891)
         record = decode_valid(encode_valid(event, src_partition=1, src_offset=i, src_ts_ms=0))
         sink = unstorable_letter(record, error=ValueError())
         backfill = unstorable_letter(ValidRecord(event, 0x8000_0001, i, 0), error=ValueError())

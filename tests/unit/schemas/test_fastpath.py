@@ -21,9 +21,17 @@ import pytest
 
 from psmon.schemas import fastpath
 from psmon.schemas.events import EVENT_MODELS, MAX_AMOUNT_VND
-from psmon.schemas.pii import _DIGITS_RE, has_personal_value, personal_value_kind
+from psmon.schemas.pii import _DIGITS_RE, has_personal_value, personal_value_candidates, personal_value_kind
 from psmon.schemas.provinces import registry
-from psmon.schemas.validation import REASONS, Invalid, ValidEvent, validate_event, validate_event_reference
+from psmon.schemas.validation import (
+    REASONS,
+    Invalid,
+    ValidEvent,
+    validate_event,
+    validate_event_reference,
+    validate_events,
+    validate_stream,
+)
 
 SEED = 20261130
 N = 20_000
@@ -379,3 +387,102 @@ def test_a_contract_the_typed_decoder_cannot_express_fails_loudly(prop: dict[str
     }
     with pytest.raises(ValueError, match=re.escape(message)):
         fastpath._typed("x", schema, {"a", "b", "c"})
+
+
+# --- Batches (`validate_events`, `validate_stream`): the verdicts of one message at a time ---------
+
+
+def _fuzzed(rng: random.Random, n: int) -> tuple[list[bytes], list[float]]:
+    """`n` messages of the differential fuzzer (a third valid, the rest mutated), each with a
+    plausible record timestamp, and now and then one too large."""
+    messages, timestamps = [], []
+    for i in range(n):
+        ev = valid_event(rng)
+        if i % 3:
+            _mutate(rng, ev)
+        raw = _encode(rng, ev)
+        messages.append(raw + b" " * 9000 if rng.random() < 0.01 else raw)
+        timestamps.append(rng.choice([NOW_S, NOW_S - 3600, NOW_S * 1000]))
+    return messages, timestamps
+
+
+def test_a_batch_gets_the_verdicts_of_one_message_at_a_time() -> None:
+    rng = random.Random(SEED + 1)
+    messages, timestamps = _fuzzed(rng, 3000)
+    alone = [
+        validate_event_reference(raw, record_ts_s=ts, now_s=NOW_S) for raw, ts in zip(messages, timestamps, strict=True)
+    ]
+    assert sum(isinstance(v, ValidEvent) for v in alone) > 500
+    start = 0
+    while start < len(messages):  # batches of every size, a bad message anywhere in them
+        end = start + rng.choice([1, 2, 7, 127, 128, 129, 300, 1000])
+        batch = validate_events(messages[start:end], timestamps[start:end], now_s=NOW_S)
+        assert batch == alone[start:end], start
+        start = end
+    assert list(validate_stream(messages, timestamps, now_s=NOW_S)) == alone
+
+
+def test_a_batch_without_record_timestamps_is_bounded_by_the_wall_clock() -> None:
+    rng = random.Random(SEED + 2)
+    messages = []
+    for i in range(300):
+        ev = valid_event(rng)
+        ev["occurred_at"] = "2026-01-01T00:00:00Z" if i % 2 else "2099-01-01T00:00:00Z"  # far in the future
+        messages.append(orjson.dumps(ev))
+    verdicts = validate_events(messages)
+    assert verdicts == [validate_event_reference(raw) for raw in messages]
+    assert [isinstance(v, ValidEvent) for v in verdicts] == [bool(i % 2) for i in range(300)]
+
+
+#: Personal values that every pattern-checked field's character set admits, so that only the
+#: personal-data check can refuse them: an ID number, a mobile number after a code separator (the
+#: pre-scan's other branch), a 12-digit CCCD.
+_PLANTED = ["123456789", "H25-0912345678", "001099012345"]
+_STRING_FIELDS = ["event_id", "procedure_code", "dossier_id", "agency_code", "source_system"]
+
+
+@pytest.mark.parametrize("planted", _PLANTED)
+def test_a_personal_value_in_any_field_of_any_batch_member_is_caught(planted: str) -> None:
+    rng = random.Random(SEED + 3)
+    events = []
+    while len(events) < 260:  # more than two of the pre-scan's chunks
+        ev = valid_event(rng)
+        ev.update(level="province", dossier_id=f"H{len(events) % 96 + 1:02d}.{len(events):09d}")
+        if ev.get("channel") == "online" and ev.get("service_mode") == "offline":
+            continue
+        events.append(ev)
+    clean = [orjson.dumps(ev) for ev in events]
+    assert all(isinstance(v, ValidEvent) for v in validate_events(clean, [NOW_S] * len(clean), now_s=NOW_S))
+    for k in (0, 1, 126, 127, 128, 129, 200, 259):
+        for field in _STRING_FIELDS:
+            raw = orjson.dumps({**events[k], field: planted})
+            assert _typed_accepts(raw)  # only the personal-data check can refuse it
+            batch = [*clean[:k], raw, *clean[k + 1 :]]
+            verdicts = validate_events(batch, [NOW_S] * len(batch), now_s=NOW_S)
+            expected = validate_event_reference(raw, record_ts_s=NOW_S, now_s=NOW_S)
+            assert isinstance(expected, Invalid) and expected.reason == "personal_data", (field, planted)
+            assert verdicts[k] == expected, (k, field, planted)
+            assert all(isinstance(v, ValidEvent) for i, v in enumerate(verdicts) if i != k)
+
+
+def test_the_batch_pre_scan_flags_every_message_whose_strings_hold_a_personal_value() -> None:
+    """`personal_value_candidates` is a superset of the messages `has_personal_value` refuses."""
+    rng = random.Random(SEED + 4)
+    pieces = ["0", "9", "12345678", "0912345678", "84", "+", "-", ".", ":", "/", "_", " ", "a", "@", "é", '\\"']
+    pieces += ["\\u0030", "\\n", "H25."]
+    for _ in range(300):
+        texts = [
+            [
+                "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))),
+                "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))),
+            ]
+            for _ in range(rng.randint(1, 200))
+        ]
+        messages = [b'{"a":"' + a.encode() + b'","n":12345678,"b":"' + b.encode() + b'"}' for a, b in texts]
+        flagged = personal_value_candidates(messages)
+        for i, raw in enumerate(messages):
+            values = orjson.loads(raw)
+            if has_personal_value(values["a"] + "\n" + values["b"]):
+                assert i in flagged, raw
+    # A run at the very start of the batch counts as after a line feed, as between messages.
+    assert personal_value_candidates([b"123456789", b'"H25.000000123"', b"123456789"]) == {0, 2}
