@@ -55,6 +55,9 @@ def evaluate(results: dict[str, Any], *, smoke: bool) -> dict[str, Any]:
         "replay_vs_raw_insert": _ratio(
             _get(results, "replay", "stored_events_per_s"), _get(results, "replay_raw_insert", "rows_per_s")
         ),
+        "replay_vs_arrow_insert": _ratio(
+            _get(results, "replay", "stored_events_per_s"), _get(results, "replay_raw_insert", "arrow_rows_per_s")
+        ),
         "sink_vs_raw_insert": _ratio(_get(results, "sink", "rows_per_s"), _get(results, "raw_insert", "rows_per_s")),
         "latency_p99_ms": _get(results, "latency", "p99_ms"),
         "replay_events_per_s": _get(results, "replay", "events_per_s"),
@@ -175,6 +178,11 @@ def render(results: dict[str, Any]) -> str:
             "  raw insert of the same rows, same batch size",
             _fmt(g("replay_raw_insert", "rows_per_s"), " rows/s"),
             "1.00 (reference)",
+        ),
+        (
+            "  raw Arrow insert of the same rows (fastest found)",
+            _fmt(g("replay_raw_insert", "arrow_rows_per_s"), " rows/s"),
+            f"replay {_fmt(v['replay_vs_arrow_insert'])}x it",
         ),
         (
             "worker peak RSS: corpus / quarter",

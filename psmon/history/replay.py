@@ -10,7 +10,11 @@ pipeline already wrote, changes nothing. Batches are large (50,000 rows by defau
 "already stored?" lookup and the INSERT both cost per batch, not per row. Each batch is written
 on a thread of its own while the next one is read and validated (`_BatchWriter`: ClickHouse
 runs without the GIL), one batch at a time and in file order, so the at-most-once check works
-exactly as if the writes were made in turn.
+exactly as if the writes were made in turn. Python work on the writer thread would compete
+with validation for the GIL, so the reading thread builds each batch's Arrow table before it
+hands the batch over (`writer.PreparedEvents`), the batch's INSERT token is hashed in one call
+that releases the GIL, and the writer thread is left mostly ClickHouse calls (measurements and
+commands in docs/performance.md, "Replay and the end-to-end pipeline").
 
 Replayed rows carry synthetic source coordinates, since they did not come from Kafka:
 `src_partition` = `REPLAY_PARTITION_FLAG` | crc32(file name) (Kafka partitions never reach
@@ -46,7 +50,7 @@ import logging
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +63,11 @@ from psmon.history.sources import SourceError, read_messages
 from psmon.kafka import KafkaAuth
 from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
 from psmon.schemas.normalized import ValidRecord
-from psmon.schemas.validation import Invalid, validate_event
+from psmon.schemas.validation import Invalid, ValidEvent, validate_event
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import ClickHouseWriter, unstorable_letters, write_isolating
+from psmon.sinks.clickhouse.writer import ClickHouseWriter, PreparedEvents, unstorable_letters, write_isolating
 from psmon.streams.topics import ensure_topics
 
 __all__ = [
@@ -144,19 +148,22 @@ def _key_of(message: bytes) -> bytes | None:
 
 
 class _Batch:
+    """The rows of one write: valid events, dead letters, and every row's content (the raw
+    line, or the payload fingerprint of a row the reader rejected) for the INSERT token."""
+
     def __init__(self) -> None:
         self.events: list[ValidRecord] = []
         self.letters: list[DeadLetter] = []
-        self._content = hashlib.blake2b(digest_size=16)
-
-    def add(self, message: bytes | Invalid) -> None:
-        """Fold a row into the batch's content digest (the INSERT token)."""
-        self._content.update(message if isinstance(message, bytes) else message.payload_sha256.encode())
-        self._content.update(b"\n")
+        self.content: list[bytes] = []
+        self.prepared: Sequence[ValidRecord] = self.events
 
     @property
     def token(self) -> str:
-        return f"replay/{self._content.hexdigest()}"
+        """`replay/` + BLAKE2b of every row's content followed by a newline. Hashed once, on the
+        writer thread: one `update` of the whole batch runs without the GIL, where an `update`
+        per row on the reading thread held it (about a second of a 200,000-row replay)."""
+        data = b"\n".join([*self.content, b""])
+        return f"replay/{hashlib.blake2b(data, digest_size=16).hexdigest()}"
 
     def __len__(self) -> int:
         return len(self.events) + len(self.letters)
@@ -185,7 +192,7 @@ def replay_files(
         if writer is None or not len(b):
             return
         token = b.token
-        events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.events, token)
+        events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.prepared, token)
         unstorable = unstorable_letters(events.refused)
         stats.inserted += events.written
         stats.already_stored += len(b.events) - events.written - len(events.refused)
@@ -226,6 +233,8 @@ class _BatchWriter:
         self._pending: Future[None] | None = None
 
     def submit(self, batch: _Batch) -> None:
+        if batch.events:  # built here, while the previous write runs (see `PreparedEvents`)
+            batch.prepared = PreparedEvents.of(batch.events)
         self.drain()
         if len(batch):
             self._pending = self._pool.submit(self._write, batch)
@@ -254,9 +263,17 @@ def _replay_file(
     horizon_s: float | None,
     progress: Callable[[Path, int], None] | None,
 ) -> None:
-    """Read, validate and hand to `writes` in batches every row of `path` (see `replay_files`)."""
+    """Read, validate and hand to `writes` in batches every row of `path` (see `replay_files`).
+
+    The loop runs once per row on the thread that holds the GIL most of a replay, so it keeps
+    its counts in locals (added to `stats` at the end, whatever happens) and appends straight to
+    the batch's lists instead of calling methods per row."""
     part = replay_partition(path)
+    invalid_by_reason = stats.invalid_by_reason
+    rows = valid = published = beyond_retention = 0
     batch = _Batch()
+    events, letters, content = batch.events, batch.letters, batch.content
+    size = 0
 
     def advance(n: int) -> None:
         if progress:
@@ -264,32 +281,46 @@ def _replay_file(
 
     try:
         for row, message in read_messages(path, progress=advance):
-            stats.rows += 1
+            rows += 1
             if publisher is not None and isinstance(message, bytes):
                 publisher.send(_key_of(message), message)
-                stats.published += 1
+                published += 1
             if not store:
                 if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
-                    stats.invalid_by_reason[message.reason] += 1
+                    invalid_by_reason[message.reason] += 1
                 continue
-            verdict = message if isinstance(message, Invalid) else validate_event(message)
-            batch.add(message)
-            if isinstance(verdict, Invalid):
-                stats.invalid_by_reason[verdict.reason] += 1
-                batch.letters.append(dead_letter_of(verdict, src_partition=part, src_offset=row, src_ts_ms=src_ts_ms))
+            verdict: ValidEvent | Invalid
+            if isinstance(message, bytes):
+                content.append(message)
+                verdict = validate_event(message)
             else:
-                stats.valid += 1
+                content.append(message.payload_sha256.encode())
+                verdict = message
+            if isinstance(verdict, Invalid):
+                invalid_by_reason[verdict.reason] += 1
+                letters.append(dead_letter_of(verdict, src_partition=part, src_offset=row, src_ts_ms=src_ts_ms))
+                size += 1
+            else:
+                valid += 1
                 if horizon_s is not None and verdict.occurred_at_s < horizon_s:
-                    stats.beyond_retention += 1
+                    beyond_retention += 1
                 else:
-                    batch.events.append(ValidRecord(verdict, part, row, src_ts_ms))
-            if len(batch) >= batch_rows:
+                    events.append(ValidRecord(verdict, part, row, src_ts_ms))
+                    size += 1
+            if size >= batch_rows:
                 writes.submit(batch)
                 batch = _Batch()
+                events, letters, content = batch.events, batch.letters, batch.content
+                size = 0
     except SourceError:
         writes.submit(batch)  # the good rows before an unreadable part of the file are kept
         writes.drain()
         raise
+    finally:
+        stats.rows += rows
+        stats.valid += valid
+        stats.published += published
+        stats.beyond_retention += beyond_retention
     writes.submit(batch)
 
 

@@ -1,0 +1,173 @@
+"""The writer's Arrow INSERT stores exactly what a plain clickhouse-connect insert of `event_row`
+rows stores (every column, its type, and the rollups fed from it), and its "already stored?"
+query, whose ids travel as one literal, finds ids of any content. Real chDB."""
+
+import dataclasses
+import random
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from psmon.schemas.normalized import ValidRecord
+from psmon.schemas.validation import ValidEvent
+from psmon.sinks.clickhouse.client import Client, connect
+from psmon.sinks.clickhouse.schema import migrate
+from psmon.sinks.clickhouse.writer import (
+    EVENT_COLUMNS,
+    ClickHouseWriter,
+    PreparedEvents,
+    event_row,
+    event_table,
+    string_array,
+    write_isolating,
+)
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    c = connect(f"chdb://{tmp_path_factory.mktemp('ch') / 'clickhouse'}")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def database(client: Client) -> str:
+    name = "t" + uuid.uuid4().hex[:10]
+    migrate(client, name)
+    return name
+
+
+def records(n: int, *, event_id: str = "e-{i}") -> list[ValidRecord]:
+    rng = random.Random(7)
+    # four years: under the 100 monthly partitions one INSERT may touch
+    lo, hi = datetime(2024, 1, 1, tzinfo=UTC).timestamp(), datetime(2028, 1, 1, tzinfo=UTC).timestamp()
+    out = []
+    for i in range(n):
+        occurred = rng.choice([rng.uniform(lo, hi), round(rng.uniform(lo, hi), 6), 1_780_000_000 + i / 1e6 + 0.5e-6])
+        event = ValidEvent(
+            event_id=event_id.format(i=i),
+            event_type=rng.choice(["application.submitted", "payment.completed", "dossier.returned"]),
+            occurred_at_s=occurred,
+            province_code=rng.choice(["01", "79", "48"]),
+            raw_province_code=rng.choice(["01", "79", "33"]),
+            level=rng.choice(["province", "commune"]),
+            procedure_code="1.004227",
+            dossier_id=f"D-{i}",
+            agency_code=rng.choice([None, "AG-1"]),
+            commune_code=rng.choice([None, "00001"]),
+            source_system=rng.choice([None, "dvc", "portal"]),
+            channel=rng.choice([None, "online", "counter"]),
+            service_mode=rng.choice([None, "full_online"]),
+            fee_bearing=rng.choice([None, True, False]),
+            on_time=rng.choice([None, True, False]),
+            method=rng.choice([None, "card"]),
+            amount_vnd=rng.choice([None, 0, 50_000, INT64_MAX, -INT64_MAX - 1]),
+            kind=rng.choice([None, "fee"]),
+        )
+        out.append(
+            ValidRecord(event, rng.choice([3, 2**31 + 99, 2**32 - 1]), rng.randrange(2**63), 1_780_000_000_000 + i)
+        )
+    return out
+
+
+def contents(client: Client, db: str) -> dict[str, object]:
+    """Every stored column of `events` (not `ingested_at`, the insert's time), the column types,
+    and the rollups the materialized views filled."""
+    columns = ", ".join(EVENT_COLUMNS)
+    return {
+        "events": client.query(f"SELECT {columns} FROM {db}.events ORDER BY event_id").result_rows,
+        "types": client.query(
+            f"SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'events' ORDER BY position"
+        ).result_rows,
+        **{table: rollup(client, db, table) for table in ("rollup_hour", "rollup_day")},
+    }
+
+
+def rollup(client: Client, db: str, table: str) -> list[tuple[object, ...]]:
+    """A rollup's rows, aggregate states finalized (a state is not comparable as it is)."""
+    columns = client.query(f"SELECT name, type FROM system.columns WHERE database = '{db}' AND table = '{table}'")
+    exprs = [
+        f"finalizeAggregation({name})" if type_.startswith("AggregateFunction") else name
+        for name, type_ in columns.result_rows
+    ]
+    return sorted(tuple(row) for row in client.query(f"SELECT {', '.join(exprs)} FROM {db}.{table} FINAL").result_rows)
+
+
+def test_the_writer_stores_what_a_plain_insert_of_event_rows_stores(client: Client) -> None:
+    batch = records(3_000)
+    plain, arrow = database(client), database(client)
+    client.insert(f"{plain}.events", [event_row(r) for r in batch], column_names=list(EVENT_COLUMNS))
+
+    assert ClickHouseWriter(client, database=arrow).write_events(batch, token="t") == len(batch)
+
+    expected, stored = contents(client, plain), contents(client, arrow)
+    assert len(stored["events"]) == len(batch)  # type: ignore[arg-type]
+    assert stored["rollup_hour"] and stored["rollup_day"]
+    assert stored == expected
+
+
+ODD = ["a'b", "c\\d", "\\'", "ü ñ 中", "", "{ids:String}", "%s", "$ids$", "tab\there", "x" * 300]
+
+
+def test_string_array_reads_back_any_strings(client: Client) -> None:
+    assert client.query(f"SELECT {string_array(ODD)}").result_rows == [(ODD,)]
+    with_newline = [*ODD, "line\nbreak", "\n"]  # the join cannot be split back: element by element
+    assert client.query(f"SELECT {string_array(with_newline)}").result_rows == [(with_newline,)]
+
+
+def test_the_check_finds_stored_ids_of_any_content_in_a_large_batch(client: Client) -> None:
+    db = database(client)
+    writer = ClickHouseWriter(client, database=db)
+    odd = records(len(ODD))
+    odd = [
+        ValidRecord(dataclasses.replace(r.event, event_id=i), r.src_partition, r.src_offset, r.src_ts_ms)
+        for r, i in zip(odd, ODD, strict=True)
+    ]
+    writer.write_events(odd, token="odd")
+    # 60,000 ids, beyond ClickHouse's default max_query_size as one literal: the writer raises it
+    many = records(60_000, event_id="many-{i}-" + "p" * 20)
+    assert writer.write_events(many[:30_000] + odd, token="first") == 30_000
+
+    new, redelivered = writer.partition_batch(many + odd)
+
+    assert [r.event.event_id for r in new] == [r.event.event_id for r in many[30_000:]]
+    assert sorted(r.event.event_id for r in redelivered) == sorted([*(r.event.event_id for r in many[:30_000]), *ODD])
+
+
+def test_a_prepared_batch_is_written_like_its_records_and_isolates_a_bad_row(client: Client) -> None:
+    """`psmon replay` hands the writer `PreparedEvents` (the table built ahead): the rows stored
+    are those of the plain records, an event already stored is skipped (the table is filtered),
+    and a row that does not fit its column is still bisected out alone."""
+    batch = records(40)
+    bad = ValidRecord(dataclasses.replace(batch[17].event, amount_vnd=2**63), 1, 17, batch[17].src_ts_ms)
+    batch[17] = bad
+    plain, prepared = database(client), database(client)
+    for db in (plain, prepared):  # one event stored before: found, not written again
+        ClickHouseWriter(client, database=db).write_events([batch[3]], token="before")
+
+    results = [
+        write_isolating(write_to(client, db), items, "b")
+        for db, items in ((plain, batch), (prepared, PreparedEvents.of(batch)))
+    ]
+
+    assert [(r.written, [x.item for x in r.refused]) for r in results] == [(38, [bad])] * 2
+    assert contents(client, prepared) == contents(client, plain)
+
+
+def test_a_slice_of_prepared_events_keeps_its_part_of_the_table() -> None:
+    batch = records(10)
+    prepared = PreparedEvents.of(batch)
+    part = prepared[3:8]
+    assert isinstance(part, PreparedEvents) and list(part) == batch[3:8]
+    assert part.table is not None and part.table.equals(event_table(batch[3:8]))
+    assert prepared[4] is batch[4]
+
+
+def write_to(client: Client, db: str) -> Callable[[Sequence[ValidRecord], str], int]:
+    writer = ClickHouseWriter(client, database=db)
+    return lambda rows, token: writer.write_events(rows, token=token)
