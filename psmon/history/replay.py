@@ -1,6 +1,6 @@
 """Backfill: load event files into ClickHouse (and/or re-publish them to Kafka) at bulk speed.
 
-Each row goes through `validate_event`, the validation of stage 1, so a replayed file ends up
+Each row goes through `validate_events`, the validation of stage 1, so a replayed file ends up
 exactly as if portals had sent it: valid events in `events` (and through the materialized views
 in the rollups), rejected rows in `dead_letters` with the same reasons and redaction.
 
@@ -63,7 +63,7 @@ from psmon.history.sources import SourceError, read_messages
 from psmon.kafka import KafkaAuth
 from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
 from psmon.schemas.normalized import ValidRecord
-from psmon.schemas.validation import Invalid, ValidEvent, validate_event
+from psmon.schemas.validation import STREAM_BATCH, Invalid, ValidEvent, validate_events
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 from psmon.sinks.clickhouse.schema import migrate
@@ -265,34 +265,33 @@ def _replay_file(
 ) -> None:
     """Read, validate and hand to `writes` in batches every row of `path` (see `replay_files`).
 
-    The loop runs once per row on the thread that holds the GIL most of a replay, so it keeps
-    its counts in locals (added to `stats` at the end, whatever happens) and appends straight to
-    the batch's lists instead of calling methods per row."""
+    Rows are validated `STREAM_BATCH` at a time (`validate_events`: one personal-data pre-scan per
+    chunk, as stage 1 does), then settled in file order. The loop runs once per row on the thread
+    that holds the GIL most of a replay, so it keeps its counts in locals (added to `stats` at the
+    end, whatever happens) and appends straight to the batch's lists instead of calling methods
+    per row."""
     part = replay_partition(path)
     invalid_by_reason = stats.invalid_by_reason
     rows = valid = published = beyond_retention = 0
     batch = _Batch()
     events, letters, content = batch.events, batch.letters, batch.content
     size = 0
+    chunk: list[tuple[int, bytes | Invalid]] = []
+    raw: list[bytes] = []
 
     def advance(n: int) -> None:
         if progress:
             progress(path, n)
 
-    try:
-        for row, message in read_messages(path, progress=advance):
-            rows += 1
-            if publisher is not None and isinstance(message, bytes):
-                publisher.send(_key_of(message), message)
-                published += 1
-            if not store:
-                if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
-                    invalid_by_reason[message.reason] += 1
-                continue
+    def settle() -> None:
+        """Validate the chunk's messages and add the verdicts, in row order, to the batch."""
+        nonlocal valid, beyond_retention, size, batch, events, letters, content
+        verdicts = iter(validate_events(raw))
+        for row, message in chunk:
             verdict: ValidEvent | Invalid
             if isinstance(message, bytes):
                 content.append(message)
-                verdict = validate_event(message)
+                verdict = next(verdicts)
             else:
                 content.append(message.payload_sha256.encode())
                 verdict = message
@@ -312,8 +311,27 @@ def _replay_file(
                 batch = _Batch()
                 events, letters, content = batch.events, batch.letters, batch.content
                 size = 0
+        chunk.clear()
+        raw.clear()
+
+    try:
+        for row, message in read_messages(path, progress=advance):
+            rows += 1
+            if publisher is not None and isinstance(message, bytes):
+                publisher.send(_key_of(message), message)
+                published += 1
+            if not store:
+                if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
+                    invalid_by_reason[message.reason] += 1
+                continue
+            chunk.append((row, message))
+            if isinstance(message, bytes):
+                raw.append(message)
+            if len(chunk) >= STREAM_BATCH:
+                settle()
     except SourceError:
-        writes.submit(batch)  # the good rows before an unreadable part of the file are kept
+        settle()  # the good rows before an unreadable part of the file are kept
+        writes.submit(batch)
         writes.drain()
         raise
     finally:
@@ -321,6 +339,7 @@ def _replay_file(
         stats.valid += valid
         stats.published += published
         stats.beyond_retention += beyond_retention
+    settle()
     writes.submit(batch)
 
 

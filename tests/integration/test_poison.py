@@ -14,8 +14,9 @@ into a `time_out_of_range` dead letter, which the sink can store.
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import orjson
@@ -188,16 +189,19 @@ def test_replay_sets_a_row_clickhouse_refuses_aside_and_writes_the_rest(
     path = tmp_path / "poison.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
 
-    real = replay.validate_event
+    real = replay.validate_events
 
-    def without_the_bound(raw: bytes, **kwargs: object) -> ValidEvent | Invalid:
+    def without_the_bound(messages: Sequence[bytes], *args: Any, **kwargs: Any) -> list[ValidEvent | Invalid]:
         # A validation missing the amount bound: rp-16 reaches the writer with 2**63.
-        verdict = real(raw, **kwargs)  # type: ignore[arg-type]
-        if isinstance(verdict, ValidEvent) and verdict.event_id == "rp-16":
-            return msgspec.structs.replace(verdict, amount_vnd=POISON_AMOUNT)
-        return verdict
+        verdicts = real(messages, *args, **kwargs)
+        return [
+            msgspec.structs.replace(v, amount_vnd=POISON_AMOUNT)
+            if isinstance(v, ValidEvent) and v.event_id == "rp-16"
+            else v
+            for v in verdicts
+        ]
 
-    monkeypatch.setattr(replay, "validate_event", without_the_bound)
+    monkeypatch.setattr(replay, "validate_events", without_the_bound)
     client = connect(clickhouse_dsn)
     try:
         migrate(client, unique)

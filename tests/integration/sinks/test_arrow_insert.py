@@ -2,12 +2,12 @@
 rows stores (every column, its type, and the rollups fed from it), and its "already stored?"
 query, whose ids travel as one literal, finds ids of any content. Real chDB."""
 
-import dataclasses
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from psmon.schemas.normalized import ValidRecord
@@ -125,7 +125,7 @@ def test_the_check_finds_stored_ids_of_any_content_in_a_large_batch(client: Clie
     writer = ClickHouseWriter(client, database=db)
     odd = records(len(ODD))
     odd = [
-        ValidRecord(dataclasses.replace(r.event, event_id=i), r.src_partition, r.src_offset, r.src_ts_ms)
+        ValidRecord(msgspec.structs.replace(r.event, event_id=i), r.src_partition, r.src_offset, r.src_ts_ms)
         for r, i in zip(odd, ODD, strict=True)
     ]
     writer.write_events(odd, token="odd")
@@ -144,7 +144,7 @@ def test_a_prepared_batch_is_written_like_its_records_and_isolates_a_bad_row(cli
     are those of the plain records, an event already stored is skipped (the table is filtered),
     and a row that does not fit its column is still bisected out alone."""
     batch = records(40)
-    bad = ValidRecord(dataclasses.replace(batch[17].event, amount_vnd=2**63), 1, 17, batch[17].src_ts_ms)
+    bad = ValidRecord(msgspec.structs.replace(batch[17].event, amount_vnd=2**63), 1, 17, batch[17].src_ts_ms)
     batch[17] = bad
     plain, prepared = database(client), database(client)
     for db in (plain, prepared):  # one event stored before: found, not written again
