@@ -329,6 +329,7 @@ def _replay_file(
                 raw.append(message)
             if len(chunk) >= STREAM_BATCH:
                 settle()
+        settle()
     except SourceError:
         settle()  # the good rows before an unreadable part of the file are kept
         writes.submit(batch)
@@ -339,7 +340,6 @@ def _replay_file(
         stats.valid += valid
         stats.published += published
         stats.beyond_retention += beyond_retention
-    settle()
     writes.submit(batch)
 
 
