@@ -517,25 +517,32 @@ def test_stage_1_validates_no_fresh_partition_before_seeding_it(pipe: Pipeline) 
         topic_partitions=PARTITIONS,
         session_timeout_s=6,
     )
+    validated = _validate_until(settings, _SlowSeeding, rest, poll_s=0.2)
+    _assert_validated_once(pipe, agent_done, rest)
+    assert validated == rest
+
+
+def _validate_until(settings: Settings, service_class: type[ValidateService], target: int, *, poll_s: float) -> float:
+    """Run stage 1 (`service_class`) until it has validated `target` events (90 s at most), stop
+    it, and return how many it validated in all."""
     registry = CollectorRegistry()
 
     def validated() -> float:
         return registry.get_sample_value("psmon_events_processed_total", {"stage": "validate"}) or 0.0
 
     async def run() -> None:
-        service = _SlowSeeding(settings, PipelineMetrics(registry))
+        service = service_class(settings, PipelineMetrics(registry))
         await service.start()
         try:
             deadline = time.monotonic() + 90
-            while validated() < rest:
-                assert time.monotonic() < deadline, f"{validated()} of {rest} validated after 90 s"
-                await asyncio.sleep(0.2)
+            while validated() < target:
+                assert time.monotonic() < deadline, f"{validated()} of {target} validated after 90 s"
+                await asyncio.sleep(poll_s)
         finally:
             await service.stop()
 
     asyncio.run(run())
-    _assert_validated_once(pipe, agent_done, rest)
-    assert validated() == rest
+    return validated()
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
@@ -567,26 +574,10 @@ def test_stage_1_stopped_mid_stream_has_committed_exactly_what_it_sent(pipe: Pip
     )
     ensure_topics(settings)
     pipe.produce(corpus.messages)
-    registry = CollectorRegistry()
-
-    def validated() -> float:
-        return registry.get_sample_value("psmon_events_processed_total", {"stage": "validate"}) or 0.0
-
-    async def run() -> None:
-        service = ValidateService(settings, PipelineMetrics(registry))
-        await service.start()
-        try:
-            deadline = time.monotonic() + 90
-            while validated() < 500:
-                assert time.monotonic() < deadline, f"{validated()} validated after 90 s"
-                await asyncio.sleep(0.01)
-        finally:
-            await service.stop()
-
-    asyncio.run(run())
+    validated = _validate_until(settings, ValidateService, 500, poll_s=0.01)
     committed = _committed(pipe.bootstrap, f"{pipe.prefix}-validate", f"{pipe.prefix}.events")
     sources = _sources(pipe.bootstrap, f"{pipe.prefix}.valid", decode_valid)
     sources += _sources(pipe.bootstrap, f"{pipe.prefix}.dead-letter", decode_dead_letter)
     expected = [(p, o) for p, end in committed.items() for o in range(end)]
     assert sorted(sources) == expected  # nothing sent beyond a commit, nothing committed unsent, no copy
-    assert validated() == len(expected) < len(corpus.messages)  # stopped mid-stream
+    assert validated == len(expected) < len(corpus.messages)  # stopped mid-stream
