@@ -9,9 +9,11 @@ Validation is measured alone and with encoding, through the fast path as stage 1
 (`validate_stream` over the lines, with a record timestamp each) and through the model-based
 reference (`validate_event_reference` per line, the pydantic path every verdict of the fast path
 is tested against), on the same lines in the same run. Rates are per second of
-this process's CPU time (`time.process_time`): a ceiling on one core, which other jobs on a shared
-machine disturb less than they disturb wall-clock time. Each is the best of two rounds, the
-paths taking turns.
+this process's CPU time (`time.process_time`): a ceiling on one core, which other jobs on a
+shared machine disturb less than they disturb wall-clock time, though not entirely: on the
+2-core machine, at load 1, runs of the fast path (each the best of two rounds) ranged
+101,000–168,000 ev/s from one run to the next. Each figure is the best of `ROUNDS` rounds, the
+paths taking turns (the minimum, as `timeit` advises: interference only ever adds time).
 """
 
 import time
@@ -26,7 +28,10 @@ from psmon.schemas.normalized import decode_valid, encode_valid
 from psmon.schemas.validation import Invalid, ValidEvent, validate_event_reference, validate_stream
 from psmon.streams.live import LiveRates
 
-__all__ = ["cpu_ceilings"]
+__all__ = ["ROUNDS", "cpu_ceilings"]
+
+#: Rounds per measurement; each figure is the fastest.
+ROUNDS = 5
 
 #: The verdicts of a list of lines, each with the same record timestamp.
 Validate = Callable[[list[bytes], float], Iterable[ValidEvent | Invalid]]
@@ -61,7 +66,7 @@ def cpu_ceilings(corpus: Path, limit: int) -> dict[str, Any]:
         return time.process_time() - t0
 
     best: dict[str, float] = {}
-    for _ in range(2):
+    for _ in range(ROUNDS):
         for name, run, validate in (
             ("validate_reference", validate_only, _reference),
             ("validate_fast", validate_only, _fast),

@@ -5,8 +5,9 @@ Each message of `psmon.events` is validated (`validate_stream`, in batches) and 
 keyed by the reason), both carrying the message's source coordinates (partition, offset,
 timestamp). Two tasks, a pipeline of at most `BATCHES_IN_FLIGHT` batches between them:
 
-    batch loop:  getmany (up to `validate_batch_max_events`) → validate and encode all →
-                 send all → hand the batch (its acks and next offsets) to the settle task
+    batch loop:  getmany (up to `validate_batch_max_events`) → validate and encode all, each
+                 output appended to its partition's record batch → send the record batches →
+                 hand the batch (its acks and next offsets) to the settle task
     settle task: await the oldest batch's acks → commit the next offsets of every batch
                  acknowledged by then (in order) → count them as processed
 
@@ -80,8 +81,9 @@ Delivery (at-least-once, docs/delivery.md):
   the new owner re-validates those inputs (at-least-once);
 - a stop (SIGTERM) lets the batch loop finish its batch and the settle task commit every batch
   sent before the consumer leaves.
-The fault plan's `after_validated(n)` runs after each send, before the acks and the commit: the
-delivery tests SIGKILL the worker there.
+The fault plan's `after_validated(n)` runs after each event is validated and its output
+appended, before its batch is sent, acknowledged and committed: the delivery tests SIGKILL the
+worker there.
 
 Offsets: the group is `<app_id>-validate`, not Faust's `<app_id>` (the Faust app's own consumer
 still joins that one for its leader topic, with Faust's assignor, which a second consumer in the
@@ -96,12 +98,15 @@ returns, and would otherwise start a fresh partition at its earliest offset mean
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from mode import Service
 
 from psmon.faults import FaultPlan
@@ -127,6 +132,8 @@ PRODUCER_MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 #: (`validate_batch_max_events` times this), all of it absorbed downstream as redeliveries.
 BATCHES_IN_FLIGHT: Final = 4
 
+_PARTITIONER: Final = DefaultPartitioner()
+
 
 @dataclass
 class _Sent:
@@ -135,6 +142,53 @@ class _Sent:
     acks: asyncio.Future[list[Any]]
     offsets: dict[TopicPartition, int]
     events: int
+
+
+class _Outputs:
+    """One consumer batch's outputs, as one aiokafka record batch (`BatchBuilder`) per output
+    partition, then sent with `send_batch`: one future per record batch, not per message.
+
+    The partition of a key is the one `AIOKafkaProducer.send` would choose (its default
+    partitioner, murmur2 over the partitions sorted by id), so the outputs land exactly where
+    they did when each was sent alone; it is computed once per key and partition count
+    (`partitions`, shared across batches): the keys are the 34 province codes and the reasons."""
+
+    def __init__(self, producer: AIOKafkaProducer, partitions: dict[tuple[str, bytes, int], int]):
+        self._producer = producer
+        self._partitions = partitions
+        self._open: dict[tuple[str, int], BatchBuilder] = {}
+        self._full: list[tuple[str, int, BatchBuilder]] = []
+
+    async def topic(self, topic: str) -> Callable[[bytes, bytes], None]:
+        """An `add(key, value)` for `topic`: appends to the record batch of the key's partition."""
+        ids = sorted(await self._producer.partitions_for(topic))
+        count = len(ids)
+        partitions, open_batches, full = self._partitions, self._open, self._full
+
+        def add(key: bytes, value: bytes) -> None:
+            partition = partitions.get((topic, key, count))
+            if partition is None:
+                partition = partitions[(topic, key, count)] = _PARTITIONER(key, ids, ids)
+            builder = open_batches.get((topic, partition))
+            if builder is None:
+                builder = open_batches[(topic, partition)] = self._producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                # Full (PRODUCER_MAX_BATCH_BYTES): sent before the partition's next one.
+                full.append((topic, partition, builder))
+                builder = open_batches[(topic, partition)] = self._producer.create_batch()
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"an output of {len(value)} bytes does not fit an empty record batch")
+
+        return add
+
+    async def send(self) -> list[asyncio.Future[Any]]:
+        """Send every record batch; returns their acknowledgements, in the order sent."""
+        # A partition's full batches were filled before its open one: sent first, in order.
+        batches = self._full + [(topic, partition, builder) for (topic, partition), builder in self._open.items()]
+        self._full.clear()
+        self._open.clear()
+        send_batch = self._producer.send_batch
+        return [await send_batch(builder, topic, partition=partition) for topic, partition, builder in batches]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -179,6 +233,8 @@ class ValidateService(Service):
         self._unsettled: deque[_Sent] = deque()
         self._unsettled_changed = asyncio.Event()
         self._settle_failed = False
+        # (topic, key, partition count) → partition: see `_Outputs`.
+        self._partitions: dict[tuple[str, bytes, int], int] = {}
 
     async def _open(self) -> None:
         s = self.settings
@@ -278,13 +334,14 @@ class ValidateService(Service):
             await self._changed()
 
     async def _process(self, batch: dict[TopicPartition, list[Any]]) -> int:
-        """Validate and send a batch, hand it to the settle task; returns the number of events."""
+        """Validate a batch, send its outputs as one record batch per output partition, and
+        hand it to the settle task; returns the number of events."""
         assert self._producer is not None
         s = self.settings
-        send = self._producer.send
         after_validated = self.faults.after_validated
-        valid_topic, dead_topic = s.topic_valid, s.topic_dead_letter
-        sent: list[asyncio.Future[Any]] = []
+        outputs = _Outputs(self._producer, self._partitions)
+        valid = await outputs.topic(s.topic_valid)
+        dead = await outputs.topic(s.topic_dead_letter)
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             src_partition = tp.partition
@@ -292,24 +349,26 @@ class ValidateService(Service):
             verdicts = validate_stream([r.value or b"" for r in records], [r.timestamp / 1000 for r in records])
             for r, verdict in zip(records, verdicts, strict=True):
                 if isinstance(verdict, ValidEvent):
-                    topic, key = valid_topic, verdict.province_code.encode()
-                    value = encode_valid(
-                        verdict, src_partition=src_partition, src_offset=r.offset, src_ts_ms=r.timestamp
+                    valid(
+                        verdict.province_code.encode(),
+                        encode_valid(verdict, src_partition=src_partition, src_offset=r.offset, src_ts_ms=r.timestamp),
                     )
                 else:
                     # Keyed by reason: a reason's letters share a partition, so its count in stage 2
                     # has one owner, and every copy of a letter lands where the first one did.
-                    topic, key = dead_topic, verdict.reason.encode()
-                    value = encode_dead_letter(
-                        verdict, src_partition=src_partition, src_offset=r.offset, src_ts_ms=r.timestamp
+                    dead(
+                        verdict.reason.encode(),
+                        encode_dead_letter(
+                            verdict, src_partition=src_partition, src_offset=r.offset, src_ts_ms=r.timestamp
+                        ),
                     )
-                sent.append(await send(topic, value, key=key))
                 self._validated += 1
-                after_validated(self._validated)  # outputs sent (maybe not acked), input not committed
+                after_validated(self._validated)  # validated, maybe not sent; input not committed
             if records:
                 offsets[tp] = records[-1].offset + 1
+        acks = await outputs.send()
         events = sum(len(records) for records in batch.values())
-        self._unsettled.append(_Sent(asyncio.gather(*sent), offsets, events))
+        self._unsettled.append(_Sent(asyncio.gather(*acks), offsets, events))
         self._unsettled_changed.set()
         return events
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
@@ -581,3 +581,52 @@ def test_stage_1_stopped_mid_stream_has_committed_exactly_what_it_sent(pipe: Pip
     expected = [(p, o) for p, end in committed.items() for o in range(end)]
     assert sorted(sources) == expected  # nothing sent beyond a commit, nothing committed unsent, no copy
     assert validated == len(expected) < len(corpus.messages)  # stopped mid-stream
+
+
+def test_stage_1_outputs_land_on_the_partition_a_plain_send_chooses_for_their_key(pipe: Pipeline) -> None:
+    """Stage 1 sends each partition's outputs as one record batch (`send_batch`); every output must
+    land where `AIOKafkaProducer.send` puts its key (as before, and as another producer would), so a
+    province's events keep one owner in stage 2 across versions."""
+    corpus = build_corpus(3_000, seed=9, now_s=time.time(), bad_fraction=0.05)
+    settings = Settings(
+        kafka_bootstrap=pipe.bootstrap,
+        topic_prefix=pipe.prefix,
+        app_id=pipe.prefix,
+        topic_partitions=PARTITIONS,
+        session_timeout_s=6,
+    )
+    ensure_topics(settings)
+    pipe.produce(corpus.messages)
+    validated = _validate_until(settings, ValidateService, len(corpus.messages), poll_s=0.05)
+
+    topics = (settings.topic_valid, settings.topic_dead_letter)
+    ends_of = {topic: end_offsets(pipe.bootstrap, topic, PARTITIONS) for topic in topics}
+
+    async def read_and_compare() -> tuple[dict[bytes, set[int]], dict[bytes, int]]:
+        landed: dict[bytes, set[int]] = {}
+        for topic, ends in ends_of.items():
+            async with from_beginning(pipe.bootstrap, topic, PARTITIONS) as (consumer, tps):
+                while [tp for tp in tps if await consumer.position(tp) < ends[tp.partition]]:
+                    for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                        for r in records:
+                            landed.setdefault(r.key, set()).add(tp.partition)
+        # Where a plain send puts each key, on a scratch topic with as many partitions.
+        scratch = Settings(
+            kafka_bootstrap=pipe.bootstrap, topic_prefix=f"{pipe.prefix}-send", topic_partitions=PARTITIONS
+        )
+        ensure_topics(scratch)
+        producer = AIOKafkaProducer(bootstrap_servers=pipe.bootstrap)
+        await producer.start()
+        try:
+            chosen = {
+                key: (await producer.send_and_wait(scratch.topic_valid, b"", key=key)).partition for key in landed
+            }
+        finally:
+            await producer.stop()
+        return landed, chosen
+
+    landed, chosen = asyncio.run(read_and_compare())
+    assert validated == len(corpus.messages)
+    assert len(landed) > 20  # the provinces of the corpus and several reasons
+    assert len(set(chosen.values())) > 1  # the keys spread over partitions: the check can fail
+    assert {key: partitions for key, partitions in landed.items()} == {key: {p} for key, p in chosen.items()}
