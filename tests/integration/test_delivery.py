@@ -510,16 +510,22 @@ def test_stage_1_validates_no_fresh_partition_before_seeding_it(pipe: Pipeline) 
     assignment to `getmany` before the assignment listener, which looks the agent's offsets up
     over the network, returns. The fresh partitions must wait for their seeding."""
     agent_done, rest = _agent_stopped_halfway(pipe)
-    settings = Settings(
+    settings = _stage_1_settings(pipe)
+    validated = _validate_until(settings, _SlowSeeding, rest, poll_s=0.2)
+    _assert_validated_once(pipe, agent_done, rest)
+    assert validated == rest
+
+
+def _stage_1_settings(pipe: Pipeline, **overrides: Any) -> Settings:
+    """Settings of a stage 1 run in the test process, on the pipeline's topics and group."""
+    return Settings(
         kafka_bootstrap=pipe.bootstrap,
         topic_prefix=pipe.prefix,
         app_id=pipe.prefix,
         topic_partitions=PARTITIONS,
         session_timeout_s=6,
+        **overrides,
     )
-    validated = _validate_until(settings, _SlowSeeding, rest, poll_s=0.2)
-    _assert_validated_once(pipe, agent_done, rest)
-    assert validated == rest
 
 
 def _validate_until(settings: Settings, service_class: type[ValidateService], target: int, *, poll_s: float) -> float:
@@ -564,14 +570,8 @@ def test_stage_1_stopped_mid_stream_has_committed_exactly_what_it_sent(pipe: Pip
     every batch sent be acknowledged and committed, in order, before the consumer leaves: its
     outputs come from exactly the inputs below the committed offsets, once each."""
     corpus = build_corpus(6_000, seed=8, now_s=time.time(), bad_fraction=0.02)
-    settings = Settings(
-        kafka_bootstrap=pipe.bootstrap,
-        topic_prefix=pipe.prefix,
-        app_id=pipe.prefix,
-        topic_partitions=PARTITIONS,
-        session_timeout_s=6,
-        validate_batch_max_events=50,  # many small batches: several in flight when it stops
-    )
+    # Many small batches: several in flight when it stops.
+    settings = _stage_1_settings(pipe, validate_batch_max_events=50)
     ensure_topics(settings)
     pipe.produce(corpus.messages)
     validated = _validate_until(settings, ValidateService, 500, poll_s=0.01)
@@ -588,13 +588,7 @@ def test_stage_1_outputs_land_on_the_partition_a_plain_send_chooses_for_their_ke
     land where `AIOKafkaProducer.send` puts its key (as before, and as another producer would), so a
     province's events keep one owner in stage 2 across versions."""
     corpus = build_corpus(3_000, seed=9, now_s=time.time(), bad_fraction=0.05)
-    settings = Settings(
-        kafka_bootstrap=pipe.bootstrap,
-        topic_prefix=pipe.prefix,
-        app_id=pipe.prefix,
-        topic_partitions=PARTITIONS,
-        session_timeout_s=6,
-    )
+    settings = _stage_1_settings(pipe)
     ensure_topics(settings)
     pipe.produce(corpus.messages)
     validated = _validate_until(settings, ValidateService, len(corpus.messages), poll_s=0.05)
