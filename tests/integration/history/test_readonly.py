@@ -26,6 +26,17 @@ def env(loaded: Loaded) -> dict[str, str]:
     return {"PSMON_CLICKHOUSE_DSN": loaded.dsn, "PSMON_CLICKHOUSE_DATABASE": loaded.database}
 
 
+@pytest.fixture(autouse=True)
+def merges_stopped(loaded: Loaded) -> Iterator[None]:
+    """Background merges stopped while a test compares snapshots: a merge of the rollups
+    (SummingMergeTree) sums rows and lowers `total_rows` with no write at all."""
+    loaded.client.command("SYSTEM STOP MERGES")
+    try:
+        yield
+    finally:
+        loaded.client.command("SYSTEM START MERGES")
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     """A loopback port that records whether anything connected to it."""
