@@ -173,11 +173,12 @@ class _Outputs:
             if builder is None:
                 builder = open_batches[(topic, partition)] = self._producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None) is None:
-                # Full (PRODUCER_MAX_BATCH_BYTES): sent before the partition's next one.
+                # Full (PRODUCER_MAX_BATCH_BYTES): sent before the partition's next one. An empty
+                # builder always takes its first record, whatever its size (aiokafka's record
+                # batch format), so the append below cannot be refused.
                 full.append((topic, partition, builder))
                 builder = open_batches[(topic, partition)] = self._producer.create_batch()
-                if builder.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"an output of {len(value)} bytes does not fit an empty record batch")
+                builder.append(key=key, value=value, timestamp=None)
 
         return add
 

@@ -35,6 +35,7 @@ from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 from psmon.streams.topics import ensure_topics
+from psmon.streams import validate_service
 from psmon.streams.validate_service import ValidateService
 from tests.helpers import (
     clickhouse_totals,
@@ -583,10 +584,15 @@ def test_stage_1_stopped_mid_stream_has_committed_exactly_what_it_sent(pipe: Pip
     assert validated == len(expected) < len(corpus.messages)  # stopped mid-stream
 
 
-def test_stage_1_outputs_land_on_the_partition_a_plain_send_chooses_for_their_key(pipe: Pipeline) -> None:
-    """Stage 1 sends each partition's outputs as one record batch (`send_batch`); every output must
+def test_stage_1_outputs_land_on_the_partition_a_plain_send_chooses_for_their_key(
+    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stage 1 sends each partition's outputs as record batches (`send_batch`); every output must
     land where `AIOKafkaProducer.send` puts its key (as before, and as another producer would), so a
-    province's events keep one owner in stage 2 across versions."""
+    province's events keep one owner in stage 2 across versions. Record batches are made small here
+    (8 KiB, one consumer batch fills dozens per partition, and a `too_large` dead letter alone
+    overflows one), and outputs must still land in source order."""
+    monkeypatch.setattr(validate_service, "PRODUCER_MAX_BATCH_BYTES", 8 * 1024)
     corpus = build_corpus(3_000, seed=9, now_s=time.time(), bad_fraction=0.05)
     settings = _stage_1_settings(pipe)
     ensure_topics(settings)
@@ -604,6 +610,8 @@ def test_stage_1_outputs_land_on_the_partition_a_plain_send_chooses_for_their_ke
                     for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                         for r in records:
                             landed.setdefault(r.key, set()).add(tp.partition)
+                            if topic == settings.topic_valid:
+                                sources[tp.partition].append(decode_valid(r.value).src)
         # Where a plain send puts each key, on a scratch topic with as many partitions.
         scratch = Settings(
             kafka_bootstrap=pipe.bootstrap, topic_prefix=f"{pipe.prefix}-send", topic_partitions=PARTITIONS
@@ -619,8 +627,14 @@ def test_stage_1_outputs_land_on_the_partition_a_plain_send_chooses_for_their_ke
             await producer.stop()
         return landed, chosen
 
+    sources: dict[int, list[tuple[int, int]]] = {p: [] for p in range(PARTITIONS)}
     landed, chosen = asyncio.run(read_and_compare())
     assert validated == len(corpus.messages)
+    for partition, srcs in sources.items():  # per source partition, in source order
+        for src_partition in range(PARTITIONS):
+            offsets = [o for p, o in srcs if p == src_partition]
+            assert offsets == sorted(offsets), f"valid partition {partition}: source {src_partition} out of order"
+    assert sum(map(len, sources.values())) > 2_000  # most of the corpus went through full batches
     assert len(landed) > 20  # the provinces of the corpus and several reasons
     assert len(set(chosen.values())) > 1  # the keys spread over partitions: the check can fail
     assert {key: partitions for key, partitions in landed.items()} == {key: {p} for key, p in chosen.items()}
