@@ -57,17 +57,19 @@ from pathlib import Path
 from typing import Final, Literal, Protocol
 
 import orjson
+import pyarrow as pa
 
 from psmon.history.publish import KafkaPublisher
+from psmon.history.replay_validation import BEYOND, EVENT, LETTER, TASK_ROWS, RowValidation, Verdicts, default_workers
 from psmon.history.sources import SourceError, read_messages
 from psmon.kafka import KafkaAuth
-from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
+from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.normalized import ValidRecord
-from psmon.schemas.validation import STREAM_BATCH, Invalid, ValidEvent, validate_events
+from psmon.schemas.validation import Invalid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
 from psmon.sinks.clickhouse.schema import migrate
-from psmon.sinks.clickhouse.writer import ClickHouseWriter, PreparedEvents, unstorable_letters, write_isolating
+from psmon.sinks.clickhouse.writer import ClickHouseWriter, EventTable, unstorable_letters, write_isolating
 from psmon.streams.topics import ensure_topics
 
 __all__ = [
@@ -148,14 +150,15 @@ def _key_of(message: bytes) -> bytes | None:
 
 
 class _Batch:
-    """The rows of one write: valid events, dead letters, and every row's content (the raw
-    line, or the payload fingerprint of a row the reader rejected) for the INSERT token."""
+    """The rows of one write: valid events (in parts, as validated), dead letters, and every
+    row's content (the raw line, or the payload fingerprint of a row the reader rejected) for
+    the INSERT token; `size` counts the events and letters (rows beyond retention are not written)."""
 
     def __init__(self) -> None:
-        self.events: list[ValidRecord] = []
+        self.parts: list[Sequence[ValidRecord]] = []
         self.letters: list[DeadLetter] = []
         self.content: list[bytes] = []
-        self.prepared: Sequence[ValidRecord] = self.events
+        self.size = 0
 
     @property
     def token(self) -> str:
@@ -165,8 +168,17 @@ class _Batch:
         data = b"\n".join([*self.content, b""])
         return f"replay/{hashlib.blake2b(data, digest_size=16).hexdigest()}"
 
+    def events(self) -> Sequence[ValidRecord]:
+        """The batch's events as one sequence: one `EventTable` when every part is one (the
+        usual case), else the records."""
+        parts = [p for p in self.parts if len(p)]
+        tables = [p.table for p in parts if isinstance(p, EventTable)]
+        if len(tables) == len(parts) and tables:
+            return EventTable(pa.concat_tables(tables))
+        return [r for p in parts for r in p]
+
     def __len__(self) -> int:
-        return len(self.events) + len(self.letters)
+        return self.size
 
 
 def replay_files(
@@ -178,8 +190,12 @@ def replay_files(
     retention_days: int = 0,
     progress: Callable[[Path, int], None] | None = None,
     clock: Callable[[], float] = time.time,
+    workers: int = 0,
 ) -> ReplayStats:
-    """Validate and load every row of `paths`; see the module docstring for the guarantees."""
+    """Validate and load every row of `paths`; see the module docstring for the guarantees.
+
+    `workers`: processes that validate rows once the input is long enough
+    (`replay_validation`); 0 = one per core, 1 = validate in this process."""
     if writer is None and publisher is None:
         raise ValueError("replay needs a ClickHouse writer, a publisher, or both")
     stats = ReplayStats()
@@ -192,10 +208,11 @@ def replay_files(
         if writer is None or not len(b):
             return
         token = b.token
-        events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), b.prepared, token)
+        batch_events = b.events()
+        events = write_isolating(lambda rows, tok: writer.write_events(rows, token=tok), batch_events, token)
         unstorable = unstorable_letters(events.refused)
         stats.inserted += events.written
-        stats.already_stored += len(b.events) - events.written - len(events.refused)
+        stats.already_stored += len(batch_events) - events.written - len(events.refused)
         stats.unstorable += len(events.refused)
         letters = write_isolating(
             lambda rows, tok: writer.write_dead_letters(rows, token=tok), [*b.letters, *unstorable], token
@@ -203,9 +220,10 @@ def replay_files(
         for r in letters.refused:  # clamped to fit, so not expected: say so rather than stop
             log.error("dead letter %s cannot be stored (%s); dropped", r.item.dead_letter_id, r.error)
 
-    with _BatchWriter(write) as writes:
+    with _BatchWriter(write) as writes, RowValidation[list[bytes]](workers or default_workers()) as validation:
         for path in paths:
-            _replay_file(path, writes, stats, publisher, writer is not None, batch_rows, src_ts_ms, horizon_s, progress)
+            source = _Source(path, replay_partition(path), src_ts_ms, horizon_s)
+            _replay_file(source, writes, validation, stats, publisher, writer is not None, batch_rows, progress)
         writes.drain()
     if publisher is not None:
         publisher.flush()
@@ -233,8 +251,6 @@ class _BatchWriter:
         self._pending: Future[None] | None = None
 
     def submit(self, batch: _Batch) -> None:
-        if batch.events:  # built here, while the previous write runs (see `PreparedEvents`)
-            batch.prepared = PreparedEvents.of(batch.events)
         self.drain()
         if len(batch):
             self._pending = self._pool.submit(self._write, batch)
@@ -252,67 +268,57 @@ class _BatchWriter:
         self._pool.shutdown(wait=True)
 
 
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """A file being replayed, and what every one of its rows is stamped with."""
+
+    path: Path
+    partition: int  # `replay_partition(path)`
+    src_ts_ms: int
+    horizon_s: float | None  # events before it are beyond retention (None: no retention)
+
+
 def _replay_file(
-    path: Path,
+    source: _Source,
     writes: _BatchWriter,
+    validation: RowValidation[list[bytes]],
     stats: ReplayStats,
     publisher: Publisher | None,
     store: bool,
     batch_rows: int,
-    src_ts_ms: int,
-    horizon_s: float | None,
     progress: Callable[[Path, int], None] | None,
 ) -> None:
-    """Read, validate and hand to `writes` in batches every row of `path` (see `replay_files`).
+    """Read every row of `source`, validate it (`validation`, `TASK_ROWS` rows at a time) and
+    hand the verdicts to `writes` in batches of `batch_rows` events and letters (see
+    `replay_files`).
 
-    Rows are validated `STREAM_BATCH` at a time (`validate_events`: one personal-data pre-scan per
-    chunk, as stage 1 does), then settled in file order. The loop runs once per row on the thread
-    that holds the GIL most of a replay, so it keeps its counts in locals (added to `stats` at the
-    end, whatever happens) and appends straight to the batch's lists instead of calling methods
-    per row."""
-    part = replay_partition(path)
-    invalid_by_reason = stats.invalid_by_reason
-    rows = valid = published = beyond_retention = 0
-    batch = _Batch()
-    events, letters, content = batch.events, batch.letters, batch.content
-    size = 0
-    chunk: list[tuple[int, bytes | Invalid]] = []
-    raw: list[bytes] = []
+    The reading loop runs once per row on the thread that holds the GIL most of a replay, so it
+    only reads, counts and collects; a chunk's verdicts come back in file order and are cut into
+    batches exactly where validating row by row would cut them (`_Batches.add`). Counts are
+    added to `stats` as the verdicts come back, and the rows read at the end, whatever happens."""
+    path = source.path
+    batches = _Batches(writes, stats, batch_rows)
+    rows = published = 0
+    chunk_rows: list[int] = []
+    chunk: list[bytes | Invalid] = []
+    content: list[bytes] = []
 
     def advance(n: int) -> None:
         if progress:
             progress(path, n)
 
-    def settle() -> None:
-        """Validate the chunk's messages and add the verdicts, in row order, to the batch."""
-        nonlocal valid, beyond_retention, size, batch, events, letters, content
-        verdicts = iter(validate_events(raw))
-        for row, message in chunk:
-            verdict: ValidEvent | Invalid
-            if isinstance(message, bytes):
-                content.append(message)
-                verdict = next(verdicts)
-            else:
-                content.append(message.payload_sha256.encode())
-                verdict = message
-            if isinstance(verdict, Invalid):
-                invalid_by_reason[verdict.reason] += 1
-                letters.append(dead_letter_of(verdict, src_partition=part, src_offset=row, src_ts_ms=src_ts_ms))
-                size += 1
-            else:
-                valid += 1
-                if horizon_s is not None and verdict.occurred_at_s < horizon_s:
-                    beyond_retention += 1
-                else:
-                    events.append(ValidRecord(verdict, part, row, src_ts_ms))
-                    size += 1
-            if size >= batch_rows:
-                writes.submit(batch)
-                batch = _Batch()
-                events, letters, content = batch.events, batch.letters, batch.content
-                size = 0
-        chunk.clear()
-        raw.clear()
+    def submit() -> None:
+        nonlocal chunk_rows, chunk, content
+        if chunk:
+            validation.submit(
+                content,
+                chunk_rows,
+                chunk,
+                src_partition=source.partition,
+                src_ts_ms=source.src_ts_ms,
+                horizon_s=source.horizon_s,
+            )
+            chunk_rows, chunk, content = [], [], []
 
     try:
         for row, message in read_messages(path, progress=advance):
@@ -322,25 +328,76 @@ def _replay_file(
                 published += 1
             if not store:
                 if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
-                    invalid_by_reason[message.reason] += 1
+                    stats.invalid_by_reason[message.reason] += 1
                 continue
-            chunk.append((row, message))
-            if isinstance(message, bytes):
-                raw.append(message)
-            if len(chunk) >= STREAM_BATCH:
-                settle()
-        settle()
+            chunk_rows.append(row)
+            chunk.append(message)
+            content.append(message if isinstance(message, bytes) else message.payload_sha256.encode())
+            if len(chunk) >= TASK_ROWS:
+                submit()
+                for row_content, verdicts in validation.ready():
+                    batches.add(row_content, verdicts)
+        submit()
+        for row_content, verdicts in validation.drain():
+            batches.add(row_content, verdicts)
     except SourceError:
-        settle()  # the good rows before an unreadable part of the file are kept
-        writes.submit(batch)
+        submit()  # the good rows before an unreadable part of the file are kept
+        for row_content, verdicts in validation.drain():
+            batches.add(row_content, verdicts)
+        writes.submit(batches.current)
         writes.drain()
         raise
     finally:
         stats.rows += rows
-        stats.valid += valid
         stats.published += published
-        stats.beyond_retention += beyond_retention
-    writes.submit(batch)
+    writes.submit(batches.current)
+
+
+class _Batches:
+    """Verdicts cut into write batches: a batch is handed to the writer as soon as it holds
+    `batch_rows` events and letters, right after the row that fills it, as a row-by-row replay
+    cuts it, so batches and their tokens do not depend on how rows were chunked for validation."""
+
+    def __init__(self, writes: _BatchWriter, stats: ReplayStats, batch_rows: int):
+        self._writes = writes
+        self._stats = stats
+        self._batch_rows = batch_rows
+        self.current = _Batch()
+
+    def add(self, content: list[bytes], verdicts: Verdicts) -> None:
+        kinds = verdicts.kinds
+        beyond = kinds.count(BEYOND)
+        self._stats.valid += kinds.count(EVENT) + beyond
+        self._stats.beyond_retention += beyond
+        self._stats.invalid_by_reason.update(letter.reason for letter in verdicts.letters)
+        start = first_event = first_letter = 0
+        while start < len(kinds):
+            batch = self.current
+            end = _end_of_batch(kinds, start, self._batch_rows - batch.size)
+            events = kinds.count(EVENT, start, end)
+            letters = kinds.count(LETTER, start, end)
+            batch.parts.append(verdicts.events[first_event : first_event + events])
+            batch.letters.extend(verdicts.letters[first_letter : first_letter + letters])
+            batch.content.extend(content[start:end])
+            batch.size += events + letters
+            first_event, first_letter, start = first_event + events, first_letter + letters, end
+            if batch.size >= self._batch_rows:
+                self._writes.submit(batch)
+                self.current = _Batch()
+
+
+def _end_of_batch(kinds: bytes, start: int, room: int) -> int:
+    """The end of the rows from `start` that go into a batch with `room` rows left: just after
+    the row that fills it, or the end of `kinds`."""
+    if len(kinds) - start - kinds.count(BEYOND, start) < room:
+        return len(kinds)
+    filled = 0
+    for i in range(start, len(kinds)):
+        if kinds[i] != BEYOND:
+            filled += 1
+            if filled == room:
+                return i + 1
+    return len(kinds)
 
 
 def replay_into(

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from typing import Final
 
-__all__ = ["BUILTIN_KEY", "payload_digest", "set_key"]
+__all__ = ["BUILTIN_KEY", "current_key", "payload_digest", "set_key"]
 
 #: the key used when none is configured (public: it is in the source)
 BUILTIN_KEY: Final = b"psmon-builtin-digest-key-v1"
@@ -28,6 +28,11 @@ def set_key(key: bytes) -> None:
     """Use `key` for every digest from now on in this process (empty = the built-in key)."""
     global _key
     _key = key or BUILTIN_KEY
+
+
+def current_key() -> bytes:
+    """The key in use: what a worker process is given, so that it digests as this process does."""
+    return _key
 
 
 def payload_digest(data: bytes) -> str:

@@ -34,8 +34,8 @@ from psmon.schemas.dead_letter import decode_dead_letter
 from psmon.schemas.normalized import decode_valid
 from psmon.settings import Settings
 from psmon.sinks.clickhouse.client import connect
-from psmon.streams.topics import ensure_topics
 from psmon.streams import validate_service
+from psmon.streams.topics import ensure_topics
 from psmon.streams.validate_service import ValidateService
 from tests.helpers import (
     clickhouse_totals,

@@ -23,7 +23,7 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-import psmon.history.replay as replay
+import psmon.history.replay_validation as replay_validation
 from psmon.embedded.broker import free_port
 from psmon.history.replay import replay_files
 from psmon.schemas.dead_letter import encode_dead_letter, letter_id, unstorable_letter
@@ -189,7 +189,7 @@ def test_replay_sets_a_row_clickhouse_refuses_aside_and_writes_the_rest(
     path = tmp_path / "poison.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
 
-    real = replay.validate_events
+    real = replay_validation.validate_events
 
     def without_the_bound(messages: Sequence[bytes], *args: Any, **kwargs: Any) -> list[ValidEvent | Invalid]:
         # A validation missing the amount bound: rp-16 reaches the writer with 2**63.
@@ -201,7 +201,7 @@ def test_replay_sets_a_row_clickhouse_refuses_aside_and_writes_the_rest(
             for v in verdicts
         ]
 
-    monkeypatch.setattr(replay, "validate_events", without_the_bound)
+    monkeypatch.setattr(replay_validation, "validate_events", without_the_bound)
     client = connect(clickhouse_dsn)
     try:
         migrate(client, unique)

@@ -65,6 +65,7 @@ import orjson
 
 from psmon.schemas.dead_letter import DeadLetter, unstorable_letter
 from psmon.schemas.normalized import ValidRecord
+from psmon.schemas.validation import ValidEvent
 from psmon.sinks.clickhouse.client import Client, is_permanent_error
 from psmon.sinks.clickhouse.rollups import reconcile_rollups
 from psmon.timeutil import local_date
@@ -73,8 +74,8 @@ __all__ = [
     "EVENT_COLUMNS",
     "RECEIVED_AT_RANGE_MS",
     "ClickHouseWriter",
+    "EventTable",
     "IsolatedWrite",
-    "PreparedEvents",
     "RateRow",
     "Refused",
     "dead_letter_row",
@@ -436,23 +437,32 @@ class ClickHouseWriter:
     def partition_batch(self, records: Sequence[ValidRecord]) -> tuple[list[ValidRecord], list[ValidRecord]]:
         """(new, redelivered): records whose event_id is neither earlier in the batch nor stored,
         and records stored before from this very source message (a Kafka redelivery)."""
-        first: dict[str, ValidRecord] = {}
-        for r in records:
-            first.setdefault(r.event.event_id, r)
+        new, redelivered = self._new_and_redelivered(
+            [r.event.event_id for r in records], [r.event.province_code for r in records], [r.src for r in records]
+        )
+        return [records[i] for i in new], [records[i] for i in redelivered]
+
+    def _new_and_redelivered(
+        self, ids: Sequence[str], provinces: Sequence[str], sources: Sequence[tuple[int, int]]
+    ) -> tuple[list[int], list[int]]:
+        """`partition_batch` on the batch's columns, as row indexes (each list in row order)."""
+        first: dict[str, int] = {}
+        for i, event_id in enumerate(ids):
+            first.setdefault(event_id, i)
         if not first:
             return [], []
         # The ids go in as an array expanded by a subquery, not as an `IN (literal list)`: with a
         # literal set ClickHouse analyses the primary key against every element, which grows
         # badly with the batch (measured on chDB, ids already stored: 5,000 ids 0.06 s, 50,000
         # ids 98 s); the subquery builds a hash set once (50,000 ids: 0.3 s). Same result.
-        provinces = string_array(sorted({r.event.province_code for r in first.values()}))
+        in_batch = string_array(sorted({provinces[i] for i in first.values()}))
         stored = self._query(
             f"SELECT event_id, src_partition, src_offset FROM {self._db}.events "
-            f"WHERE province_code IN {provinces} AND event_id IN (SELECT arrayJoin({string_array(list(first))}))"
+            f"WHERE province_code IN {in_batch} AND event_id IN (SELECT arrayJoin({string_array(list(first))}))"
         )
         src_of = {event_id: (int(part), int(offset)) for event_id, part, offset in stored}
-        new = [r for event_id, r in first.items() if event_id not in src_of]
-        redelivered = [r for event_id, r in first.items() if src_of.get(event_id) == r.src]
+        new = [i for event_id, i in first.items() if event_id not in src_of]
+        redelivered = [i for event_id, i in first.items() if src_of.get(event_id) == sources[i]]
         return new, redelivered
 
     def write_events(self, records: Sequence[ValidRecord], *, token: str) -> int:
@@ -465,12 +475,33 @@ class ClickHouseWriter:
         (`rollups.reconcile_rollups`): a no-op when they agree, the missing counts when not.
         Redeliveries only follow crashes and rebalances, so steady state never pays for it.
         """
+        if isinstance(records, EventTable):
+            return self._write_event_table(records, token)
         new, redelivered = self.partition_batch(records)
-        inserted = self._insert_events(new, token, _prepared_table(records, new))
+        inserted = self._insert_events(new, token)
         if redelivered:
             keys = {(r.event.province_code, local_date(r.event.occurred_at_s)) for r in redelivered}
             reconcile_rollups(self._client, self._db, keys)
         return inserted
+
+    def _write_event_table(self, events: "EventTable", token: str) -> int:
+        """`write_events` of an `EventTable`: the same checks, on its columns (no record is built)."""
+        table = events.table
+        ids = table.column("event_id").to_pylist()
+        provinces = table.column("province_code").to_pylist()
+        partitions, offsets = table.column("src_partition").to_pylist(), table.column("src_offset").to_pylist()
+        sources = list(zip(partitions, offsets, strict=True))
+        new, redelivered = self._new_and_redelivered(ids, provinces, sources)
+        if new:
+            part = table if len(new) == len(ids) else table.take(new)
+            self._client.insert_arrow(
+                f"{self._db}.events", part, settings=_insert_settings(token, [ids[i] for i in new])
+            )
+        if redelivered:
+            ticks = table.column("occurred_at").cast("int64").to_pylist()
+            keys = {(provinces[i], local_date(ticks[i] / 1e6)) for i in redelivered}
+            reconcile_rollups(self._client, self._db, keys)
+        return len(new)
 
     def write_dead_letters(self, letters: Sequence[DeadLetter], *, token: str) -> int:
         rows = [dead_letter_row(d) for d in letters]
@@ -493,15 +524,15 @@ class ClickHouseWriter:
         ]
         return self._insert("rate_snapshots", rows, RATE_COLUMNS, token)
 
-    def _insert_events(self, records: Sequence[ValidRecord], token: str, table: Any | None = None) -> int:
-        """One Arrow INSERT of `records` (`table`, their `event_table` if not given), with the
-        token `_insert` would give them."""
+    def _insert_events(self, records: Sequence[ValidRecord], token: str) -> int:
+        """One Arrow INSERT of `records` (their `event_table`), with the token `_insert` would
+        give them."""
         if not records:
             return 0
-        if table is None:
-            table = event_table(records)
         self._client.insert_arrow(
-            f"{self._db}.events", table, settings=_insert_settings(token, [r.event.event_id for r in records])
+            f"{self._db}.events",
+            event_table(records),
+            settings=_insert_settings(token, [r.event.event_id for r in records]),
         )
         return len(records)
 
@@ -517,57 +548,56 @@ class ClickHouseWriter:
         return len(rows)
 
 
-class PreparedEvents(Sequence[ValidRecord]):
-    """Records with their `event_table` built ahead, on the caller's thread.
+class EventTable(Sequence[ValidRecord]):
+    """Events as their `event_table`, built ahead; a sequence of the records it holds.
 
-    `psmon replay` validates on one thread and writes on another; Python work on the writer
-    thread competes with validation for the GIL, and each hand-over waits for the other thread
-    (on a loaded machine a replay with writes on the thread ran slower than one writing in turn).
-    So replay builds the table where it validates, and the writer thread is left the ClickHouse
-    calls, which run without the GIL. Slices (what `write_isolating` makes) keep their part of
-    the table. A table that cannot be built (a value that does not fit its column) is left to
-    `write_events`, which builds it from the new records and so raises the data error there."""
+    `psmon replay` validates in worker processes, and sending the records back would cost more
+    than validating them (unpickling 200,000 `ValidRecord`s took 2.4 s of the reading process,
+    their Arrow tables 0.14 s). So the workers send tables, and the writer checks and inserts a
+    table from its columns (`ClickHouseWriter.write_events`) without building a record. A record
+    is rebuilt from its row only when asked for one (`write_isolating` hands a refused row to
+    `unstorable_letters`): every field the dead letter names is a column, and the time comes
+    back from its microsecond ticks exactly (the letter keeps microseconds). Slices, what
+    `write_isolating` makes, are slices of the table."""
 
-    __slots__ = ("records", "table")
+    __slots__ = ("table",)
 
-    def __init__(self, records: Sequence[ValidRecord], table: Any | None):
-        self.records = records
+    def __init__(self, table: Any):
         self.table = table
 
-    @classmethod
-    def of(cls, records: Sequence[ValidRecord]) -> "PreparedEvents":
+    @staticmethod
+    def of(records: Sequence[ValidRecord]) -> "Sequence[ValidRecord]":
+        """`records` as an `EventTable`, or `records` themselves when their table cannot be built
+        (a value that does not fit its column): `write_events` then builds it again and raises
+        that data error, for `write_isolating` to isolate the row."""
+        if not records:
+            return records
         try:
-            table = event_table(records) if records else None
+            return EventTable(event_table(records))
         except (ValueError, OverflowError, TypeError):
-            table = None
-        return cls(records, table)
+            return records
 
     def __len__(self) -> int:
-        return len(self.records)
+        return int(self.table.num_rows)
 
     @overload
     def __getitem__(self, index: int) -> ValidRecord: ...
     @overload
-    def __getitem__(self, index: slice) -> "PreparedEvents": ...
-    def __getitem__(self, index: int | slice) -> "ValidRecord | PreparedEvents":
-        if isinstance(index, int):
-            return self.records[index]
-        start, stop, step = index.indices(len(self.records))
-        if step != 1:
-            return PreparedEvents(self.records[index], None)
-        table = None if self.table is None else self.table.slice(start, max(0, stop - start))
-        return PreparedEvents(self.records[start:stop], table)
-
-
-def _prepared_table(records: Sequence[ValidRecord], new: list[ValidRecord]) -> Any | None:
-    """The rows of `new` (a subsequence of `records`, in order) from a table built ahead, or
-    None to build them."""
-    if not new or not isinstance(records, PreparedEvents) or records.table is None:
-        return None
-    if len(new) == len(records):
-        return records.table
-    keep = {id(r) for r in new}
-    return records.table.take([i for i, r in enumerate(records.records) if id(r) in keep])
+    def __getitem__(self, index: slice) -> "EventTable": ...
+    def __getitem__(self, index: int | slice) -> "ValidRecord | EventTable":
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            rows = range(start, stop, step)
+            table = self.table.slice(start, len(rows)) if step == 1 else self.table.take(list(rows))
+            return EventTable(table)
+        row = self.table.slice(index if index >= 0 else len(self) + index, 1)
+        if not row.num_rows:
+            raise IndexError(index)
+        values = row.drop_columns(["occurred_at", "src_ts", "src_partition", "src_offset", "dedup_version"])
+        fields = values.to_pylist()[0]
+        occurred_us, src_ts_ms = (row.column(c).cast("int64")[0].as_py() for c in ("occurred_at", "src_ts"))
+        partition, offset = (row.column(c)[0].as_py() for c in ("src_partition", "src_offset"))
+        return ValidRecord(ValidEvent(occurred_at_s=occurred_us / 1e6, **fields), partition, offset, src_ts_ms)
 
 
 def _insert_settings(token: str, keys: list[Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from psmon.schemas.dead_letter import unstorable_letter
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import ValidEvent
 from psmon.sinks.clickhouse.client import Client, connect
@@ -17,7 +18,7 @@ from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import (
     EVENT_COLUMNS,
     ClickHouseWriter,
-    PreparedEvents,
+    EventTable,
     event_row,
     event_table,
     string_array,
@@ -25,6 +26,7 @@ from psmon.sinks.clickhouse.writer import (
 )
 
 INT64_MAX = 2**63 - 1
+POISON = 777_777_777  # an amount the store of the isolation test refuses (a CHECK constraint)
 
 
 @pytest.fixture(scope="module")
@@ -139,33 +141,53 @@ def test_the_check_finds_stored_ids_of_any_content_in_a_large_batch(client: Clie
     assert sorted(r.event.event_id for r in redelivered) == sorted([*(r.event.event_id for r in many[:30_000]), *ODD])
 
 
-def test_a_prepared_batch_is_written_like_its_records_and_isolates_a_bad_row(client: Client) -> None:
-    """`psmon replay` hands the writer `PreparedEvents` (the table built ahead): the rows stored
-    are those of the plain records, an event already stored is skipped (the table is filtered),
-    and a row that does not fit its column is still bisected out alone."""
+def test_an_event_table_is_written_like_its_records_and_isolates_a_row_clickhouse_refuses(client: Client) -> None:
+    """`psmon replay` hands the writer an `EventTable` (the table built on a worker process): the
+    rows stored are those of the plain records, an event already stored is skipped (the table is
+    filtered), and a row ClickHouse refuses (here a CHECK constraint of a store narrower than the
+    contract) is bisected out alone, rebuilt as a record whose dead letter is the plain one's."""
     batch = records(40)
-    bad = ValidRecord(msgspec.structs.replace(batch[17].event, amount_vnd=2**63), 1, 17, batch[17].src_ts_ms)
+    # As validation makes it: its time from an ISO string, so in whole microseconds.
+    occurred_s = datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=UTC).timestamp()
+    event = msgspec.structs.replace(batch[17].event, amount_vnd=POISON, occurred_at_s=occurred_s)
+    bad = ValidRecord(event, 1, 17, batch[17].src_ts_ms)
     batch[17] = bad
-    plain, prepared = database(client), database(client)
-    for db in (plain, prepared):  # one event stored before: found, not written again
+    plain, tabled = database(client), database(client)
+    for db in (plain, tabled):  # one event stored before: found, not written again
         ClickHouseWriter(client, database=db).write_events([batch[3]], token="before")
+        client.command(f"ALTER TABLE {db}.events ADD CONSTRAINT poison CHECK ifNull(amount_vnd, 0) != {POISON}")
 
-    results = [
-        write_isolating(write_to(client, db), items, "b")
-        for db, items in ((plain, batch), (prepared, PreparedEvents.of(batch)))
-    ]
+    events = EventTable.of(batch)
+    assert isinstance(events, EventTable)
+    by_plain, by_table = (
+        write_isolating(write_to(client, db), items, "b") for db, items in ((plain, batch), (tabled, events))
+    )
 
-    assert [(r.written, [x.item for x in r.refused]) for r in results] == [(38, [bad])] * 2
-    assert contents(client, prepared) == contents(client, plain)
+    assert (by_plain.written, [x.item for x in by_plain.refused]) == (38, [bad])
+    assert by_table.written == 38 and len(by_table.refused) == 1
+    rebuilt, error = by_table.refused[0].item, by_table.refused[0].error
+    assert rebuilt == bad
+    assert unstorable_letter(rebuilt, error=error) == unstorable_letter(bad, error=error)
+    assert contents(client, tabled) == contents(client, plain)
 
 
-def test_a_slice_of_prepared_events_keeps_its_part_of_the_table() -> None:
+def test_records_whose_table_cannot_be_built_stay_records() -> None:
     batch = records(10)
-    prepared = PreparedEvents.of(batch)
-    part = prepared[3:8]
-    assert isinstance(part, PreparedEvents) and list(part) == batch[3:8]
-    assert part.table is not None and part.table.equals(event_table(batch[3:8]))
-    assert prepared[4] is batch[4]
+    batch[4] = ValidRecord(msgspec.structs.replace(batch[4].event, amount_vnd=2**63), 1, 4, batch[4].src_ts_ms)
+    assert EventTable.of(batch) is batch  # the writer raises the data error and isolates the row
+
+
+def test_a_slice_of_an_event_table_is_its_part_of_the_table_and_rebuilds_its_records() -> None:
+    batch = records(10)
+    events = EventTable.of(batch)
+    part = events[3:8]
+    assert isinstance(part, EventTable) and len(part) == 5
+    assert part.table.equals(event_table(batch[3:8]))
+    for original, rebuilt in zip(batch[3:8], part, strict=True):
+        # every field as it was, the time to the microsecond the table (and ClickHouse) holds
+        assert msgspec.structs.replace(rebuilt.event, occurred_at_s=original.event.occurred_at_s) == original.event
+        assert abs(rebuilt.event.occurred_at_s - original.event.occurred_at_s) <= 0.5e-6
+        assert (rebuilt.src, rebuilt.src_ts_ms) == (original.src, original.src_ts_ms)
 
 
 def write_to(client: Client, db: str) -> Callable[[Sequence[ValidRecord], str], int]:

@@ -1,0 +1,199 @@
+"""Validation of replay rows on worker processes: what lets `psmon replay` use every core.
+
+A replay is a loop on one thread: read a row, validate it, build its row of the insert. The
+INSERT itself runs in ClickHouse without the GIL, on a thread of its own (`replay._BatchWriter`),
+but reading and validating held the GIL for about 4.5 s per 200,000 rows, longer than a raw
+insert of the same rows takes: a replay ran at 0.45x a raw insert, on one core of two. Threads
+cannot share that work (it is Python), processes can. Measured on the 200,000-row benchmark
+corpus (2 cores, a quiet machine): reading 0.56 s, validation 1.7 s, records 0.36 s, their Arrow
+table 0.44 s; the same rows validated on two worker processes took 3.1-3.3 s in all against
+5.2 s on one thread (a prototype of this module, inserts included).
+
+What crosses between processes decides whether that pays. The reading process sends the raw
+rows (pickling 200,000 lines: 0.13 s) and gets back, per chunk, one byte per row (its kind), the
+dead letters (about 1% of rows) and the stored events as an Arrow table (`writer.EventTable`,
+0.14 s to unpickle for 200,000 rows), never the validated structs: unpickling 200,000
+`ValidRecord`s took 2.4 s, more than validating them.
+
+Chunks are `TASK_ROWS` rows, handed out in order and taken back in the same order, so what a
+replay stores, the batches it writes and their tokens are exactly those of validating in turn;
+at most two chunks per worker are in flight, which bounds memory. Small inputs never start a
+process (about a second each): a replay validates in its own process until `POOL_AFTER_ROWS`
+rows have been read. Workers are started with `forkserver`, not `fork`: the replaying process
+runs chDB's and the writer's threads, and a fork copies their locks in whatever state they are.
+Each worker digests rejected payloads under the replaying process's key (`digest.current_key`),
+so a dead letter's id is the same whichever process validated it, and ignores SIGINT: Ctrl-C
+stops the replay in the replaying process, which then stops the workers.
+"""
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from psmon.schemas import digest
+from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
+from psmon.schemas.normalized import ValidRecord
+from psmon.schemas.validation import STREAM_BATCH, Invalid, ValidEvent, validate_events
+from psmon.sinks.clickhouse.writer import EventTable
+
+__all__ = [
+    "BEYOND",
+    "EVENT",
+    "LETTER",
+    "POOL_AFTER_ROWS",
+    "TASK_ROWS",
+    "RowValidation",
+    "Verdicts",
+    "default_workers",
+    "validate_rows",
+]
+
+#: Rows per chunk sent to a worker: large enough that a chunk's round trip is a small part of it.
+TASK_ROWS: Final = 8192
+#: Rows read before worker processes start: a smaller input is validated where it is read.
+POOL_AFTER_ROWS: Final = 4 * TASK_ROWS
+
+#: Kinds of row, one byte each in `Verdicts.kinds`.
+EVENT: Final = 0  # a valid event, to be stored
+LETTER: Final = 1  # a dead letter (rejected by validation or by the reader)
+BEYOND: Final = 2  # a valid event older than the raw events' retention: skipped
+
+C = TypeVar("C")
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """What validation made of consecutive rows of one file: `kinds[i]` is row i's kind; the
+    rows of kind `EVENT` are `events`, the rows of kind `LETTER` are `letters`, both in row
+    order. `events` is an `EventTable`, or the records themselves when their table could not be
+    built (a value that does not fit its column: the writer isolates it)."""
+
+    kinds: bytes
+    events: Sequence[ValidRecord]
+    letters: list[DeadLetter]
+
+
+def validate_rows(
+    rows: Sequence[int],
+    messages: Sequence[bytes | Invalid],
+    *,
+    src_partition: int,
+    src_ts_ms: int,
+    horizon_s: float | None,
+) -> Verdicts:
+    """The verdicts of `messages` (a reader's rows, numbered `rows`): raw messages through
+    `validate_events` `STREAM_BATCH` at a time (as stage 1 validates a poll), the reader's own
+    rejections as they are."""
+    raw = [m for m in messages if isinstance(m, bytes)]
+    checked: list[ValidEvent | Invalid] = []
+    for start in range(0, len(raw), STREAM_BATCH):
+        checked.extend(validate_events(raw[start : start + STREAM_BATCH]))
+    verdicts = iter(checked)
+    kinds = bytearray(len(messages))  # EVENT = 0 unless set
+    records: list[ValidRecord] = []
+    letters: list[DeadLetter] = []
+    for i, (row, message) in enumerate(zip(rows, messages, strict=True)):
+        verdict = next(verdicts) if isinstance(message, bytes) else message
+        if isinstance(verdict, Invalid):
+            kinds[i] = LETTER
+            letters.append(dead_letter_of(verdict, src_partition=src_partition, src_offset=row, src_ts_ms=src_ts_ms))
+        elif horizon_s is not None and verdict.occurred_at_s < horizon_s:
+            kinds[i] = BEYOND
+        else:
+            records.append(ValidRecord(verdict, src_partition, row, src_ts_ms))
+    return Verdicts(bytes(kinds), EventTable.of(records), letters)
+
+
+class RowValidation(Generic[C]):
+    """Chunks of rows validated in order: in this process, then, once `POOL_AFTER_ROWS` rows
+    have been submitted, on `workers` processes (none when `workers` < 2). Each chunk carries a
+    context of the caller's (`C`), handed back with its verdicts."""
+
+    def __init__(self, workers: int):
+        self._workers = workers
+        self._submitted_rows = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[tuple[C, Future[Verdicts] | Verdicts]] = deque()
+
+    def submit(
+        self,
+        context: C,
+        rows: Sequence[int],
+        messages: Sequence[bytes | Invalid],
+        *,
+        src_partition: int,
+        src_ts_ms: int,
+        horizon_s: float | None,
+    ) -> None:
+        pool = self._pool_for_next()
+        if pool is None:
+            verdicts = validate_rows(
+                rows, messages, src_partition=src_partition, src_ts_ms=src_ts_ms, horizon_s=horizon_s
+            )
+            self._pending.append((context, verdicts))
+        else:
+            future = pool.submit(
+                validate_rows, rows, messages, src_partition=src_partition, src_ts_ms=src_ts_ms, horizon_s=horizon_s
+            )
+            self._pending.append((context, future))
+        self._submitted_rows += len(rows)
+
+    @property
+    def processes(self) -> int:
+        """Worker processes started (0 until `POOL_AFTER_ROWS` rows have been submitted)."""
+        return 0 if self._pool is None else self._workers
+
+    def ready(self) -> Iterator[tuple[C, Verdicts]]:
+        """Verdicts of the oldest chunks, in order, while more than two chunks per worker are in
+        flight (waiting for them): what keeps the workers busy and the memory bounded."""
+        while len(self._pending) > 2 * max(self._workers, 1) or (
+            self._pending and not isinstance(self._pending[0][1], Future)
+        ):
+            yield self._take()
+
+    def drain(self) -> Iterator[tuple[C, Verdicts]]:
+        """Verdicts of every chunk submitted, in order."""
+        while self._pending:
+            yield self._take()
+
+    def close(self) -> None:
+        """Stop the workers; chunks not taken are dropped."""
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _take(self) -> tuple[C, Verdicts]:
+        context, verdicts = self._pending.popleft()
+        return context, verdicts.result() if isinstance(verdicts, Future) else verdicts
+
+    def _pool_for_next(self) -> ProcessPoolExecutor | None:
+        if self._pool is None and self._workers > 1 and self._submitted_rows >= POOL_AFTER_ROWS:
+            self._pool = ProcessPoolExecutor(
+                self._workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_start_worker,
+                initargs=(digest.current_key(),),
+            )
+        return self._pool
+
+    def __enter__(self) -> "RowValidation[C]":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _start_worker(key: bytes) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    digest.set_key(key)
