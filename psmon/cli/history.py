@@ -318,6 +318,9 @@ def replay(
     to: Annotated[str, typer.Option(help="clickhouse | kafka | both")] = "clickhouse",
     publish: Annotated[bool, typer.Option("--publish", help="shorthand for --to kafka")] = False,
     batch_rows: Annotated[int, typer.Option(help="rows per ClickHouse insert")] = 50_000,
+    workers: Annotated[
+        int, typer.Option(help="processes that validate rows of a long input; 0 = the cores less two, 1 = none")
+    ] = 0,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
     fmt: SummaryFormatOpt = "table",
     lang: LangOpt = None,
@@ -340,6 +343,8 @@ def replay(
         fail(f"--to must be clickhouse, kafka or both; got {to!r}")
     if batch_rows < 1:
         fail("--batch-rows must be >= 1")
+    if workers < 0:
+        fail("--workers must be >= 0")
     s = settings(ctx, clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir, lang=lang)
     bar = Progress(
         TextColumn("{task.description}"),
@@ -353,7 +358,12 @@ def replay(
     tasks = {p: bar.add_task(p.name, total=size_hint(p)) for p in files}
     with bar:
         stats = replay_into(
-            s, files, target=target, batch_rows=batch_rows, progress=lambda p, n: bar.advance(tasks[p], n)
+            s,
+            files,
+            target=target,
+            batch_rows=batch_rows,
+            workers=workers,
+            progress=lambda p, n: bar.advance(tasks[p], n),
         )
     summary = stats.summary()
     if fmt == "json":

@@ -60,7 +60,16 @@ import orjson
 import pyarrow as pa
 
 from psmon.history.publish import KafkaPublisher
-from psmon.history.replay_validation import BEYOND, EVENT, LETTER, TASK_ROWS, RowValidation, Verdicts, default_workers
+from psmon.history.replay_validation import (
+    BEYOND,
+    EVENT,
+    LETTER,
+    POOL_AFTER_BYTES,
+    TASK_ROWS,
+    RowValidation,
+    Verdicts,
+    default_workers,
+)
 from psmon.history.sources import SourceError, read_messages
 from psmon.kafka import KafkaAuth
 from psmon.schemas.dead_letter import DeadLetter
@@ -195,7 +204,7 @@ def replay_files(
     """Validate and load every row of `paths`; see the module docstring for the guarantees.
 
     `workers`: processes that validate rows once the input is long enough
-    (`replay_validation`); 0 = one per core, 1 = validate in this process."""
+    (`replay_validation`); 0 = `default_workers()`, 1 = validate in this process."""
     if writer is None and publisher is None:
         raise ValueError("replay needs a ClickHouse writer, a publisher, or both")
     stats = ReplayStats()
@@ -220,7 +229,10 @@ def replay_files(
         for r in letters.refused:  # clamped to fit, so not expected: say so rather than stop
             log.error("dead letter %s cannot be stored (%s); dropped", r.item.dead_letter_id, r.error)
 
+    paths = list(paths)
     with _BatchWriter(write) as writes, RowValidation[list[bytes]](workers or default_workers()) as validation:
+        if writer is not None and sum(p.stat().st_size for p in paths) >= POOL_AFTER_BYTES:
+            validation.start()  # long input: the workers start while the first rows are read
         for path in paths:
             source = _Source(path, replay_partition(path), src_ts_ms, horizon_s)
             _replay_file(source, writes, validation, stats, publisher, writer is not None, batch_rows, progress)
@@ -406,6 +418,7 @@ def replay_into(
     *,
     target: ReplayTarget,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    workers: int = 0,
     progress: Callable[[Path, int], None] | None = None,
 ) -> ReplayStats:
     """`replay_files` into the ClickHouse (migrated first) and/or the Kafka topic of `settings`.
@@ -431,6 +444,7 @@ def replay_into(
             batch_rows=batch_rows,
             retention_days=settings.clickhouse_events_ttl_days,
             progress=progress,
+            workers=workers,
         )
     finally:
         if publisher is not None:

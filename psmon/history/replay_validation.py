@@ -39,12 +39,13 @@ from psmon.schemas import digest
 from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import STREAM_BATCH, Invalid, ValidEvent, validate_events
-from psmon.sinks.clickhouse.writer import EventTable
+from psmon.sinks.clickhouse.writer import EventTable, events_table
 
 __all__ = [
     "BEYOND",
     "EVENT",
     "LETTER",
+    "POOL_AFTER_BYTES",
     "POOL_AFTER_ROWS",
     "TASK_ROWS",
     "RowValidation",
@@ -57,6 +58,9 @@ __all__ = [
 TASK_ROWS: Final = 8192
 #: Rows read before worker processes start: a smaller input is validated where it is read.
 POOL_AFTER_ROWS: Final = 4 * TASK_ROWS
+#: Input bytes from which a replay starts its workers before reading (about `POOL_AFTER_ROWS`
+#: contract events of 250 bytes): they start while the first rows are read.
+POOL_AFTER_BYTES: Final = 250 * POOL_AFTER_ROWS
 
 #: Kinds of row, one byte each in `Verdicts.kinds`.
 EVENT: Final = 0  # a valid event, to be stored
@@ -93,20 +97,42 @@ def validate_rows(
     checked: list[ValidEvent | Invalid] = []
     for start in range(0, len(raw), STREAM_BATCH):
         checked.extend(validate_events(raw[start : start + STREAM_BATCH]))
-    verdicts = iter(checked)
+    if len(raw) < len(messages):  # the reader's own rejections, in their places
+        verdicts = iter(checked)
+        checked = [next(verdicts) if isinstance(m, bytes) else m for m in messages]
     kinds = bytearray(len(messages))  # EVENT = 0 unless set
-    records: list[ValidRecord] = []
+    events: list[ValidEvent] = []
+    offsets: list[int] = []
     letters: list[DeadLetter] = []
-    for i, (row, message) in enumerate(zip(rows, messages, strict=True)):
-        verdict = next(verdicts) if isinstance(message, bytes) else message
-        if isinstance(verdict, Invalid):
-            kinds[i] = LETTER
-            letters.append(dead_letter_of(verdict, src_partition=src_partition, src_offset=row, src_ts_ms=src_ts_ms))
-        elif horizon_s is not None and verdict.occurred_at_s < horizon_s:
-            kinds[i] = BEYOND
+    for i, verdict in enumerate(checked):
+        if isinstance(verdict, ValidEvent):
+            if horizon_s is not None and verdict.occurred_at_s < horizon_s:
+                kinds[i] = BEYOND
+            else:
+                events.append(verdict)
+                offsets.append(rows[i])
         else:
-            records.append(ValidRecord(verdict, src_partition, row, src_ts_ms))
-    return Verdicts(bytes(kinds), EventTable.of(records), letters)
+            kinds[i] = LETTER
+            letter = dead_letter_of(verdict, src_partition=src_partition, src_offset=rows[i], src_ts_ms=src_ts_ms)
+            letters.append(letter)
+    return Verdicts(bytes(kinds), _stored(events, offsets, src_partition, src_ts_ms), letters)
+
+
+def _stored(events: list[ValidEvent], offsets: list[int], src_partition: int, src_ts_ms: int) -> Sequence[ValidRecord]:
+    """The events to store as an `EventTable`, built without a record per event; their records
+    when the table cannot be built (a value that does not fit its column)."""
+    if not events:
+        return []
+    try:
+        table = events_table(
+            events,
+            src_partitions=[src_partition] * len(events),
+            src_offsets=offsets,
+            src_ts_ms=[src_ts_ms] * len(events),
+        )
+    except (ValueError, OverflowError, TypeError):
+        return [ValidRecord(e, src_partition, o, src_ts_ms) for e, o in zip(events, offsets, strict=True)]
+    return EventTable(table)
 
 
 class RowValidation(Generic[C]):
@@ -174,13 +200,21 @@ class RowValidation(Generic[C]):
 
     def _pool_for_next(self) -> ProcessPoolExecutor | None:
         if self._pool is None and self._workers > 1 and self._submitted_rows >= POOL_AFTER_ROWS:
-            self._pool = ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_start_worker,
-                initargs=(digest.current_key(),),
-            )
+            self.start()
         return self._pool
+
+    def start(self) -> None:
+        """Start the worker processes now (when the input is known to be long), not after
+        `POOL_AFTER_ROWS` rows; they import the validation while this process reads."""
+        if self._pool is not None or self._workers < 2:
+            return
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        self._pool = ProcessPoolExecutor(
+            self._workers, mp_context=context, initializer=_start_worker, initargs=(digest.current_key(),)
+        )
+        for _ in range(self._workers):  # processes start as work arrives: start them all now
+            self._pool.submit(int)
 
     def __enter__(self) -> "RowValidation[C]":
         return self
@@ -190,8 +224,12 @@ class RowValidation(Generic[C]):
 
 
 def default_workers() -> int:
-    """One worker per core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Worker processes a replay starts by default: the cores this process may run on, less one
+    for reading and one for ClickHouse's writes; none (validation in the replaying process) on
+    a machine of two cores, where two workers measured 0.85-0.97x of one process (see the module
+    docstring)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 2)
 
 
 def _start_worker(key: bytes) -> None:

@@ -81,6 +81,7 @@ __all__ = [
     "dead_letter_row",
     "event_row",
     "event_table",
+    "events_table",
     "string_array",
     "unstorable_letters",
     "write_isolating",
@@ -336,20 +337,36 @@ def event_table(records: Sequence[ValidRecord]) -> Any:
     record attributes in C++ and ClickHouse parses the Arrow stream in C++, without the GIL (see
     the module docstring). A value that does not fit its column raises ValueError, OverflowError
     or TypeError (data errors, `client.is_permanent_error`) naming the column."""
+    return events_table(
+        [r.event for r in records],
+        src_partitions=[r.src_partition for r in records],
+        src_offsets=[r.src_offset for r in records],
+        src_ts_ms=[r.src_ts_ms for r in records],
+    )
+
+
+def events_table(
+    events: Sequence[ValidEvent],
+    *,
+    src_partitions: Sequence[int],
+    src_offsets: Sequence[int],
+    src_ts_ms: Sequence[int],
+) -> Any:
+    """`event_table` of the records of these events and source coordinates (the i-th of each):
+    what `psmon replay` builds straight from validated events, without a record per event."""
     import pyarrow as pa
 
-    events = [r.event for r in records]
     occurred = np.fromiter((e.occurred_at_s for e in events), np.float64, len(events))
     try:
-        src_ts = np.fromiter((r.src_ts_ms for r in records), np.int64, len(records))
+        src_ts = np.fromiter(src_ts_ms, np.int64, len(src_ts_ms))
     except OverflowError as exc:
         raise ValueError(f"column src_ts: time out of range ({exc})") from exc
     values: dict[str, Any] = {
         "occurred_at": _ticks_us(occurred),
         "src_ts": _ticks_ms(src_ts),
-        "src_partition": [r.src_partition for r in records],
-        "src_offset": [r.src_offset for r in records],
-        "dedup_version": [_VERSION_BASE - ts for ts in src_ts.tolist()],
+        "src_partition": src_partitions,
+        "src_offset": src_offsets,
+        "dedup_version": _VERSION_BASE - src_ts,
     }
     arrays = []
     for column in EVENT_COLUMNS:
