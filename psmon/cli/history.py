@@ -319,8 +319,8 @@ def replay(
     publish: Annotated[bool, typer.Option("--publish", help="shorthand for --to kafka")] = False,
     batch_rows: Annotated[int, typer.Option(help="rows per ClickHouse insert")] = 50_000,
     workers: Annotated[
-        int, typer.Option(help="processes that validate rows of a long input; 0 = the cores less two, 1 = none")
-    ] = 0,
+        int, typer.Option(help="processes that validate the rows of a long input (1: this process)")
+    ] = 1,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
     fmt: SummaryFormatOpt = "table",
     lang: LangOpt = None,
@@ -343,8 +343,8 @@ def replay(
         fail(f"--to must be clickhouse, kafka or both; got {to!r}")
     if batch_rows < 1:
         fail("--batch-rows must be >= 1")
-    if workers < 0:
-        fail("--workers must be >= 0")
+    if workers < 1:
+        fail("--workers must be >= 1")
     s = settings(ctx, clickhouse_dsn=clickhouse, kafka_bootstrap=kafka, data_dir=data_dir, lang=lang)
     bar = Progress(
         TextColumn("{task.description}"),

@@ -11,10 +11,13 @@ pipeline already wrote, changes nothing. Batches are large (50,000 rows by defau
 on a thread of its own while the next one is read and validated (`_BatchWriter`: ClickHouse
 runs without the GIL), one batch at a time and in file order, so the at-most-once check works
 exactly as if the writes were made in turn. Python work on the writer thread would compete
-with validation for the GIL, so the reading thread builds each batch's Arrow table before it
-hands the batch over (`writer.PreparedEvents`), the batch's INSERT token is hashed in one call
+with validation for the GIL, so rows are validated in chunks straight into Arrow tables
+(`replay_validation`, on worker processes with `workers` > 1), the writer checks and inserts a
+table from its columns (`writer.EventTable`), the batch's INSERT token is hashed in one call
 that releases the GIL, and the writer thread is left mostly ClickHouse calls (measurements and
-commands in docs/performance.md, "Replay and the end-to-end pipeline").
+commands in docs/performance.md, "Replay and the end-to-end pipeline"). Batches are cut where
+validating row by row would cut them, whatever the chunks, so their tokens never depend on how
+many processes validated.
 
 Replayed rows carry synthetic source coordinates, since they did not come from Kafka:
 `src_partition` = `REPLAY_PARTITION_FLAG` | crc32(file name) (Kafka partitions never reach
@@ -68,7 +71,6 @@ from psmon.history.replay_validation import (
     TASK_ROWS,
     RowValidation,
     Verdicts,
-    default_workers,
 )
 from psmon.history.sources import SourceError, read_messages
 from psmon.kafka import KafkaAuth
@@ -199,12 +201,12 @@ def replay_files(
     retention_days: int = 0,
     progress: Callable[[Path, int], None] | None = None,
     clock: Callable[[], float] = time.time,
-    workers: int = 0,
+    workers: int = 1,
 ) -> ReplayStats:
     """Validate and load every row of `paths`; see the module docstring for the guarantees.
 
-    `workers`: processes that validate rows once the input is long enough
-    (`replay_validation`); 0 = `default_workers()`, 1 = validate in this process."""
+    `workers` > 1: processes that validate the rows of a long input (`replay_validation`);
+    1 validates in this process."""
     if writer is None and publisher is None:
         raise ValueError("replay needs a ClickHouse writer, a publisher, or both")
     stats = ReplayStats()
@@ -230,7 +232,7 @@ def replay_files(
             log.error("dead letter %s cannot be stored (%s); dropped", r.item.dead_letter_id, r.error)
 
     paths = list(paths)
-    with _BatchWriter(write) as writes, RowValidation[list[bytes]](workers or default_workers()) as validation:
+    with _BatchWriter(write) as writes, RowValidation[list[bytes]](workers) as validation:
         if writer is not None and sum(p.stat().st_size for p in paths) >= POOL_AFTER_BYTES:
             validation.start()  # long input: the workers start while the first rows are read
         for path in paths:
@@ -418,7 +420,7 @@ def replay_into(
     *,
     target: ReplayTarget,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    workers: int = 0,
+    workers: int = 1,
     progress: Callable[[Path, int], None] | None = None,
 ) -> ReplayStats:
     """`replay_files` into the ClickHouse (migrated first) and/or the Kafka topic of `settings`.

@@ -1,33 +1,38 @@
-"""Validation of replay rows on worker processes: what lets `psmon replay` use every core.
+"""Validation of replay rows in chunks, on worker processes when asked (`psmon replay --workers`).
 
 A replay is a loop on one thread: read a row, validate it, build its row of the insert. The
-INSERT itself runs in ClickHouse without the GIL, on a thread of its own (`replay._BatchWriter`),
-but reading and validating held the GIL for about 4.5 s per 200,000 rows, longer than a raw
-insert of the same rows takes: a replay ran at 0.45x a raw insert, on one core of two. Threads
-cannot share that work (it is Python), processes can. Measured on the 200,000-row benchmark
-corpus (2 cores, a quiet machine): reading 0.56 s, validation 1.7 s, records 0.36 s, their Arrow
-table 0.44 s; the same rows validated on two worker processes took 3.1-3.3 s in all against
-5.2 s on one thread (a prototype of this module, inserts included).
+INSERT runs in ClickHouse without the GIL on a thread of its own (`replay._BatchWriter`), but
+reading and validating are Python: on one core, however many the machine has. Processes can
+share that work. What crosses between them decides whether it pays: the replaying process sends
+the raw rows (pickling 200,000 lines: 0.13 s) and gets back, per chunk, one byte per row (its
+kind), the dead letters (about 1% of rows) and the events to store as an Arrow table
+(`writer.EventTable`: 0.14 s to unpickle for 200,000 rows), never the validated structs:
+unpickling 200,000 `ValidRecord`s took 2.4 s, more than validating them.
 
-What crosses between processes decides whether that pays. The reading process sends the raw
-rows (pickling 200,000 lines: 0.13 s) and gets back, per chunk, one byte per row (its kind), the
-dead letters (about 1% of rows) and the stored events as an Arrow table (`writer.EventTable`,
-0.14 s to unpickle for 200,000 rows), never the validated structs: unpickling 200,000
-`ValidRecord`s took 2.4 s, more than validating them.
+Whether it pays depends on free cores, and the machine psmon is measured on has two. There the
+replaying process (reading, the writer's Python) and ClickHouse's INSERTs already use about 1.3
+cores (6.0-6.8 CPU-seconds in a 4.7-5.4 s replay of 200,000 rows), so two workers only moved
+work around: 0.80-0.85x of one process over 200,000 rows, 0.93-1.12x over 500,000
+(docs/performance.md, "Validation on worker processes"). So the default is one process; the chunked path is the same
+either way (`validate_rows`), and what it buys in one process is measured there too: the events
+go straight from validated structs into their table (`writer.events_table`), without a record
+per event, and the writer checks and inserts the table from its columns.
 
 Chunks are `TASK_ROWS` rows, handed out in order and taken back in the same order, so what a
-replay stores, the batches it writes and their tokens are exactly those of validating in turn;
-at most two chunks per worker are in flight, which bounds memory. Small inputs never start a
-process (about a second each): a replay validates in its own process until `POOL_AFTER_ROWS`
-rows have been read. Workers are started with `forkserver`, not `fork`: the replaying process
-runs chDB's and the writer's threads, and a fork copies their locks in whatever state they are.
-Each worker digests rejected payloads under the replaying process's key (`digest.current_key`),
-so a dead letter's id is the same whichever process validated it, and ignores SIGINT: Ctrl-C
-stops the replay in the replaying process, which then stops the workers.
+replay stores, the batches it writes and their tokens are exactly those of validating in turn
+(`tests/integration/history/test_replay_workers.py`); at most two chunks per worker are in
+flight, which bounds memory. A short input never starts a process (about a second each): rows
+are validated where they are read until `POOL_AFTER_ROWS` have been, unless the input is known
+to be long (`POOL_AFTER_BYTES`), when the workers start before the first row is read. Workers
+are started with `forkserver`, not `fork`: the replaying process runs chDB's and the writer's
+threads, and a fork copies their locks in whatever state they are; the fork server imports this
+module once, so each worker starts with it loaded. Each worker digests rejected payloads under
+the replaying process's key (`digest.current_key`), so a dead letter's id is the same whichever
+process validated it, and ignores SIGINT: Ctrl-C stops the replay in the replaying process,
+which then stops the workers.
 """
 
 import multiprocessing
-import os
 import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -50,7 +55,6 @@ __all__ = [
     "TASK_ROWS",
     "RowValidation",
     "Verdicts",
-    "default_workers",
     "validate_rows",
 ]
 
@@ -221,15 +225,6 @@ class RowValidation(Generic[C]):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def default_workers() -> int:
-    """Worker processes a replay starts by default: the cores this process may run on, less one
-    for reading and one for ClickHouse's writes; none (validation in the replaying process) on
-    a machine of two cores, where two workers measured 0.85-0.97x of one process (see the module
-    docstring)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 2)
 
 
 def _start_worker(key: bytes) -> None:
