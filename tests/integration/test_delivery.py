@@ -240,15 +240,12 @@ def run_kill_schedule(pipe: Pipeline, corpus: Corpus, *, timeout_s: float) -> di
     return dict(kills)
 
 
-@pytest.mark.parametrize(
-    "n",
-    [
-        pytest.param(12_000, id="12k"),
-        # Its own bound: the suite-wide 300 s timeout is shorter than 200k events through kills.
-        pytest.param(200_000, id="200k", marks=[pytest.mark.slow, pytest.mark.timeout(2400)]),
-    ],
-)
-def test_kills_of_worker_and_sink_lose_nothing_and_count_nothing_twice(pipe: Pipeline, n: int) -> None:
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # its own bound: the suite-wide 300 s is shorter than 200k events through kills
+def test_kills_of_worker_and_sink_lose_nothing_and_count_nothing_twice(pipe: Pipeline) -> None:
+    # 200,000 events: kills land mid-stream with a large history behind them. (A 12,000-event run
+    # of the same schedule and assertions was dropped from the suite: this one checks all it did.)
+    n = 200_000
     corpus = build_corpus(n, seed=n, now_s=time.time(), bad_fraction=0.005, repeat_fraction=0.01)
     timeout_s = 120 + n / 200
     kills = run_kill_schedule(pipe, corpus, timeout_s=timeout_s)

@@ -36,7 +36,7 @@ def cli(module_dsn: str, module_client: Any, dataset: Dataset) -> dict[str, str]
     """Environment of a database loaded by `psmon replay` (run twice: the second adds nothing)."""
     env = {"PSMON_CLICKHOUSE_DSN": module_dsn, "PSMON_CLICKHOUSE_DATABASE": "cli"}
     first = run(env, "replay", str(dataset.path), "--no-progress", "-f", "json")
-    second = run(env, "replay", str(dataset.path), "--no-progress", "-f", "json")
+    second = run(env, "replay", str(dataset.path), "--no-progress", "-f", "json", "--workers", "2")
     first_summary, second_summary = orjson.loads(first.splitlines()[-1]), orjson.loads(second.splitlines()[-1])
     assert first_summary["inserted"] == len(dataset.events)
     assert second_summary["inserted"] == 0 and second_summary["already_stored"] == second_summary["valid"]
@@ -47,6 +47,12 @@ def run(env: dict[str, str], *args: str) -> str:
     result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def test_replay_refuses_no_workers_in_one_line(dataset: Dataset) -> None:
+    result = CliRunner().invoke(app, ["replay", str(dataset.path), "--workers", "0"])
+    assert result.exit_code != 0 and "--workers must be >= 1" in result.output
+    assert "Traceback" not in result.output
 
 
 def csv_rows(text: str) -> list[dict[str, str]]:
