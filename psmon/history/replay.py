@@ -209,6 +209,8 @@ def replay_files(
     1 validates in this process."""
     if writer is None and publisher is None:
         raise ValueError("replay needs a ClickHouse writer, a publisher, or both")
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     stats = ReplayStats()
     t0 = time.monotonic()
     started_s = clock()
@@ -233,7 +235,7 @@ def replay_files(
 
     paths = list(paths)
     with _BatchWriter(write) as writes, RowValidation[list[bytes]](workers) as validation:
-        if writer is not None and sum(p.stat().st_size for p in paths) >= POOL_AFTER_BYTES:
+        if workers > 1 and writer is not None and sum(p.stat().st_size for p in paths) >= POOL_AFTER_BYTES:
             validation.start()  # long input: the workers start while the first rows are read
         for path in paths:
             source = _Source(path, replay_partition(path), src_ts_ms, horizon_s)

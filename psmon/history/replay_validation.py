@@ -20,16 +20,17 @@ per event, and the writer checks and inserts the table from its columns.
 
 Chunks are `TASK_ROWS` rows, handed out in order and taken back in the same order, so what a
 replay stores, the batches it writes and their tokens are exactly those of validating in turn
-(`tests/integration/history/test_replay_workers.py`); at most two chunks per worker are in
-flight, which bounds memory. A short input never starts a process (about a second each): rows
-are validated where they are read until `POOL_AFTER_ROWS` have been, unless the input is known
-to be long (`POOL_AFTER_BYTES`), when the workers start before the first row is read. Workers
-are started with `forkserver`, not `fork`: the replaying process runs chDB's and the writer's
-threads, and a fork copies their locks in whatever state they are; the fork server imports this
-module once, so each worker starts with it loaded. Each worker digests rejected payloads under
-the replaying process's key (`digest.current_key`), so a dead letter's id is the same whichever
-process validated it, and ignores SIGINT: Ctrl-C stops the replay in the replaying process,
-which then stops the workers.
+(`tests/integration/history/test_replay_workers.py`); about two chunks per worker are in
+flight (one more just after a submit), which bounds memory. A short input never starts a
+process (about a second each): rows are validated where they are read until `POOL_AFTER_ROWS`
+have been, unless the input is known to be long (`POOL_AFTER_BYTES`), when the workers start
+before the first row is read. Workers are started with `forkserver`, not `fork`: the replaying
+process runs chDB's and the writer's threads, and a fork copies their locks in whatever state
+they are; the fork server imports this module once, so each worker starts with it loaded (the
+fork server then lives as long as the replaying process). Each worker digests rejected
+payloads under the replaying process's key (`digest.current_key`), so a dead letter's id is the
+same whichever process validated it, and ignores SIGINT: Ctrl-C stops the replay in the
+replaying process, which then stops the workers.
 """
 
 import multiprocessing

@@ -89,8 +89,16 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_replay_on_worker_processes_stores_and_batches_exactly_as_one_process(
-    module_client: Client, long_file: Path
+    module_client: Client, long_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    started: list[int] = []  # worker processes each replay started
+    real_start = RowValidation.start
+
+    def start(self: RowValidation[object]) -> None:
+        real_start(self)
+        started.append(self.processes)
+
+    monkeypatch.setattr(RowValidation, "start", start)
     runs = []
     for workers in (1, 2):
         db = f"w{workers}_{time.time_ns()}"
@@ -104,7 +112,8 @@ def test_a_replay_on_worker_processes_stores_and_batches_exactly_as_one_process(
 
     (one, one_tokens, one_events, one_letters), (two, two_tokens, two_events, two_letters) = runs
     assert list(dict.fromkeys(t.split()[1] for t in one_tokens)) == _row_by_row_tokens(long_file, 4_999, 365)
-    assert one["rows"] > POOL_AFTER_ROWS + TASK_ROWS  # the second run validated chunks on its workers
+    assert started == [2]  # the second run's workers, started before its first row (a long file)
+    assert one["rows"] > POOL_AFTER_ROWS + TASK_ROWS
     reasons = one["invalid_by_reason"]
     assert isinstance(reasons, dict) and reasons["too_large"] >= 5 and reasons["malformed_json"] >= 5
     assert one["beyond_retention"] > 0
