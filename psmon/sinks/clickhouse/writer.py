@@ -44,6 +44,10 @@ machine: plain `client.insert` 5.0 s, Arrow 2.6 s of which 1.0 s Python (`column
 slow part). A value that does not fit its column is still a data error, raised while building
 the table, so `write_isolating` isolates it as before.
 
+`write_events` also takes an `EventTable`, events already built into their table (`psmon
+replay` validates rows straight into tables): it is checked and inserted from its columns with
+the same rules, and a record is rebuilt from a row only for a row ClickHouse refuses.
+
 The "already stored?" query carries the batch's ids as one string literal split back by
 `splitByChar` (`string_array`), not as a bound parameter: clickhouse-connect escapes a bound
 value in Python character by character, about 0.25 s of GIL for 50,000 ids. The writer raises
