@@ -3,6 +3,7 @@ batches it writes and their INSERT tokens must be exactly those of validating in
 process. Real chDB, real worker processes (`forkserver`)."""
 
 import hashlib
+import multiprocessing
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,3 +151,23 @@ def test_worker_processes_give_the_verdicts_of_this_process_under_its_digest_key
         assert isinstance(theirs.events, EventTable) and isinstance(mine.events, EventTable)
         assert theirs.events.table.equals(mine.events.table)
         assert isinstance(theirs.events.table, pa.Table)
+
+
+def test_a_failed_write_stops_the_replay_and_its_workers(module_client: Client, long_file: Path) -> None:
+    """A write that fails mid-replay (here the second batch's) is raised to the caller, and no
+    worker process outlives the replay."""
+    db = f"fail_{time.time_ns()}"
+    migrate(module_client, db)
+
+    class FailingWriter(_RecordingWriter):
+        def write_events(self, records: Sequence[ValidRecord], *, token: str) -> int:
+            if len(self.tokens) >= 2:
+                raise RuntimeError("the store went away")
+            return super().write_events(records, token=token)
+
+    writer = FailingWriter(module_client, database=db)
+    with pytest.raises(RuntimeError, match="the store went away"):
+        replay_files([long_file], writer=writer, batch_rows=4_999, workers=2)
+    assert multiprocessing.active_children() == []
+    stored = module_client.query(f"SELECT count() FROM {db}.events").result_rows[0][0]
+    assert 0 < stored <= 4_999  # the first batch, and nothing after the failure
