@@ -45,7 +45,7 @@ from psmon.schemas import digest
 from psmon.schemas.dead_letter import DeadLetter, dead_letter_of
 from psmon.schemas.normalized import ValidRecord
 from psmon.schemas.validation import STREAM_BATCH, Invalid, ValidEvent, validate_events
-from psmon.sinks.clickhouse.writer import EventTable, events_table
+from psmon.sinks.clickhouse.writer import EventTable
 
 __all__ = [
     "BEYOND",
@@ -124,20 +124,10 @@ def validate_rows(
 
 
 def _stored(events: list[ValidEvent], offsets: list[int], src_partition: int, src_ts_ms: int) -> Sequence[ValidRecord]:
-    """The events to store as an `EventTable`, built without a record per event; their records
-    when the table cannot be built (a value that does not fit its column)."""
-    if not events:
-        return []
-    try:
-        table = events_table(
-            events,
-            src_partitions=[src_partition] * len(events),
-            src_offsets=offsets,
-            src_ts_ms=[src_ts_ms] * len(events),
-        )
-    except (ValueError, OverflowError, TypeError):
-        return [ValidRecord(e, src_partition, o, src_ts_ms) for e, o in zip(events, offsets, strict=True)]
-    return EventTable(table)
+    """The events to store, stamped with the chunk's source (`EventTable.of_events`)."""
+    return EventTable.of_events(
+        events, src_partitions=[src_partition] * len(events), src_offsets=offsets, src_ts_ms=[src_ts_ms] * len(events)
+    )
 
 
 class RowValidation(Generic[C]):

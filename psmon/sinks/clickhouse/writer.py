@@ -589,14 +589,36 @@ class EventTable(Sequence[ValidRecord]):
     @staticmethod
     def of(records: Sequence[ValidRecord]) -> "Sequence[ValidRecord]":
         """`records` as an `EventTable`, or `records` themselves when their table cannot be built
-        (a value that does not fit its column): `write_events` then builds it again and raises
-        that data error, for `write_isolating` to isolate the row."""
-        if not records:
-            return records
+        (see `of_events`)."""
+        events = EventTable.of_events(
+            [r.event for r in records],
+            src_partitions=[r.src_partition for r in records],
+            src_offsets=[r.src_offset for r in records],
+            src_ts_ms=[r.src_ts_ms for r in records],
+        )
+        return events if isinstance(events, EventTable) else records
+
+    @staticmethod
+    def of_events(
+        events: Sequence[ValidEvent],
+        *,
+        src_partitions: Sequence[int],
+        src_offsets: Sequence[int],
+        src_ts_ms: Sequence[int],
+    ) -> "Sequence[ValidRecord]":
+        """The records of these events and source coordinates as an `EventTable`, built without a
+        record per event; the records themselves when their table cannot be built (a value that
+        does not fit its column): `write_events` then builds it again and raises that data error,
+        for `write_isolating` to isolate the row."""
+        if not events:
+            return []
         try:
-            return EventTable(event_table(records))
+            return EventTable(
+                events_table(events, src_partitions=src_partitions, src_offsets=src_offsets, src_ts_ms=src_ts_ms)
+            )
         except (ValueError, OverflowError, TypeError):
-            return records
+            coordinates = zip(events, src_partitions, src_offsets, src_ts_ms, strict=True)
+            return [ValidRecord(e, partition, offset, ts) for e, partition, offset, ts in coordinates]
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
