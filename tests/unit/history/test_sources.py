@@ -2,6 +2,8 @@
 
 import decimal
 import hashlib
+import io
+import random
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from psmon.history.sources import (
+    _jsonl_rows,
+    _Lines,
     HOLD_LINE_BYTES,
     SKIP_CHUNK_BYTES,
     SourceError,
@@ -165,6 +169,41 @@ def test_lines_around_the_cap_get_the_verdict_kafka_gives_the_same_bytes(tmp_pat
     )
     assert letter_id(from_file.payload_sha256) == letter_id(on_kafka.payload_sha256)
     assert second == orjson.dumps(EVENT)
+
+
+def _rows_line_by_line(fh: io.BytesIO, cap: int) -> list[tuple[int, object]]:
+    """The JSONL rows as `_Lines` reads them one line at a time: the reference of the block reader."""
+    lines, n, out = _Lines(fh, cap), 0, []
+    h = hashlib.sha256()
+    while (line := lines.read(h.update)) is not None:
+        n += 1
+        if line.data is None:
+            out.append((n, ("too_large", line.size, streamed_digest(h))))
+            h = hashlib.sha256()
+        elif line.data.strip():
+            out.append((n, line.data))
+    return out
+
+
+def test_jsonl_read_by_blocks_gives_the_rows_of_a_line_by_line_reader() -> None:
+    """Random files of lines around a small cap (with carriage returns, blank lines, no final
+    line feed) and blocks smaller and larger than the cap: rows, row numbers, fingerprints of
+    the lines too long to hold, and the bytes reported as progress are the line-by-line reader's."""
+    rng = random.Random(7)
+    alphabet = [b"a", b"b", b" ", b"\r", b"\n", b"\n", b"\r\n"]
+    for case in range(3000):
+        cap = rng.randint(1, 12)
+        block = rng.randint(1, 3 * cap + 3)
+        content = b"".join(
+            rng.choice(alphabet) * rng.choice([1, 1, 1, 2, cap, cap + 1]) for _ in range(rng.randint(0, 30))
+        )
+        seen: list[int] = []
+        got = [
+            (n, ("too_large", m.payload_bytes, m.payload_sha256) if isinstance(m, Invalid) else m)
+            for n, m in _jsonl_rows(io.BytesIO(content), cap, block, seen.append)
+        ]
+        assert got == _rows_line_by_line(io.BytesIO(content), cap), (case, cap, block, content)
+        assert sum(seen) == len(content), (case, cap, block, content)
 
 
 def test_csv_field_over_the_size_limit_is_too_large_and_the_file_goes_on(tmp_path: Path) -> None:
