@@ -448,12 +448,16 @@ class ClickHouseWriter:
         self._db = database
         self._max_query_size = _DEFAULT_MAX_QUERY_SIZE
 
-    def _query(self, sql: str) -> list[Any]:
+    def _query_columns(self, sql: str) -> list[list[Any]]:
+        """The result's columns, as lists. Read as Arrow: the driver's row query runs several
+        regular expressions over the query text in Python (about 13 ms of GIL for a batch of
+        50,000 ids), and decodes the result value by value."""
         size = len(sql.encode())
         if size > self._max_query_size:
             self._max_query_size = max(2 * size, self._max_query_size)
             self._client.set_client_setting("max_query_size", self._max_query_size)
-        return list(self._client.query(sql).result_rows)
+        table = self._client.query_arrow(sql, use_strings=True)
+        return [column.to_pylist() for column in table.columns]
 
     def partition_batch(self, records: Sequence[ValidRecord]) -> tuple[list[ValidRecord], list[ValidRecord]]:
         """(new, redelivered): records whose event_id is neither earlier in the batch nor stored,
@@ -477,11 +481,11 @@ class ClickHouseWriter:
         # badly with the batch (measured on chDB, ids already stored: 5,000 ids 0.06 s, 50,000
         # ids 98 s); the subquery builds a hash set once (50,000 ids: 0.3 s). Same result.
         in_batch = string_array(sorted({provinces[i] for i in first.values()}))
-        stored = self._query(
+        stored = self._query_columns(
             f"SELECT event_id, src_partition, src_offset FROM {self._db}.events "
             f"WHERE province_code IN {in_batch} AND event_id IN (SELECT arrayJoin({string_array(list(first))}))"
         )
-        src_of = {event_id: (int(part), int(offset)) for event_id, part, offset in stored}
+        src_of = {event_id: (int(part), int(offset)) for event_id, part, offset in zip(*stored, strict=True)}
         new = [i for event_id, i in first.items() if event_id not in src_of]
         redelivered = [i for event_id, i in first.items() if src_of.get(event_id) == sources[i]]
         return new, redelivered
