@@ -72,7 +72,7 @@ from psmon.history.replay_validation import (
     RowValidation,
     Verdicts,
 )
-from psmon.history.sources import SourceError, read_messages
+from psmon.history.sources import SourceError, read_message_blocks
 from psmon.kafka import KafkaAuth
 from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.normalized import ValidRecord
@@ -337,18 +337,21 @@ def _replay_file(
             chunk_rows, chunk, content = [], [], []
 
     try:
-        for row, message in read_messages(path, progress=advance):
-            rows += 1
-            if publisher is not None and isinstance(message, bytes):
-                publisher.send(_key_of(message), message)
-                published += 1
+        for block_rows, messages in read_message_blocks(path, progress=advance):
+            rows += len(block_rows)
+            if publisher is not None:
+                for message in messages:
+                    if isinstance(message, bytes):
+                        publisher.send(_key_of(message), message)
+                        published += 1
             if not store:
-                if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
-                    stats.invalid_by_reason[message.reason] += 1
+                for message in messages:
+                    if isinstance(message, Invalid):  # nothing to publish: counted, not lost silently
+                        stats.invalid_by_reason[message.reason] += 1
                 continue
-            chunk_rows.append(row)
-            chunk.append(message)
-            content.append(message if isinstance(message, bytes) else message.payload_sha256.encode())
+            chunk_rows.extend(block_rows)
+            chunk.extend(messages)
+            content.extend([m if isinstance(m, bytes) else m.payload_sha256.encode() for m in messages])
             if len(chunk) >= TASK_ROWS:
                 submit()
                 for row_content, verdicts in validation.ready():

@@ -46,6 +46,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -64,6 +65,7 @@ __all__ = [
     "Message",
     "SourceError",
     "detect_format",
+    "read_message_blocks",
     "read_messages",
     "size_hint",
     "streamed_digest",
@@ -115,13 +117,28 @@ def size_hint(path: Path) -> int:
 
 def read_messages(path: Path, *, progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, Message]]:
     """(row number from 1, message or the row's verdict) for every non-empty row of `path`."""
+    for rows, messages in read_message_blocks(path, progress=progress):
+        yield from zip(rows, messages, strict=True)
+
+
+def read_message_blocks(
+    path: Path, *, progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[list[int], list[Message]]]:
+    """`read_messages` in blocks of consecutive rows, (row numbers, messages): what a bulk
+    reader such as `psmon replay` takes, so that a row costs it no generator step of its own."""
     fmt = detect_format(path)
     if fmt == "jsonl":
-        yield from _jsonl(path, progress)
-    elif fmt == "csv":
-        yield from _csv(path, progress)
-    else:
-        yield from _parquet(path, progress)
+        with path.open("rb") as fh:
+            yield from _jsonl_blocks(fh, HOLD_LINE_BYTES, READ_BLOCK_BYTES, progress)
+        return
+    rows = _csv(path, progress) if fmt == "csv" else _parquet(path, progress)
+    while block := list(islice(rows, _ROWS_PER_BLOCK)):
+        numbers, messages = zip(*block, strict=True)
+        yield list(numbers), list(messages)
+
+
+#: Rows per block of the CSV and Parquet readers (`read_message_blocks`).
+_ROWS_PER_BLOCK: Final = 1024
 
 
 def streamed_digest(sha256: "hashlib._Hash") -> str:
@@ -195,22 +212,19 @@ class _Lines:
 
 
 # -- JSONL ----------------------------------------------------------------------------------------
-def _jsonl(path: Path, progress: Callable[[int], None] | None) -> Iterator[tuple[int, Message]]:
-    with path.open("rb") as fh:
-        yield from _jsonl_rows(fh, HOLD_LINE_BYTES, READ_BLOCK_BYTES, progress)
-
-
-def _jsonl_rows(
+def _jsonl_blocks(
     fh: IO[bytes], cap: int, block: int, progress: Callable[[int], None] | None
-) -> Iterator[tuple[int, Message]]:
+) -> Iterator[tuple[list[int], list[Message]]]:
     """The rows of a JSONL file, `block` bytes read at a time and split at line feeds; a line
     too long to hold whole (over `cap` + 1 bytes with its carriage return) is read again from
-    its start by `_Lines`, which streams it, so rows and fingerprints are exactly `_Lines`'s.
+    its start by `_Lines`, which streams it, so rows and fingerprints are exactly those of
+    `_Lines` read line by line (tests/unit/history/test_sources.py).
 
-    Why not `_Lines` for every line: a `readline` and a `_Line` per row were a fifth of a
-    one-process replay's reading thread (0.46 s of 500,000 rows against 0.1 s split by blocks,
-    docs/performance.md). Memory stays bounded: at most `cap` + 1 bytes of an unfinished line
-    are carried into the next block."""
+    Why not `_Lines` for every line: a `readline`, a `_Line` and a generator step per row were
+    a fifth of a one-process replay's reading thread (docs/performance.md, "Replay: less work
+    per row"). A block of held, non-blank lines without carriage returns, the usual one, is
+    handed on as split. Memory stays bounded: at most `cap` + 1 bytes of an unfinished line are
+    carried into the next block."""
     lines = _Lines(fh, cap)
     n = 0
     # Only a line too long to hold feeds the hash, so one hash serves every line up to the
@@ -225,20 +239,29 @@ def _jsonl_rows(
         parts = data.split(b"\n")
         pending = parts.pop()
         long_at = -1  # where in `data` a line too long to hold starts
-        consumed = 0
-        for part in parts:
-            if len(part) > cap + 1:
-                long_at = consumed
-                break
-            consumed += len(part) + 1
-            n += 1
-            if part.endswith(b"\r"):
-                part = part[:-1]
-            if part.strip():
-                yield n, part  # over MAX_EVENT_BYTES too: validate_event says too_large
+        if parts and b"\r" not in data and max(map(len, parts)) <= cap + 1 and all(map(bytes.strip, parts)):
+            consumed = len(data) - len(pending)
+            yield list(range(n + 1, n + 1 + len(parts))), list(parts)
+            n += len(parts)
         else:
-            if len(pending) > cap + 1:
-                long_at = consumed
+            consumed = 0
+            rows: list[int] = []
+            messages: list[Message] = []
+            for part in parts:
+                if len(part) > cap + 1:
+                    long_at = consumed
+                    break
+                consumed += len(part) + 1
+                n += 1
+                if part.endswith(b"\r"):
+                    part = part[:-1]
+                if part.strip():
+                    rows.append(n)
+                    messages.append(part)  # over MAX_EVENT_BYTES too: validate_event says too_large
+            if rows:
+                yield rows, messages
+        if long_at < 0 and len(pending) > cap + 1:
+            long_at = consumed
         if progress and consumed:
             progress(consumed)
         if long_at >= 0:
@@ -253,16 +276,16 @@ def _jsonl_rows(
             if progress:
                 progress(line.consumed)
             if line.data is None:
-                yield n, _too_large(line.size, streamed_digest(h))
+                yield [n], [_too_large(line.size, streamed_digest(h))]
                 h = hashlib.sha256()
             elif line.data.strip():
-                yield n, line.data
+                yield [n], [line.data]
     if pending:  # a last line without a line feed
         n += 1
         if progress:
             progress(len(pending))
         if pending.strip():
-            yield n, pending
+            yield [n], [pending]
 
 
 # -- CSV ------------------------------------------------------------------------------------------

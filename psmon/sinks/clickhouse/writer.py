@@ -463,14 +463,15 @@ class ClickHouseWriter:
         """(new, redelivered): records whose event_id is neither earlier in the batch nor stored,
         and records stored before from this very source message (a Kafka redelivery)."""
         new, redelivered = self._new_and_redelivered(
-            [r.event.event_id for r in records], [r.event.province_code for r in records], [r.src for r in records]
+            [r.event.event_id for r in records], [r.event.province_code for r in records], lambda i: records[i].src
         )
         return [records[i] for i in new], [records[i] for i in redelivered]
 
     def _new_and_redelivered(
-        self, ids: Sequence[str], provinces: Sequence[str], sources: Sequence[tuple[int, int]]
+        self, ids: Sequence[str], provinces: Sequence[str], sources: Callable[[int], tuple[int, int]]
     ) -> tuple[list[int], list[int]]:
-        """`partition_batch` on the batch's columns, as row indexes (each list in row order)."""
+        """`partition_batch` on the batch's columns, as row indexes (each list in row order);
+        `sources(i)` is row i's (src_partition, src_offset), asked only of rows already stored."""
         first: dict[str, int] = {}
         for i, event_id in enumerate(ids):
             first.setdefault(event_id, i)
@@ -485,9 +486,11 @@ class ClickHouseWriter:
             f"SELECT event_id, src_partition, src_offset FROM {self._db}.events "
             f"WHERE province_code IN {in_batch} AND event_id IN (SELECT arrayJoin({string_array(list(first))}))"
         )
+        if not stored[0]:  # nothing stored yet, as for most of a first replay
+            return list(first.values()), []
         src_of = {event_id: (int(part), int(offset)) for event_id, part, offset in zip(*stored, strict=True)}
         new = [i for event_id, i in first.items() if event_id not in src_of]
-        redelivered = [i for event_id, i in first.items() if src_of.get(event_id) == sources[i]]
+        redelivered = [i for event_id, i in first.items() if src_of.get(event_id) == sources(i)]
         return new, redelivered
 
     def write_events(self, records: Sequence[ValidRecord], *, token: str) -> int:
@@ -514,8 +517,13 @@ class ClickHouseWriter:
         table = events.table
         ids = table.column("event_id").to_pylist()
         provinces = table.column("province_code").to_pylist()
-        partitions, offsets = table.column("src_partition").to_pylist(), table.column("src_offset").to_pylist()
-        sources = list(zip(partitions, offsets, strict=True))
+        source_columns: list[list[int]] = []
+
+        def sources(i: int) -> tuple[int, int]:
+            if not source_columns:  # read once, only if some event is already stored
+                source_columns.extend(table.column(c).to_pylist() for c in ("src_partition", "src_offset"))
+            return source_columns[0][i], source_columns[1][i]
+
         new, redelivered = self._new_and_redelivered(ids, provinces, sources)
         if new:
             part = table if len(new) == len(ids) else table.take(new)

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from psmon.history.sources import (
-    _jsonl_rows,
-    _Lines,
     HOLD_LINE_BYTES,
     SKIP_CHUNK_BYTES,
     SourceError,
+    _jsonl_blocks,
+    _Lines,
     read_messages,
     size_hint,
     streamed_digest,
@@ -200,7 +200,8 @@ def test_jsonl_read_by_blocks_gives_the_rows_of_a_line_by_line_reader() -> None:
         seen: list[int] = []
         got = [
             (n, ("too_large", m.payload_bytes, m.payload_sha256) if isinstance(m, Invalid) else m)
-            for n, m in _jsonl_rows(io.BytesIO(content), cap, block, seen.append)
+            for rows, messages in _jsonl_blocks(io.BytesIO(content), cap, block, seen.append)
+            for n, m in zip(rows, messages, strict=True)
         ]
         assert got == _rows_line_by_line(io.BytesIO(content), cap), (case, cap, block, content)
         assert sum(seen) == len(content), (case, cap, block, content)
