@@ -304,14 +304,15 @@ def _replay_file(
     batch_rows: int,
     progress: Callable[[Path, int], None] | None,
 ) -> None:
-    """Read every row of `source`, validate it (`validation`, `TASK_ROWS` rows at a time) and
-    hand the verdicts to `writes` in batches of `batch_rows` events and letters (see
+    """Read every row of `source`, validate it (`validation`, in chunks of at least `TASK_ROWS`
+    rows) and hand the verdicts to `writes` in batches of `batch_rows` events and letters (see
     `replay_files`).
 
-    The reading loop runs once per row on the thread that holds the GIL most of a replay, so it
-    only reads, counts and collects; a chunk's verdicts come back in file order and are cut into
-    batches exactly where validating row by row would cut them (`_Batches.add`). Counts are
-    added to `stats` as the verdicts come back, and the rows read at the end, whatever happens."""
+    The reading loop runs on the thread that holds the GIL most of a replay, so it takes the
+    reader's blocks of rows (`read_message_blocks`) rather than a row at a time, and only counts
+    and collects; a chunk's verdicts come back in file order and are cut into batches exactly
+    where validating row by row would cut them (`_Batches.add`). Counts are added to `stats` as
+    the verdicts come back, and the rows read at the end, whatever happens."""
     path = source.path
     batches = _Batches(writes, stats, batch_rows)
     rows = published = 0
