@@ -18,8 +18,9 @@ either way (`validate_rows`), and what it buys in one process is measured there 
 go straight from validated structs into their table (`writer.events_table`), without a record
 per event, and the writer checks and inserts the table from its columns.
 
-Chunks are `TASK_ROWS` rows or a little more (the reader's last block is not split), handed out in order and taken back in the same order, so what a
-replay stores, the batches it writes and their tokens are exactly those of validating in turn
+Chunks are `TASK_ROWS` rows or a little more (a block of the reader is not split), handed out
+in order and taken back in the same order, so what a replay stores, the batches it writes and
+their tokens are exactly those of validating in turn
 (`tests/integration/history/test_replay_workers.py`); about two chunks per worker are in
 flight (one more just after a submit), which bounds memory. A short input never starts a
 process (about a second each): rows are validated where they are read until `POOL_AFTER_ROWS`
