@@ -2,6 +2,7 @@
 benchmarks, re-exported here so tests import from one place), and per-province totals read from
 /metrics and from ClickHouse."""
 
+from pathlib import Path
 from typing import Any
 
 import testkit
@@ -14,6 +15,7 @@ __all__ = [
     "RESOLVED_EVENT",
     "TOTAL_KEYS",
     "clickhouse_totals",
+    "parquet_unreadable_after",
     "metric_totals",
     "rollup_totals",
 ]
@@ -116,3 +118,19 @@ def rollup_totals(client: Any, db: str, source: str) -> dict[str, dict[str, int]
     rows = client.query(f"SELECT province_code, {cols} FROM {db}.{source} GROUP BY province_code").result_rows
     out = {r[0]: dict(zip(_ROLLUP_KEYS.values(), (int(x) for x in r[1:]), strict=True)) for r in rows}
     return {p: t for p, t in out.items() if any(t.values())}
+
+
+def parquet_unreadable_after(path: Path, readable_rows: int = 50_000) -> Path:
+    """A Parquet file of valid events (`RESOLVED_EVENT`, ids `v-0`, `v-1`, ...) whose reader fails
+    after `readable_rows` rows (a multiple of the readers' 50,000-row batches): the next row
+    group's first page header is overwritten, as a disk or a copy can damage a file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{**RESOLVED_EVENT, "event_id": f"v-{i}"} for i in range(readable_rows + 3_000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=readable_rows + 1_000, compression="none")
+    offset = pq.ParquetFile(path).metadata.row_group(1).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 40] = b"\xff" * 40
+    path.write_bytes(bytes(data))
+    return path

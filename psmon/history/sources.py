@@ -46,7 +46,6 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -131,10 +130,28 @@ def read_message_blocks(
         with path.open("rb") as fh:
             yield from _jsonl_blocks(fh, HOLD_LINE_BYTES, READ_BLOCK_BYTES, progress)
         return
-    rows = _csv(path, progress) if fmt == "csv" else _parquet(path, progress)
-    while block := list(islice(rows, _ROWS_PER_BLOCK)):
-        numbers, messages = zip(*block, strict=True)
-        yield list(numbers), list(messages)
+    yield from _blocks(_csv(path, progress) if fmt == "csv" else _parquet(path, progress))
+
+
+def _blocks(rows: Iterator[tuple[int, Message]]) -> Iterator[tuple[list[int], list[Message]]]:
+    """`rows` in blocks of `_ROWS_PER_BLOCK`. When the file turns unreadable (`SourceError`),
+    the rows read before are yielded first, then the error is raised: they are kept, as when
+    rows are taken one at a time."""
+    numbers: list[int] = []
+    messages: list[Message] = []
+    try:
+        for number, message in rows:
+            numbers.append(number)
+            messages.append(message)
+            if len(numbers) == _ROWS_PER_BLOCK:
+                yield numbers, messages
+                numbers, messages = [], []
+    except SourceError:
+        if numbers:
+            yield numbers, messages
+        raise
+    if numbers:
+        yield numbers, messages
 
 
 #: Rows per block of the CSV and Parquet readers (`read_message_blocks`).

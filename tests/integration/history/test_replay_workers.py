@@ -13,7 +13,7 @@ import pytest
 
 from psmon.history.replay import replay_files
 from psmon.history.replay_validation import LETTER, POOL_AFTER_ROWS, TASK_ROWS, RowValidation, validate_rows
-from psmon.history.sources import read_messages
+from psmon.history.sources import SourceError, read_messages
 from psmon.schemas.dead_letter import DeadLetter
 from psmon.schemas.digest import set_key
 from psmon.schemas.normalized import ValidRecord
@@ -21,6 +21,7 @@ from psmon.schemas.validation import Invalid, validate_event
 from psmon.sinks.clickhouse.client import Client
 from psmon.sinks.clickhouse.schema import migrate
 from psmon.sinks.clickhouse.writer import ClickHouseWriter, EventTable
+from tests.helpers import parquet_unreadable_after
 from tests.integration.corpus import build_corpus
 
 #: A row the reader rejects itself (too long to hold): a dead letter that never reaches validation.
@@ -171,3 +172,29 @@ def test_a_failed_write_stops_the_replay_and_its_workers(module_client: Client, 
     assert multiprocessing.active_children() == []
     stored = module_client.query(f"SELECT count() FROM {db}.events").result_rows[0][0]
     assert 0 < stored <= 4_999  # the first batch, and nothing after the failure
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_before_an_unreadable_part_of_a_file_are_stored(
+    module_client: Client, tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that turns unreadable after 50,000 rows: the reader's error reaches the caller, and
+    every row before it is stored, also when chunks of them were still on worker processes
+    (with 2 workers the pool starts after `POOL_AFTER_ROWS` rows); no worker outlives the replay."""
+    path = parquet_unreadable_after(tmp_path / "cut.parquet", readable_rows=50_000)
+    db = f"cut{workers}_{time.time_ns()}"
+    migrate(module_client, db)
+    started: list[int] = []
+    real_start = RowValidation.start
+
+    def start(self: RowValidation[object]) -> None:
+        real_start(self)
+        started.append(self.processes)
+
+    monkeypatch.setattr(RowValidation, "start", start)
+    with pytest.raises(SourceError, match="after row 50000"):
+        replay_files([path], writer=ClickHouseWriter(module_client, database=db), batch_rows=4_999, workers=workers)
+    assert started == ([2] if workers == 2 else [])
+    assert multiprocessing.active_children() == []
+    stored = module_client.query(f"SELECT count(), uniqExact(event_id) FROM {db}.events").result_rows
+    assert stored == [(50_000, 50_000)]

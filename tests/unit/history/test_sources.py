@@ -19,6 +19,7 @@ from psmon.history.sources import (
     SourceError,
     _jsonl_blocks,
     _Lines,
+    read_message_blocks,
     read_messages,
     size_hint,
     streamed_digest,
@@ -26,6 +27,7 @@ from psmon.history.sources import (
 from psmon.schemas.dead_letter import letter_id
 from psmon.schemas.digest import payload_digest
 from psmon.schemas.validation import MAX_EVENT_BYTES, Invalid, ValidEvent, validate_event
+from tests.helpers import parquet_unreadable_after
 
 EVENT = {
     "event_id": "e-1",
@@ -205,6 +207,18 @@ def test_jsonl_read_by_blocks_gives_the_rows_of_a_line_by_line_reader() -> None:
         ]
         assert got == _rows_line_by_line(io.BytesIO(content), cap), (case, cap, block, content)
         assert sum(seen) == len(content), (case, cap, block, content)
+
+
+def test_rows_before_an_unreadable_part_of_a_parquet_file_are_read_then_the_error(tmp_path: Path) -> None:
+    """Blocks end where the file turns unreadable: every row before it is handed on (not only
+    whole blocks of them), then `SourceError` is raised."""
+    path = parquet_unreadable_after(tmp_path / "cut.parquet", readable_rows=50_000)
+    blocks: list[tuple[list[int], list[object]]] = []
+    with pytest.raises(SourceError, match="after row 50000"):
+        blocks.extend(read_message_blocks(path))  # keeps what came before the error
+    rows = [row for numbers, _ in blocks for row in numbers]
+    assert rows == list(range(1, 50_001))  # 50,000 is not a multiple of a block's 1,024 rows
+    assert orjson.loads(blocks[-1][1][-1])["event_id"] == "v-49999"
 
 
 def test_csv_field_over_the_size_limit_is_too_large_and_the_file_goes_on(tmp_path: Path) -> None:
