@@ -238,8 +238,8 @@ def _jsonl_blocks(
     `_Lines` read line by line (tests/unit/history/test_sources.py).
 
     Why not `_Lines` for every line: a `readline`, a `_Line` and a generator step per row were
-    a fifth of a one-process replay's reading thread (docs/performance.md, "Replay: less work
-    per row"). A block of held, non-blank lines without carriage returns, the usual one, is
+    a fifth of a one-process replay's reading thread (docs/performance.md, "Less work per row,
+    and a writer that holds the GIL less"). A block of held, non-blank lines without carriage returns, the usual one, is
     handed on as split. Memory stays bounded: at most `cap` + 1 bytes of an unfinished line are
     carried into the next block."""
     lines = _Lines(fh, cap)
