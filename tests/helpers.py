@@ -15,8 +15,8 @@ __all__ = [
     "RESOLVED_EVENT",
     "TOTAL_KEYS",
     "clickhouse_totals",
-    "parquet_unreadable_after",
     "metric_totals",
+    "parquet_unreadable_after",
     "rollup_totals",
 ]
 
