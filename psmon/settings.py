@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     dedup_max_ids: int = Field(
         1_000_000, ge=1000, description="bound on remembered event_ids per worker, all partitions (covers 24 h)"
     )
+    malloc_mmap_threshold_kib: int = Field(
+        128,
+        ge=0,
+        le=32 * 1024,
+        description="worker, sink and psmon up: glibc's fixed mmap threshold, so large buffers freed "
+        "go back to the system instead of fragmenting the heap; 0 = glibc's adjusting default",
+    )
     checkpoint_dir: Path | None = Field(
         None,
         description="stage 2's per-partition checkpoints (recovery replays only what follows them); "

@@ -44,6 +44,7 @@ from psmon.cli.options import (
 from psmon.errors import MetricsPortError, PsmonError
 from psmon.kafka import KafkaAuth
 from psmon.logs import configure_logging, mode_logging_config
+from psmon.malloc import fix_mmap_threshold
 from psmon.redact import redact_text
 from psmon.schemas.labels import text
 from psmon.settings import Settings
@@ -174,6 +175,7 @@ def worker(
     from psmon.streams.topics import ensure_topics
 
     s = settings(ctx, kafka_bootstrap=kafka, metrics_port=metrics_port, topic_partitions=partitions, app_id=app_id)
+    fix_mmap_threshold(s.malloc_mmap_threshold_kib)
     metrics = PipelineMetrics()
     _serve_metrics(s, metrics)  # local checks first, then Kafka
     ensure_topics(s)
@@ -207,6 +209,7 @@ def sink(
         data_dir=data_dir,
         topic_partitions=partitions,
     )
+    fix_mmap_threshold(s.malloc_mmap_threshold_kib)
     metrics = PipelineMetrics()
     _serve_metrics(s, metrics)  # local checks first, then Kafka
     ensure_embedded_free(s.resolved_clickhouse_dsn)  # else the worker fails opening it, in a traceback
@@ -411,6 +414,7 @@ def up(
         data_dir=data_dir,
     )
     configure_logging(s.log_level, fmt=s.log_format)  # run_up keeps the format for its log file
+    fix_mmap_threshold(s.malloc_mmap_threshold_kib)
     run_up(
         s,
         embedded_broker=kafka is None and "PSMON_KAFKA_BOOTSTRAP" not in os.environ,

@@ -9,10 +9,10 @@ the same source, a portal re-sending an event is a new message with another sour
 - same id, a source not seen yet: the portal sent the event again, a duplicate;
 - for dead letters (no trusted id), only the source matters: seen already or not.
 
-Storage, per *stream* (a partition of `psmon.valid` or of `psmon.dead-letter`, so a revoked
-partition's memory is dropped in O(1)), is one plain dict of ints in insertion order:
+What is remembered, per *stream* (a partition of `psmon.valid` or of `psmon.dead-letter`, so a
+revoked partition's memory is dropped in O(1)), in insertion order:
 - `id_key(event_id) -> packed source of its first copy`, for every remembered id;
-- `_SOURCE_TAG | packed source -> 0`, for the later copies (duplicates) and for dead letters.
+- `_SOURCE_TAG | packed source`, for the later copies (duplicates) and for dead letters.
 `id_key` is a 64-bit BLAKE2b digest of the id. It used to be `hash()` (SipHash under a
 per-process random key, ~0.05 µs, cached on the string), but the memory now outlives the process:
 a partition's stream is checkpointed with its offset (`checkpoint.py`) and restored by whichever
@@ -21,27 +21,39 @@ worker owns the partition next, so the key of an id must be the same in every pr
 stage 2's ~34 µs per record). It is unkeyed, so a sender could craft two ids of its own that
 collide (~2**32 tries) and lose the second of its own events; hitting somebody else's id is a
 second preimage, ~2**64 tries. Tagged source keys are ≥ 2**64, out of the digest's range, so the
-two kinds never collide; a checkpoint stores their low 64 bits and a tag flag.
+two kinds never collide; the arrays and a checkpoint store their low 64 bits apart from ids.
 
 Collisions: two ids colliding make the later one a "duplicate" (not counted). With `n` ids
 remembered, a new id collides with probability n / 2**64: 5.4e-14 at the default bound of
 1,000,000 ids per worker, i.e. about one miscounted event in 18 trillion; the chance of any
 collision at all among the 1,000,000 is n² / 2**65 ≈ 2.7e-8. Negligible next to everything else.
 
-Memory, measured with `tracemalloc` over 1,000,000 uuid-like ids: 109 bytes per remembered id (a
-dict slot and two int objects), against 236 when the memory kept the id string and a 3-tuple; and
-the bound `max_ids` is **one per worker** across all its partitions, not one per partition (so a
-worker holding 12 partitions needs ~110 MB at the default bound, not ~2.8 GB).
+Storage, in two tiers, because the memory is most of a busy worker's RSS. The newest keys sit in
+a plain dict (a dict slot and two int objects: ~140 bytes an id, measured with `tracemalloc`),
+and whenever the dict holds more than an eighth of the stream (and at least `_MIN_HOT` keys) it
+is merged into flat sorted arrays (`_Frozen`: `array('Q')` keys and first sources, `array('I')`
+insertion positions; 20 bytes an id, 12 a source key). A lookup misses the dict and bisects the
+arrays (~0.6 µs against ~0.2 µs for a dict alone; stage 2 spends ~10 µs a record). A merge
+sorts only the dict's keys and inserts them into the arrays with numpy, O(stream); one merge per
+eighth of the stream keeps it ~10 element copies per insert. So an id costs ~25-35 bytes, the
+bound `max_ids` is **one per worker** across all its partitions, not one per partition, and a
+worker at the default bound of 1,000,000 ids holds ~30 MB of them (it held ~250 MB of RSS as
+one dict: worker RSS grew 1.64x for 4x the events, docs/performance.md, "Worker RSS at 4x the
+events"). A hand-written structure rather than a library: the standard library and numpy have
+no sorted map of ints that is compact, ordered by insertion and evicted from its oldest end.
 
 Eviction, oldest first, in whole minutes of watermark time: each stream keeps a small queue of
 `[minute, keys inserted in it]`. A stream forgets the minutes older than the retention (24 h) on
 insert; when the worker's total exceeds `max_ids`, the oldest minute across streams goes first,
-in slices of 1/256 of the bound so the scan over streams is paid once per many inserts. Keys are
-removed from the front of a dict (its insertion order), never from the middle.
+in slices of 1/256 of the bound so the scan over streams is paid once per many inserts. Keys go
+from the oldest end only: the arrays' `start` position moves (O(1); the forgotten keys leave the
+arrays at the next merge, or at once when they are half of them), then the dict's first keys.
 """
 
 import hashlib
 import itertools
+from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -57,6 +69,8 @@ __all__ = ["PreparedStream", "RecentIds", "Seen", "StreamCopy", "StreamState", "
 _SOURCE_TAG: Final = 1 << 64
 #: Room for offsets below 2**44 (17 trillion messages per partition) and partitions above it.
 _OFFSET_BITS: Final = 44
+#: The newest keys stay in the dict until there are this many, or an eighth of the frozen keys.
+_MIN_HOT: Final = 2048
 
 
 class Seen(Enum):
@@ -78,6 +92,141 @@ def _pack(src: tuple[int, int]) -> int:
     return (src[0] << _OFFSET_BITS) | src[1]
 
 
+def _u64(values: npt.NDArray[np.uint64]) -> "array[int]":
+    out = array("Q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.uint64).data.cast("B"))
+    return out
+
+
+def _u32(values: npt.NDArray[np.integer]) -> "array[int]":
+    out = array("I")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.uint32).data.cast("B"))
+    return out
+
+
+class _Frozen:
+    """The older keys of a stream, sorted, in flat arrays: 20 bytes an id, 12 a source key.
+
+    `ids`/`id_values`/`id_pos`: an id's key, the packed source of its first copy, and its position
+    in the stream's insertion order; `sources`/`source_pos`: the low 64 bits of the tagged source
+    keys and their positions. Positions run 0..n-1 over both kinds; a key whose position is below
+    the stream's `start` has been forgotten (it stays in the arrays until the next merge)."""
+
+    __slots__ = ("id_pos", "id_values", "ids", "n", "source_pos", "sources")
+
+    def __init__(
+        self,
+        ids: "array[int] | None" = None,
+        id_values: "array[int] | None" = None,
+        id_pos: "array[int] | None" = None,
+        sources: "array[int] | None" = None,
+        source_pos: "array[int] | None" = None,
+    ) -> None:
+        self.ids = array("Q") if ids is None else ids
+        self.id_values = array("Q") if id_values is None else id_values
+        self.id_pos = array("I") if id_pos is None else id_pos
+        self.sources = array("Q") if sources is None else sources
+        self.source_pos = array("I") if source_pos is None else source_pos
+        self.n = len(self.ids) + len(self.sources)
+
+    def copy(self) -> "_Frozen":
+        return _Frozen(
+            array("Q", self.ids),
+            array("Q", self.id_values),
+            array("I", self.id_pos),
+            array("Q", self.sources),
+            array("I", self.source_pos),
+        )
+
+    def first_source(self, key: int, start: int) -> int | None:
+        """The packed first source of id `key`, if it is remembered here."""
+        ids = self.ids
+        i = bisect_left(ids, key)
+        if i < len(ids) and ids[i] == key and self.id_pos[i] >= start:
+            return self.id_values[i]
+        return None
+
+    def has_source(self, packed: int, start: int) -> bool:
+        sources = self.sources
+        i = bisect_left(sources, packed)
+        return i < len(sources) and sources[i] == packed and self.source_pos[i] >= start
+
+    def ordered(self, start: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
+        """Keys (low 64 bits), tags and values of the live keys, in insertion order."""
+        live = self.n - start
+        keys = np.zeros(live, dtype=np.uint64)
+        tagged = np.zeros(live, dtype=np.bool_)
+        values = np.zeros(live, dtype=np.uint64)
+        id_pos = np.frombuffer(self.id_pos, dtype=np.uint32).astype(np.int64) - start
+        kept = id_pos >= 0
+        keys[id_pos[kept]] = np.frombuffer(self.ids, dtype=np.uint64)[kept]
+        values[id_pos[kept]] = np.frombuffer(self.id_values, dtype=np.uint64)[kept]
+        source_pos = np.frombuffer(self.source_pos, dtype=np.uint32).astype(np.int64) - start
+        kept = source_pos >= 0
+        keys[source_pos[kept]] = np.frombuffer(self.sources, dtype=np.uint64)[kept]
+        tagged[source_pos[kept]] = True
+        return keys, tagged, values
+
+    @classmethod
+    def build(
+        cls, keys: npt.NDArray[np.uint64], tagged: npt.NDArray[np.bool_], values: npt.NDArray[np.uint64]
+    ) -> "_Frozen":
+        """Sorted arrays of keys given in insertion order. Raises ValueError for a key given twice."""
+        pos = np.arange(len(keys), dtype=np.uint32)
+        is_id = ~tagged
+        parts = []
+        for mask in (is_id, tagged):
+            k = keys[mask]
+            order = np.argsort(k, kind="stable")
+            k = k[order]
+            if len(k) > 1 and bool(np.any(k[1:] == k[:-1])):
+                raise ValueError("inconsistent stream state: a key is remembered twice")
+            parts.append((k, order, mask))
+        (ik, iorder, imask), (sk, sorder, smask) = parts
+        return cls(_u64(ik), _u64(values[imask][iorder]), _u32(pos[imask][iorder]), _u64(sk), _u32(pos[smask][sorder]))
+
+    def merged(self, start: int, hot: dict[int, int]) -> "_Frozen":
+        """The live keys of this and of `hot` (newer, none of them here), positions from 0.
+
+        Both parts stay sorted: the hot keys are sorted alone and inserted (O(n), no full sort)."""
+        id_pos = np.frombuffer(self.id_pos, dtype=np.uint32)
+        kept = id_pos >= start
+        ids = np.frombuffer(self.ids, dtype=np.uint64)[kept]
+        id_values = np.frombuffer(self.id_values, dtype=np.uint64)[kept]
+        id_pos = id_pos[kept] - np.uint32(start)
+        source_pos = np.frombuffer(self.source_pos, dtype=np.uint32)
+        kept = source_pos >= start
+        sources = np.frombuffer(self.sources, dtype=np.uint64)[kept]
+        source_pos = source_pos[kept] - np.uint32(start)
+        new_ids: list[int] = []
+        new_values: list[int] = []
+        new_id_pos: list[int] = []
+        new_sources: list[int] = []
+        new_source_pos: list[int] = []
+        for pos, (key, value) in enumerate(hot.items(), start=self.n - start):
+            if key > _LOW_64:
+                new_sources.append(key & _LOW_64)
+                new_source_pos.append(pos)
+            else:
+                new_ids.append(key)
+                new_values.append(value)
+                new_id_pos.append(pos)
+        k = np.array(new_ids, dtype=np.uint64)
+        order = np.argsort(k)
+        k = k[order]
+        at = np.searchsorted(ids, k)
+        ids = np.insert(ids, at, k)
+        id_values = np.insert(id_values, at, np.array(new_values, dtype=np.uint64)[order])
+        id_pos = np.insert(id_pos, at, np.array(new_id_pos, dtype=np.uint32)[order])
+        k = np.array(new_sources, dtype=np.uint64)
+        order = np.argsort(k)
+        k = k[order]
+        at = np.searchsorted(sources, k)
+        sources = np.insert(sources, at, k)
+        source_pos = np.insert(source_pos, at, np.array(new_source_pos, dtype=np.uint32)[order])
+        return _Frozen(_u64(ids), _u64(id_values), _u32(id_pos), _u64(sources), _u32(source_pos))
+
+
 @dataclass(frozen=True, slots=True)
 class StreamState:
     """A copy of one stream, as arrays: what a checkpoint stores and a restore rebuilds.
@@ -96,80 +245,120 @@ class StreamState:
         return self
 
     def prepare(self) -> "PreparedStream":
-        """The stream's dict and minute queue rebuilt from the arrays: the costly part of a
-        restore (~1 µs per key on the loaded 2-core machine: 2.8 s for 1 M keys), so it runs
-        on a thread, off the event loop (see `PreparedStream`).
+        """The stream's sorted arrays and minute queue rebuilt from these: a sort, ~0.1 s per
+        million keys, so it can run on a thread, off the event loop (see `PreparedStream`).
 
-        Only this state's arrays and new objects are touched, so any thread may call it.
-        Raises ValueError when the minute queue does not count the keys (a damaged file)."""
-        keys: list[int] = self.keys.tolist()
-        for i in np.flatnonzero(self.tagged).tolist():
-            keys[i] |= _SOURCE_TAG
-        ids = dict(zip(keys, self.values.tolist(), strict=True))
+        Only this state's arrays and new objects are touched, so any thread may call it. Raises
+        ValueError when the minute queue does not count the keys, or a key is given twice (a
+        damaged file)."""
         minutes = [[int(m), int(n)] for m, n in self.minutes.tolist()]
-        if sum(n for _, n in minutes) != len(ids):
+        if sum(n for _, n in minutes) != len(self.keys):
             raise ValueError("inconsistent stream state: minute queue does not count its keys")
-        return PreparedStream(ids, minutes)
+        return PreparedStream(_Frozen.build(self.keys, self.tagged, self.values), minutes)
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedStream:
-    """A checkpointed stream as the dict and queue `RecentIds` keeps, built off the event loop.
+    """A checkpointed stream as the arrays `RecentIds` keeps, built off the event loop.
 
-    Why: building the dict of 1 M keys from a checkpoint's arrays holds the GIL for ~1-3 s (one
-    Python int and one dict slot per key; there is no bulk constructor). A successor does it on
-    a thread while its consumer-group join is in flight (`rates_service.py`), so on the loop a
-    restore is a copy of a ready dict (`dict(d)` of a compact dict clones its table: ~5 ms per
-    125,000 keys). The copy keeps `RecentIds` the only owner of its dicts, whatever the caller
-    does with this object afterwards.
-    """
+    A restore copies them (memory copies, ~1 ms per million keys), which keeps `RecentIds` the
+    only owner of its arrays whatever the caller does with this object afterwards."""
 
-    keys: dict[int, int]
+    frozen: _Frozen
     minutes: list[list[int]]
 
+    def __len__(self) -> int:
+        return self.frozen.n
+
     def arrays(self) -> StreamState:
-        return StreamCopy(list(self.keys), list(self.keys.values()), [list(m) for m in self.minutes]).arrays()
+        return StreamCopy(self.frozen.copy(), 0, [], [], [list(m) for m in self.minutes]).arrays()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamCopy:
-    """Plain copies of a stream's dict and queue: cheap to take on the event loop (list copies in
-    C, so a checkpoint is a consistent cut); `arrays()` (a Python loop) may then run in a thread."""
+    """Copies of a stream's arrays, its newest keys and its queue: cheap to take on the event loop
+    (memory and list copies, so a checkpoint is a consistent cut); `arrays()`, which puts them
+    in insertion order, may then run in a thread."""
 
+    frozen: _Frozen
+    start: int
     keys: list[int]
     values: list[int]
     minutes: list[list[int]]
 
     def arrays(self) -> StreamState:
+        old_keys, old_tagged, old_values = self.frozen.ordered(self.start)
         keys = self.keys
         return StreamState(
-            keys=np.fromiter((k & _LOW_64 for k in keys), dtype=np.uint64, count=len(keys)),
-            tagged=np.fromiter((k > _LOW_64 for k in keys), dtype=np.bool_, count=len(keys)),
-            values=np.array(self.values, dtype=np.uint64),
+            keys=np.concatenate([old_keys, np.fromiter((k & _LOW_64 for k in keys), dtype=np.uint64, count=len(keys))]),
+            tagged=np.concatenate(
+                [old_tagged, np.fromiter((k > _LOW_64 for k in keys), dtype=np.bool_, count=len(keys))]
+            ),
+            values=np.concatenate([old_values, np.array(self.values, dtype=np.uint64)]),
             minutes=np.array(self.minutes, dtype=np.int64).reshape(-1, 2),
         )
 
 
 class _Stream:
-    """The remembered keys of one partition, oldest first, and how many arrived per minute."""
+    """The remembered keys of one partition, oldest first, and how many arrived per minute.
 
-    __slots__ = ("keys", "minutes")
+    The oldest keys are `frozen` (from position `start` on), the newest in the dict `hot`."""
 
-    def __init__(self) -> None:
-        self.keys: dict[int, int] = {}
+    __slots__ = ("frozen", "hot", "minutes", "start")
+
+    def __init__(self, frozen: _Frozen | None = None) -> None:
+        self.frozen = _Frozen() if frozen is None else frozen
+        self.start = 0
+        self.hot: dict[int, int] = {}
         self.minutes: deque[list[int]] = deque()  # [minute, number of keys inserted in it]
+
+    def __len__(self) -> int:
+        return self.frozen.n - self.start + len(self.hot)
+
+    def first_source(self, key: int) -> int | None:
+        first = self.hot.get(key)
+        if first is None and self.frozen.n > self.start:
+            return self.frozen.first_source(key, self.start)
+        return first
+
+    def has_source(self, packed: int) -> bool:
+        if (_SOURCE_TAG | packed) in self.hot:
+            return True
+        return self.frozen.n > self.start and self.frozen.has_source(packed, self.start)
+
+    def add(self, key: int, value: int) -> None:
+        hot = self.hot
+        hot[key] = value
+        if len(hot) > _MIN_HOT and len(hot) > (self.frozen.n - self.start) >> 3:
+            self.freeze()
+
+    def freeze(self) -> None:
+        """Move the dict's keys into the arrays, and drop the forgotten ones from them."""
+        self.frozen = self.frozen.merged(self.start, self.hot)
+        self.start = 0
+        self.hot = {}
 
     def forget_oldest(self, n: int) -> int:
         """Remove up to `n` keys of the oldest minute; returns how many went."""
         bucket = self.minutes[0]
         n = min(n, bucket[1])
-        keys = self.keys
-        for key in list(itertools.islice(keys, n)):
-            del keys[key]
+        old = min(n, self.frozen.n - self.start)
+        self.start += old
+        if n > old:
+            hot = self.hot
+            for key in list(itertools.islice(hot, n - old)):
+                del hot[key]
+        if self.start > _MIN_HOT and self.start > self.frozen.n // 2:
+            self.freeze()  # most of the arrays are forgotten: give their memory back
         bucket[1] -= n
         if bucket[1] == 0:
             self.minutes.popleft()
         return n
+
+    def copy(self) -> StreamCopy:
+        return StreamCopy(
+            self.frozen.copy(), self.start, list(self.hot), list(self.hot.values()), [list(m) for m in self.minutes]
+        )
 
 
 class RecentIds:
@@ -192,16 +381,15 @@ class RecentIds:
             st = self._streams[stream] = _Stream()
         packed = _pack(src)
         h = id_key(event_id)
-        first = st.keys.get(h)
+        first = st.first_source(h)
         if first is None:
             self._remember(st, h, packed, now_s)
             return Seen.NEW
         if first == packed:
             return Seen.REDELIVERY
-        key = _SOURCE_TAG | packed
-        if key in st.keys:
+        if st.has_source(packed):
             return Seen.REDELIVERY  # a redelivered copy of a duplicate
-        self._remember(st, key, 0, now_s)
+        self._remember(st, _SOURCE_TAG | packed, 0, now_s)
         return Seen.DUPLICATE
 
     def check_source(self, stream: Hashable, src: tuple[int, int], now_s: float) -> bool:
@@ -209,43 +397,41 @@ class RecentIds:
         st = self._streams.get(stream)
         if st is None:
             st = self._streams[stream] = _Stream()
-        key = _SOURCE_TAG | _pack(src)
-        if key in st.keys:
+        packed = _pack(src)
+        if st.has_source(packed):
             return False
-        self._remember(st, key, 0, now_s)
+        self._remember(st, _SOURCE_TAG | packed, 0, now_s)
         return True
 
     def drop(self, stream: Hashable) -> None:
         """Forget everything remembered for `stream` (its partition was revoked or is re-read)."""
         st = self._streams.pop(stream, None)
         if st is not None:
-            self._size -= len(st.keys)
+            self._size -= len(st)
 
     def copy_stream(self, stream: Hashable) -> StreamCopy:
         """A copy of `stream`'s keys, values and minute queue, for a checkpoint."""
         st = self._streams.get(stream)
-        if st is None:
-            return StreamCopy([], [], [])
-        return StreamCopy(list(st.keys), list(st.keys.values()), [list(m) for m in st.minutes])
+        return _Stream().copy() if st is None else st.copy()
 
     def restore(self, stream: Hashable, state: "PreparedStream | StreamState | StreamCopy") -> None:
         """Replace `stream` by a checkpointed copy; the worker's bound applies at once.
 
-        A `PreparedStream` (built on a thread) costs a dict copy here; arrays are prepared here,
-        on the caller's thread. Raises ValueError (nothing changed) for an inconsistent state."""
+        A `PreparedStream` (built on a thread) costs a copy of its arrays here; other states are
+        prepared here, on the caller's thread. Raises ValueError (nothing changed) for an
+        inconsistent state."""
         prepared = state if isinstance(state, PreparedStream) else state.arrays().prepare()
-        if sum(n for _, n in prepared.minutes) != len(prepared.keys):
+        if sum(n for _, n in prepared.minutes) != len(prepared):
             raise ValueError("inconsistent stream state: minute queue does not count its keys")
         self.drop(stream)
-        st = self._streams[stream] = _Stream()
-        st.keys = dict(prepared.keys)
+        st = self._streams[stream] = _Stream(prepared.frozen.copy())
         st.minutes = deque([m, n] for m, n in prepared.minutes)
-        self._size += len(st.keys)
+        self._size += len(st)
         if self._size > self._max_ids:
             self._shrink()
 
     def _remember(self, st: _Stream, key: int, value: int, now_s: float) -> None:
-        st.keys[key] = value
+        st.add(key, value)
         self._size += 1
         minute = int(now_s // 60)
         minutes = st.minutes
