@@ -45,8 +45,9 @@ for `ytd`) unless the checkpoints are kept (documented in docs/delivery.md).
 
 The service also runs stage 2's timers: gauges refresh every `rates_refresh_interval_s`, rate
 snapshots go to `psmon.rates` every `rates_snapshot_interval_s` (only for live provinces), and
-checkpoints are written every `checkpoint_interval_s`: the state is copied on the event loop
-(between batches, so it is a consistent cut), the file written in a thread.
+checkpoints are written every `checkpoint_interval_s`: a partition's state is copied on the event
+loop (between batches, so it is a consistent cut), its file written in a thread, one partition
+after the other.
 """
 
 import asyncio
@@ -286,25 +287,18 @@ class RatesService(Service):
     async def write_checkpoints(self) -> None:
         """Checkpoint every owned partition that moved since its last checkpoint.
 
-        The states are copied here, on the loop, with no await in between (a consistent cut per
-        partition: exactly the records below its next offset); the files are written in a thread.
+        Each partition's state is copied on the loop (`_cut`, a consistent cut of that partition:
+        exactly the records below its next offset), then written in a thread, before the next
+        partition is copied: one partition's copies are in memory at a time, not every
+        partition's (a worker's RSS peaked on them at every interval).
         """
         async with self._writing:
-            cut: list[tuple[TopicPartition, Checkpoint]] = []
-            for tp in sorted(self._owned):
-                offset = self._next_offset.get(tp, 0)
-                last = self._last.get(tp)
-                stale = tp in self._unverified or tp in self._positioning
-                if last is None or offset == self._checkpointed.get(tp) or stale:
-                    continue
-                state = (
-                    self.live.partition_state(tp.partition)
-                    if tp.topic == self.settings.topic_valid
-                    else self.live.letter_state(tp.partition)
-                )
-                cut.append((tp, Checkpoint(next_offset=offset, state=state, last_record=last)))
             loop = asyncio.get_running_loop()
-            for tp, checkpoint in cut:
+            for tp in sorted(self._owned):
+                checkpoint = self._cut(tp)
+                if checkpoint is None:
+                    continue
+                offset = checkpoint.next_offset
                 try:
                     size = await loop.run_in_executor(
                         None, self._store.write, tp.topic, tp.partition, self._partitions(tp), checkpoint
@@ -312,8 +306,25 @@ class RatesService(Service):
                 except OSError as exc:  # a full or missing volume costs recovery time, not correctness
                     log.error("checkpoint of %s[%d] not written: %s", tp.topic, tp.partition, exc)
                     continue
-                self._checkpointed[tp] = checkpoint.next_offset
-                log.debug("%s[%d] checkpointed at %d (%d bytes)", tp.topic, tp.partition, checkpoint.next_offset, size)
+                finally:
+                    del checkpoint  # the copies go before the next partition's are taken
+                self._checkpointed[tp] = offset
+                log.debug("%s[%d] checkpointed at %d (%d bytes)", tp.topic, tp.partition, offset, size)
+
+    def _cut(self, tp: TopicPartition) -> Checkpoint | None:
+        """A copy of `tp`'s state with its offset, or None: not owned any more (revoked while
+        another partition was written), unchanged since its checkpoint, or not verified yet."""
+        offset = self._next_offset.get(tp, 0)
+        last = self._last.get(tp)
+        stale = tp in self._unverified or tp in self._positioning
+        if tp not in self._owned or last is None or offset == self._checkpointed.get(tp) or stale:
+            return None
+        state = (
+            self.live.partition_state(tp.partition)
+            if tp.topic == self.settings.topic_valid
+            else self.live.letter_state(tp.partition)
+        )
+        return Checkpoint(next_offset=offset, state=state, last_record=last)
 
     @Service.task
     async def _consume(self) -> None:
