@@ -4,7 +4,12 @@ Stage 1 (`streams/validate_service.py`), stage 2 (`streams/rates_service.py`) an
 (`sinks/service.py`) each consume with aiokafka directly, in a group of their own, and commit
 offsets themselves (or never): the broker, the group and client id, auto-commit off,
 "earliest" for a new group, and the group-membership timings all come from the settings the
-same way; only the poll sizes and waits differ per caller.
+same way; only the poll sizes and waits differ per caller. A fetch is at most `FETCH_MAX_BYTES`
+(1 MiB, aiokafka's default is 50 MiB): the local broker filled a fetch to ~5 MiB per
+partition, so a worker reading 8 partitions of a long backlog held ~40 MiB of responses at a
+time and its RSS swung by tens of MiB as they came and went; at 1 MiB its RSS over a 2 M-event
+run grew smoothly with its state alone, at the same rate (docs/performance.md, "Worker RSS at
+4x the events").
 
 Authentication (`KafkaAuth`): psmon talks to Kafka through three client libraries (aiokafka for
 stages 1 to 3, Faust for the worker's runtime, kafka-python for the admin client, the simulator
@@ -103,6 +108,10 @@ class KafkaAuth:
 PLAINTEXT: Final = KafkaAuth()
 
 
+#: Bytes per fetch response (see the module docstring).
+FETCH_MAX_BYTES: Final = 1024 * 1024
+
+
 def group_consumer(settings: Settings, group: str, **overrides: Any) -> AIOKafkaConsumer:
     """An unstarted consumer in group `<app_id>-<group>` (also its client id), without
     auto-commit, starting a new group at the earliest offset; `overrides` are further
@@ -117,5 +126,5 @@ def group_consumer(settings: Settings, group: str, **overrides: Any) -> AIOKafka
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
         **KafkaAuth.from_settings(settings).aiokafka(),
-        **overrides,
+        **({"fetch_max_bytes": FETCH_MAX_BYTES} | overrides),
     )

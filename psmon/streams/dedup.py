@@ -105,14 +105,20 @@ def _u32(values: npt.NDArray[np.integer]) -> "array[int]":
 
 
 class _Frozen:
-    """The older keys of a stream, sorted, in flat arrays: 20 bytes an id, 12 a source key.
+    """The older keys of a stream, sorted, in flat arrays: 20 bytes an id, 12 a source key, and
+    a filter of 8-16 bits an id in front of them.
 
     `ids`/`id_values`/`id_pos`: an id's key, the packed source of its first copy, and its position
     in the stream's insertion order; `sources`/`source_pos`: the low 64 bits of the tagged source
     keys and their positions. Positions run 0..n-1 over both kinds; a key whose position is below
-    the stream's `start` has been forgotten (it stays in the arrays until the next merge)."""
+    the stream's `start` has been forgotten (it stays in the arrays until the next merge).
+    `filter` has bit `key & bits` set for every id: a new id, the common case, is told missing
+    there (~0.1 µs) without a bisect (~0.6 µs) at least 7 times in 8.
 
-    __slots__ = ("id_pos", "id_values", "ids", "n", "source_pos", "sources")
+    Never changed once built (a merge builds a new one): a copy for a checkpoint, or a restore
+    from a prepared stream, shares it instead of copying it."""
+
+    __slots__ = ("bits", "filter", "id_pos", "id_values", "ids", "n", "source_pos", "sources")
 
     def __init__(
         self,
@@ -128,18 +134,17 @@ class _Frozen:
         self.sources = array("Q") if sources is None else sources
         self.source_pos = array("I") if source_pos is None else source_pos
         self.n = len(self.ids) + len(self.sources)
-
-    def copy(self) -> "_Frozen":
-        return _Frozen(
-            array("Q", self.ids),
-            array("Q", self.id_values),
-            array("I", self.id_pos),
-            array("Q", self.sources),
-            array("I", self.source_pos),
-        )
+        nbits = 8 << max(len(self.ids) - 1, 1).bit_length()  # a power of two, 8-16 bits an id
+        self.bits = nbits - 1
+        present = np.zeros(nbits, dtype=np.bool_)
+        present[np.frombuffer(self.ids, dtype=np.uint64) & np.uint64(self.bits)] = True
+        self.filter = np.packbits(present, bitorder="little").tobytes()
 
     def first_source(self, key: int, start: int) -> int | None:
         """The packed first source of id `key`, if it is remembered here."""
+        bit = key & self.bits
+        if not self.filter[bit >> 3] >> (bit & 7) & 1:
+            return None
         ids = self.ids
         i = bisect_left(ids, key)
         if i < len(ids) and ids[i] == key and self.id_pos[i] >= start:
@@ -151,12 +156,15 @@ class _Frozen:
         i = bisect_left(sources, packed)
         return i < len(sources) and sources[i] == packed and self.source_pos[i] >= start
 
-    def ordered(self, start: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
-        """Keys (low 64 bits), tags and values of the live keys, in insertion order."""
+    def ordered(
+        self, start: int, extra: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
+        """Keys (low 64 bits), tags and values of the live keys in insertion order, in arrays
+        with `extra` more (zero) places at their end."""
         live = self.n - start
-        keys = np.zeros(live, dtype=np.uint64)
-        tagged = np.zeros(live, dtype=np.bool_)
-        values = np.zeros(live, dtype=np.uint64)
+        keys = np.zeros(live + extra, dtype=np.uint64)
+        tagged = np.zeros(live + extra, dtype=np.bool_)
+        values = np.zeros(live + extra, dtype=np.uint64)
         id_pos = np.frombuffer(self.id_pos, dtype=np.uint32).astype(np.int64) - start
         kept = id_pos >= 0
         keys[id_pos[kept]] = np.frombuffer(self.ids, dtype=np.uint64)[kept]
@@ -259,10 +267,8 @@ class StreamState:
 
 @dataclass(frozen=True, slots=True)
 class PreparedStream:
-    """A checkpointed stream as the arrays `RecentIds` keeps, built off the event loop.
-
-    A restore copies them (memory copies, ~1 ms per million keys), which keeps `RecentIds` the
-    only owner of its arrays whatever the caller does with this object afterwards."""
+    """A checkpointed stream as the arrays `RecentIds` keeps, built off the event loop: a sort,
+    then a restore on the loop is O(1). Restores may share it: nothing changes the arrays."""
 
     frozen: _Frozen
     minutes: list[list[int]]
@@ -271,14 +277,14 @@ class PreparedStream:
         return self.frozen.n
 
     def arrays(self) -> StreamState:
-        return StreamCopy(self.frozen.copy(), 0, [], [], [list(m) for m in self.minutes]).arrays()
+        return StreamCopy(self.frozen, 0, [], [], [list(m) for m in self.minutes]).arrays()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamCopy:
-    """Copies of a stream's arrays, its newest keys and its queue: cheap to take on the event loop
-    (memory and list copies, so a checkpoint is a consistent cut); `arrays()`, which puts them
-    in insertion order, may then run in a thread."""
+    """A stream's arrays (shared: they never change), copies of its newest keys and its queue:
+    cheap to take on the event loop (list copies, so a checkpoint is a consistent cut);
+    `arrays()`, which puts them in insertion order, may then run in a thread."""
 
     frozen: _Frozen
     start: int
@@ -287,16 +293,13 @@ class StreamCopy:
     minutes: list[list[int]]
 
     def arrays(self) -> StreamState:
-        old_keys, old_tagged, old_values = self.frozen.ordered(self.start)
-        keys = self.keys
-        return StreamState(
-            keys=np.concatenate([old_keys, np.fromiter((k & _LOW_64 for k in keys), dtype=np.uint64, count=len(keys))]),
-            tagged=np.concatenate(
-                [old_tagged, np.fromiter((k > _LOW_64 for k in keys), dtype=np.bool_, count=len(keys))]
-            ),
-            values=np.concatenate([old_values, np.array(self.values, dtype=np.uint64)]),
-            minutes=np.array(self.minutes, dtype=np.int64).reshape(-1, 2),
-        )
+        new = self.keys
+        keys, tagged, values = self.frozen.ordered(self.start, len(new))
+        old = len(keys) - len(new)
+        keys[old:] = np.fromiter((k & _LOW_64 for k in new), dtype=np.uint64, count=len(new))
+        tagged[old:] = np.fromiter((k > _LOW_64 for k in new), dtype=np.bool_, count=len(new))
+        values[old:] = np.array(self.values, dtype=np.uint64)
+        return StreamState(keys, tagged, values, np.array(self.minutes, dtype=np.int64).reshape(-1, 2))
 
 
 class _Stream:
@@ -357,7 +360,7 @@ class _Stream:
 
     def copy(self) -> StreamCopy:
         return StreamCopy(
-            self.frozen.copy(), self.start, list(self.hot), list(self.hot.values()), [list(m) for m in self.minutes]
+            self.frozen, self.start, list(self.hot), list(self.hot.values()), [list(m) for m in self.minutes]
         )
 
 
@@ -424,7 +427,7 @@ class RecentIds:
         if sum(n for _, n in prepared.minutes) != len(prepared):
             raise ValueError("inconsistent stream state: minute queue does not count its keys")
         self.drop(stream)
-        st = self._streams[stream] = _Stream(prepared.frozen.copy())
+        st = self._streams[stream] = _Stream(prepared.frozen)  # never changed: shared
         st.minutes = deque([m, n] for m, n in prepared.minutes)
         self._size += len(st)
         if self._size > self._max_ids:
