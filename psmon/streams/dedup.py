@@ -30,12 +30,12 @@ collision at all among the 1,000,000 is n² / 2**65 ≈ 2.7e-8. Negligible next 
 
 Storage, in two tiers, because the memory is most of a busy worker's RSS. The newest keys sit in
 a plain dict (a dict slot and two int objects: ~140 bytes an id, measured with `tracemalloc`),
-and whenever the dict holds more than an eighth of the stream (and at least `_MIN_HOT` keys) it
+and whenever the dict holds more than a 16th of the stream (and at least `_MIN_HOT` keys) it
 is merged into flat sorted arrays (`_Frozen`: `array('Q')` keys and first sources, `array('I')`
 insertion positions; 20 bytes an id, 12 a source key). A lookup misses the dict and bisects the
 arrays (~0.6 µs against ~0.2 µs for a dict alone; stage 2 spends ~10 µs a record). A merge
 sorts only the dict's keys and inserts them into the arrays with numpy, O(stream); one merge per
-eighth of the stream keeps it ~10 element copies per insert. So an id costs ~25-35 bytes, the
+16th of the stream keeps it ~20 element copies per insert. So an id costs ~25-35 bytes, the
 bound `max_ids` is **one per worker** across all its partitions, not one per partition, and a
 worker at the default bound of 1,000,000 ids holds ~30 MB of them (it held ~250 MB of RSS as
 one dict: worker RSS grew 1.64x for 4x the events, docs/performance.md, "Worker RSS at 4x the
@@ -69,7 +69,7 @@ __all__ = ["PreparedStream", "RecentIds", "Seen", "StreamCopy", "StreamState", "
 _SOURCE_TAG: Final = 1 << 64
 #: Room for offsets below 2**44 (17 trillion messages per partition) and partitions above it.
 _OFFSET_BITS: Final = 44
-#: The newest keys stay in the dict until there are this many, or an eighth of the frozen keys.
+#: The newest keys stay in the dict until there are this many, or a 16th of the frozen keys.
 _MIN_HOT: Final = 2048
 
 
@@ -196,16 +196,8 @@ class _Frozen:
     def merged(self, start: int, hot: dict[int, int]) -> "_Frozen":
         """The live keys of this and of `hot` (newer, none of them here), positions from 0.
 
-        Both parts stay sorted: the hot keys are sorted alone and inserted (O(n), no full sort)."""
-        id_pos = np.frombuffer(self.id_pos, dtype=np.uint32)
-        kept = id_pos >= start
-        ids = np.frombuffer(self.ids, dtype=np.uint64)[kept]
-        id_values = np.frombuffer(self.id_values, dtype=np.uint64)[kept]
-        id_pos = id_pos[kept] - np.uint32(start)
-        source_pos = np.frombuffer(self.source_pos, dtype=np.uint32)
-        kept = source_pos >= start
-        sources = np.frombuffer(self.sources, dtype=np.uint64)[kept]
-        source_pos = source_pos[kept] - np.uint32(start)
+        Both parts stay sorted: the hot keys are sorted alone and inserted (O(n), no full sort),
+        one column at a time, so a merge holds the old arrays and a column's copies, no more."""
         new_ids: list[int] = []
         new_values: list[int] = []
         new_id_pos: list[int] = []
@@ -219,20 +211,26 @@ class _Frozen:
                 new_ids.append(key)
                 new_values.append(value)
                 new_id_pos.append(pos)
-        k = np.array(new_ids, dtype=np.uint64)
-        order = np.argsort(k)
-        k = k[order]
-        at = np.searchsorted(ids, k)
-        ids = np.insert(ids, at, k)
-        id_values = np.insert(id_values, at, np.array(new_values, dtype=np.uint64)[order])
-        id_pos = np.insert(id_pos, at, np.array(new_id_pos, dtype=np.uint32)[order])
-        k = np.array(new_sources, dtype=np.uint64)
-        order = np.argsort(k)
-        k = k[order]
-        at = np.searchsorted(sources, k)
-        sources = np.insert(sources, at, k)
-        source_pos = np.insert(source_pos, at, np.array(new_source_pos, dtype=np.uint32)[order])
-        return _Frozen(_u64(ids), _u64(id_values), _u32(id_pos), _u64(sources), _u32(source_pos))
+        u64, u32, first = np.uint64, np.uint32, np.uint32(start)
+        kept = np.frombuffer(self.id_pos, dtype=u32) >= first
+        keys = np.array(new_ids, dtype=u64)
+        order = np.argsort(keys)
+        keys = keys[order]
+        at = np.searchsorted(np.frombuffer(self.ids, dtype=u64)[kept], keys)
+        ids = _u64(np.insert(np.frombuffer(self.ids, dtype=u64)[kept], at, keys))
+        values = np.array(new_values, dtype=u64)[order]
+        id_values = _u64(np.insert(np.frombuffer(self.id_values, dtype=u64)[kept], at, values))
+        positions = np.array(new_id_pos, dtype=u32)[order]
+        id_pos = _u32(np.insert(np.frombuffer(self.id_pos, dtype=u32)[kept] - first, at, positions))
+        kept = np.frombuffer(self.source_pos, dtype=u32) >= first
+        keys = np.array(new_sources, dtype=u64)
+        order = np.argsort(keys)
+        keys = keys[order]
+        at = np.searchsorted(np.frombuffer(self.sources, dtype=u64)[kept], keys)
+        sources = _u64(np.insert(np.frombuffer(self.sources, dtype=u64)[kept], at, keys))
+        positions = np.array(new_source_pos, dtype=u32)[order]
+        source_pos = _u32(np.insert(np.frombuffer(self.source_pos, dtype=u32)[kept] - first, at, positions))
+        return _Frozen(ids, id_values, id_pos, sources, source_pos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +330,7 @@ class _Stream:
     def add(self, key: int, value: int) -> None:
         hot = self.hot
         hot[key] = value
-        if len(hot) > _MIN_HOT and len(hot) > (self.frozen.n - self.start) >> 3:
+        if len(hot) > _MIN_HOT and len(hot) > (self.frozen.n - self.start) >> 4:
             self.freeze()
 
     def freeze(self) -> None:
