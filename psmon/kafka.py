@@ -33,7 +33,7 @@ from faust.types.auth import CredentialsT
 
 from psmon.settings import KafkaSaslMechanism, KafkaSecurityProtocol, Settings
 
-__all__ = ["PLAINTEXT", "KafkaAuth", "group_consumer"]
+__all__ = ["FETCH_MAX_BYTES", "PLAINTEXT", "KafkaAuth", "group_consumer"]
 
 
 @dataclass(frozen=True)

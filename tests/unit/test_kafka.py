@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from faust.auth import SASLCredentials
 from pydantic import ValidationError
 
-from psmon.kafka import PLAINTEXT, KafkaAuth, group_consumer
+from psmon.kafka import FETCH_MAX_BYTES, PLAINTEXT, KafkaAuth, group_consumer
 from psmon.settings import Settings
 from psmon.streams.app import create_app
 
@@ -78,3 +78,16 @@ def test_the_password_is_never_in_a_repr_or_the_settings_dump() -> None:
 def test_sasl_without_credentials_is_refused_naming_them() -> None:
     with pytest.raises(ValidationError, match="kafka_sasl_username and kafka_sasl_password"):
         Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="psmon")
+
+
+def test_group_consumers_fetch_at_most_a_mebibyte_unless_told_otherwise(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    default = asyncio.run(_unstarted(lambda: group_consumer(s, "rates")))
+    wider = asyncio.run(_unstarted(lambda: group_consumer(s, "rates", fetch_max_bytes=4 * FETCH_MAX_BYTES)))
+    assert default._fetch_max_bytes == FETCH_MAX_BYTES == 1024 * 1024
+    assert wider._fetch_max_bytes == 4 * FETCH_MAX_BYTES
+
+
+async def _unstarted(make: Callable[[], AIOKafkaConsumer]) -> AIOKafkaConsumer:
+    """A consumer built (never started) inside a loop, as aiokafka requires."""
+    return make()
