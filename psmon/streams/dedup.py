@@ -44,8 +44,8 @@ no sorted map of ints that is compact, ordered by insertion and evicted from its
 
 Eviction, oldest first, in whole minutes of watermark time: each stream keeps a small queue of
 `[minute, keys inserted in it]`. A stream forgets the minutes older than the retention (24 h) on
-insert; when the worker's total exceeds `max_ids`, the oldest minute across streams goes first,
-in slices of 1/256 of the bound so the scan over streams is paid once per many inserts. Keys go
+insert; when the worker's total exceeds `max_ids`, the oldest minute across streams goes first
+(from the largest stream among those as old), in slices of 1/256 of the bound so the scan over streams is paid once per many inserts. Keys go
 from the oldest end only: the arrays' `start` position moves (O(1); the forgotten keys leave the
 arrays at the next merge, or at once when they are half of them), then the dict's first keys.
 """
@@ -450,5 +450,7 @@ class RecentIds:
         """Forget the oldest keys across streams until `slack` below the bound."""
         target = self._max_ids - self._slack
         while self._size > target:
-            oldest = min((s for s in self._streams.values() if s.minutes), key=lambda s: s.minutes[0][0])
+            # the oldest minute first; among streams as old, the largest, so streams stay even
+            # and no one stream's merges grow (all keys can share a minute: a backlog read at once)
+            oldest = min((s for s in self._streams.values() if s.minutes), key=lambda s: (s.minutes[0][0], -len(s)))
             self._size -= oldest.forget_oldest(self._size - target)
