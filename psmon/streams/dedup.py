@@ -45,7 +45,8 @@ no sorted map of ints that is compact, ordered by insertion and evicted from its
 Eviction, oldest first, in whole minutes of watermark time: each stream keeps a small queue of
 `[minute, keys inserted in it]`. A stream forgets the minutes older than the retention (24 h) on
 insert; when the worker's total exceeds `max_ids`, the oldest minute across streams goes first
-(from the largest stream among those as old), in slices of 1/256 of the bound so the scan over streams is paid once per many inserts. Keys go
+(from the largest stream among those as old: streams stay even, and so do their merges), in
+slices of 1/256 of the bound so the scan over streams is paid once per many inserts. Keys go
 from the oldest end only: the arrays' `start` position moves (O(1); the forgotten keys leave the
 arrays at the next merge, or at once when they are half of them), then the dict's first keys.
 """
