@@ -10,6 +10,13 @@ same at both sizes: the worker's peak RSS grew 1.15-1.32x from 500,000 to 2,000,
 with glibc's default, and 1.05-1.13x with the threshold fixed at 128-256 KiB, where RSS peaks at
 start-up and then falls (docs/performance.md, "Worker RSS at 4x the events").
 
+It costs throughput: the worker ran at 40,300-40,900 events/s with the threshold at 128 KiB,
+44,900-45,300 with it at 0, and 44,600-45,700 before this module (`python -m benchmarks --only
+same_job,worker`, runs alternated; 512 KiB and a 16 MiB trim threshold did not change that);
+still 1.14-1.22x the same-job baseline. Without it, and with 1 MiB fetches (`kafka.py`), the cap-1,000
+pair grew 1.07x instead of 1.01x. Memory that stays flat for months is worth 10% here;
+`PSMON_MALLOC_MMAP_THRESHOLD_KIB=0` takes the speed back where memory is plentiful.
+
 `mallopt(M_MMAP_THRESHOLD, n)` fixes the threshold and turns the adjustment off (and with it the
 adjustment of the trim threshold). It is called in the process rather than set as
 `MALLOC_MMAP_THRESHOLD_` in the environment, so that every way of starting psmon (the CLI,
