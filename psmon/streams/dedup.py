@@ -105,6 +105,32 @@ def _u32(values: npt.NDArray[np.integer]) -> "array[int]":
     return out
 
 
+def _merge_kind(
+    start: int,
+    keys: "array[int]",
+    pos: "array[int]",
+    new_keys: list[int],
+    new_pos: list[int],
+    values: "array[int] | None" = None,
+    new_values: list[int] | None = None,
+) -> list["array[int]"]:
+    """Keys of one kind (ids or source keys) whose position is `start` or later, rebased to 0,
+    and the new ones, sorted by key: [keys, positions] and, given `values`, their values.
+    One column at a time, so only one column's copies are held besides the old arrays."""
+    u64, u32, first = np.uint64, np.uint32, np.uint32(start)
+    kept = np.frombuffer(pos, dtype=u32) >= first
+    k = np.array(new_keys, dtype=u64)
+    order = np.argsort(k)
+    k = k[order]
+    at = np.searchsorted(np.frombuffer(keys, dtype=u64)[kept], k)
+    merged = [_u64(np.insert(np.frombuffer(keys, dtype=u64)[kept], at, k))]
+    merged.append(_u32(np.insert(np.frombuffer(pos, dtype=u32)[kept] - first, at, np.array(new_pos, dtype=u32)[order])))
+    if values is not None:
+        new = np.array(new_values, dtype=u64)[order]
+        merged.append(_u64(np.insert(np.frombuffer(values, dtype=u64)[kept], at, new)))
+    return merged
+
+
 class _Frozen:
     """The older keys of a stream, sorted, in flat arrays: 20 bytes an id, 12 a source key, and
     a filter of 8-16 bits an id in front of them.
@@ -197,8 +223,7 @@ class _Frozen:
     def merged(self, start: int, hot: dict[int, int]) -> "_Frozen":
         """The live keys of this and of `hot` (newer, none of them here), positions from 0.
 
-        Both parts stay sorted: the hot keys are sorted alone and inserted (O(n), no full sort),
-        one column at a time, so a merge holds the old arrays and a column's copies, no more."""
+        Both parts stay sorted: the hot keys are sorted alone and inserted (O(n), no full sort)."""
         new_ids: list[int] = []
         new_values: list[int] = []
         new_id_pos: list[int] = []
@@ -212,25 +237,10 @@ class _Frozen:
                 new_ids.append(key)
                 new_values.append(value)
                 new_id_pos.append(pos)
-        u64, u32, first = np.uint64, np.uint32, np.uint32(start)
-        kept = np.frombuffer(self.id_pos, dtype=u32) >= first
-        keys = np.array(new_ids, dtype=u64)
-        order = np.argsort(keys)
-        keys = keys[order]
-        at = np.searchsorted(np.frombuffer(self.ids, dtype=u64)[kept], keys)
-        ids = _u64(np.insert(np.frombuffer(self.ids, dtype=u64)[kept], at, keys))
-        values = np.array(new_values, dtype=u64)[order]
-        id_values = _u64(np.insert(np.frombuffer(self.id_values, dtype=u64)[kept], at, values))
-        positions = np.array(new_id_pos, dtype=u32)[order]
-        id_pos = _u32(np.insert(np.frombuffer(self.id_pos, dtype=u32)[kept] - first, at, positions))
-        kept = np.frombuffer(self.source_pos, dtype=u32) >= first
-        keys = np.array(new_sources, dtype=u64)
-        order = np.argsort(keys)
-        keys = keys[order]
-        at = np.searchsorted(np.frombuffer(self.sources, dtype=u64)[kept], keys)
-        sources = _u64(np.insert(np.frombuffer(self.sources, dtype=u64)[kept], at, keys))
-        positions = np.array(new_source_pos, dtype=u32)[order]
-        source_pos = _u32(np.insert(np.frombuffer(self.source_pos, dtype=u32)[kept] - first, at, positions))
+        ids, id_pos, id_values = _merge_kind(
+            start, self.ids, self.id_pos, new_ids, new_id_pos, self.id_values, new_values
+        )
+        sources, source_pos = _merge_kind(start, self.sources, self.source_pos, new_sources, new_source_pos)
         return _Frozen(ids, id_values, id_pos, sources, source_pos)
 
 
