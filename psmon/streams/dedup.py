@@ -32,8 +32,10 @@ Storage, in two tiers, because the memory is most of a busy worker's RSS. The ne
 a plain dict (a dict slot and two int objects: ~140 bytes an id, measured with `tracemalloc`),
 and whenever the dict holds more than a 16th of the stream (and at least `_MIN_HOT` keys) it
 is merged into flat sorted arrays (`_Frozen`: `array('Q')` keys and first sources, `array('I')`
-insertion positions; 20 bytes an id, 12 a source key). A lookup misses the dict and bisects the
-arrays (~0.6 µs against ~0.2 µs for a dict alone; stage 2 spends ~10 µs a record). A merge
+insertion positions; 20 bytes an id, 12 a source key). A lookup that misses the dict asks a bit
+filter of the arrays' ids, and bisects them only when the filter cannot rule the id out. Measured
+over 1 M ids in 8 streams: a new id 1.9-2.1 µs against 1.3 as one dict (BLAKE2b included; stage 2
+spends ~10 µs a record), a repeated one 2.0 µs against 0.9-1.1. A merge
 sorts only the dict's keys and inserts them into the arrays with numpy, O(stream); one merge per
 16th of the stream keeps it ~20 element copies per insert. So an id costs ~25-35 bytes, the
 bound `max_ids` is **one per worker** across all its partitions, not one per partition, and a
