@@ -4,7 +4,6 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import certifi
 import pytest
@@ -24,9 +23,9 @@ SASL = {
 }
 
 
-async def _built(make: Callable[[], AIOKafkaConsumer]) -> Any:
-    """The client of a consumer built (never started) inside a loop, as aiokafka requires."""
-    return make()._client
+async def _built(make: Callable[[], AIOKafkaConsumer]) -> AIOKafkaConsumer:
+    """A consumer built (never started) inside a loop, as aiokafka requires."""
+    return make()
 
 
 def test_plaintext_is_the_default_and_adds_nothing_but_the_protocol() -> None:
@@ -48,7 +47,7 @@ def test_sasl_reaches_every_client_library(tmp_path: Path) -> None:
     assert auth.kafka_python() == expected
     assert auth.aiokafka() == expected
     # aiokafka checks the combination when a client is built (no broker needed for that)
-    client = asyncio.run(_built(lambda: group_consumer(s, "rates")))
+    client = asyncio.run(_built(lambda: group_consumer(s, "rates")))._client
     assert (client._sasl_mechanism, client._security_protocol) == ("SCRAM-SHA-256", "SASL_PLAINTEXT")
     # Faust (the worker's runtime) gets the same credentials as its broker_credentials
     app = create_app(s)
@@ -65,7 +64,7 @@ def test_sasl_over_tls_uses_the_ca_file_everywhere(tmp_path: Path) -> None:
     assert isinstance(auth.aiokafka()["ssl_context"], ssl.SSLContext)
     creds = auth.faust()
     assert isinstance(creds, SASLCredentials) and creds.protocol.value == "SASL_SSL"
-    client = asyncio.run(_built(lambda: AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", **auth.aiokafka())))
+    client = asyncio.run(_built(lambda: AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", **auth.aiokafka())))._client
     assert client._security_protocol == "SASL_SSL"  # a combination aiokafka accepts
 
 
@@ -82,12 +81,7 @@ def test_sasl_without_credentials_is_refused_naming_them() -> None:
 
 def test_group_consumers_fetch_at_most_a_mebibyte_unless_told_otherwise(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path)
-    default = asyncio.run(_unstarted(lambda: group_consumer(s, "rates")))
-    wider = asyncio.run(_unstarted(lambda: group_consumer(s, "rates", fetch_max_bytes=4 * FETCH_MAX_BYTES)))
+    default = asyncio.run(_built(lambda: group_consumer(s, "rates")))
+    wider = asyncio.run(_built(lambda: group_consumer(s, "rates", fetch_max_bytes=4 * FETCH_MAX_BYTES)))
     assert default._fetch_max_bytes == FETCH_MAX_BYTES == 1024 * 1024
     assert wider._fetch_max_bytes == 4 * FETCH_MAX_BYTES
-
-
-async def _unstarted(make: Callable[[], AIOKafkaConsumer]) -> AIOKafkaConsumer:
-    """A consumer built (never started) inside a loop, as aiokafka requires."""
-    return make()
