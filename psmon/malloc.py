@@ -17,6 +17,17 @@ still 1.14-1.22x the same-job baseline. Without it, and with 1 MiB fetches (`kaf
 pair grew 1.07x instead of 1.01x. Memory that stays flat for months is worth 10% here;
 `PSMON_MALLOC_MMAP_THRESHOLD_KIB=0` takes the speed back where memory is plentiful.
 
+Where the 10% goes: page faults. A freshly mapped block is faulted in page by page, and the
+worker maps and unmaps ~400 blocks a second between 128 KiB and ~1 MiB: fetch responses of up to
+1 MiB, and record batches of up to 512 KiB. Measured with `perf stat` on the worker for 12 s of
+a 1 M-event run:
+- at 128 KiB: 405 mmap/s, 50,000 page faults/s, 39,856 events/s;
+- at glibc's default: 2 mmap/s, 2,600 faults/s, 43,420 events/s;
+- at 2 MiB (with the trim threshold at 4 MiB): no mmaps, 1,500 faults/s, 43,427 events/s.
+2 MiB puts those buffers back on the heap, and so brings the growth back: the cap-1,000 pair
+grew 1.04x (122 against 117 MiB; 1.01x at 128 KiB in the same minutes), and the uncapped pair
+1.25x (166 against 132 MiB; 1.15-1.18x at 128 KiB). So 128 KiB stays.
+
 `mallopt(M_MMAP_THRESHOLD, n)` fixes the threshold and turns the adjustment off (and with it the
 adjustment of the trim threshold). It is called in the process rather than set as
 `MALLOC_MMAP_THRESHOLD_` in the environment, so that every way of starting psmon (the CLI,
