@@ -124,8 +124,10 @@ def _merge_kind(
     k = np.array(new_keys, dtype=u64)
     order = np.argsort(k)
     k = k[order]
-    at = np.searchsorted(np.frombuffer(keys, dtype=u64)[kept], k)
-    merged = [_u64(np.insert(np.frombuffer(keys, dtype=u64)[kept], at, k))]
+    live = np.frombuffer(keys, dtype=u64)[kept]
+    at = np.searchsorted(live, k)
+    merged = [_u64(np.insert(live, at, k))]
+    del live  # before the next column's copies
     merged.append(_u32(np.insert(np.frombuffer(pos, dtype=u32)[kept] - first, at, np.array(new_pos, dtype=u32)[order])))
     if values is not None:
         new = np.array(new_values, dtype=u64)[order]
